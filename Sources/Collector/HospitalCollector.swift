@@ -1,0 +1,124 @@
+import Foundation
+import Synchronization
+public import Logging
+public import LedgerCore
+
+/// A hospital's collector: registers its devices, then turns device events into signed
+/// transactions, sent through a durable ``Outbox`` to the node's HTTP API.
+public final class HospitalCollector: Sendable {
+    public struct Statistics: Sendable, Codable {
+        public var submitted = 0
+        public var committed = 0
+        public var rejected = 0
+        public var refused = 0
+    }
+
+    let identity: SigningIdentity
+    let network: Hash256
+    let client: NodeClient
+    let outbox: Outbox
+    let logger: Logger
+    let simulator: Mutex<DeviceSimulator>
+    let devices = Mutex<[(udi: String, attributes: DeviceAttributes)]>([])
+    let stats = Mutex(Statistics())
+
+    public init(hospital: String, identity: SigningIdentity, network: Hash256, client: NodeClient, outbox: Outbox, seed: UInt64, logger: Logger) {
+        self.identity = identity
+        self.network = network
+        self.client = client
+        self.outbox = outbox
+        self.logger = logger
+        simulator = Mutex(DeviceSimulator(hospital: hospital, seed: seed))
+    }
+
+    public var statistics: Statistics { stats.withLock { $0 } }
+
+    /// Sends what a previous run left in the outbox, registers `deviceCount` devices, then sends
+    /// one event every `interval` until cancelled or `until` passes.
+    public func run(deviceCount: Int, interval: Duration, until deadline: ContinuousClock.Instant? = nil, concurrency: Int = 16) async throws {
+        try await resendPending()
+        let now = Clock.nowMilliseconds()
+        let today = now / 86_400_000
+        let fresh = simulator.withLock { simulator in (0..<deviceCount).map { _ in simulator.newDevice(today: today) } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            for device in fresh {
+                if inFlight >= concurrency {
+                    try await group.next()
+                    inFlight -= 1
+                }
+                inFlight += 1
+                group.addTask {
+                    let action = DeviceAction.register(udi: device.udi, attributes: device.attributes)
+                    if try await self.send(action) {
+                        self.devices.withLock { $0.append((device.udi, device.attributes)) }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        logger.info("devices registered", metadata: ["count": "\(devices.withLock { $0.count })"])
+        while !Task.isCancelled {
+            if let deadline, ContinuousClock.now >= deadline { break }
+            try await Task.sleep(for: interval)
+            try await sendOneEvent()
+        }
+    }
+
+    func sendOneEvent() async throws {
+        let count = devices.withLock { $0.count }
+        guard count > 0 else { return }
+        let now = Clock.nowMilliseconds()
+        let (index, udi, event, changes) = simulator.withLock { simulator in
+            let index = Int(simulator.random.next() % UInt64(count))
+            let device = devices.withLock { $0[index] }
+            let (event, changes) = simulator.nextEvent(for: device.attributes, now: now, today: now / 86_400_000)
+            return (index, device.udi, event, changes)
+        }
+        if try await send(.update(udi: udi, event: event, changes: changes)) {
+            devices.withLock { $0[index].attributes = $0[index].attributes.merging(changes) }
+        }
+    }
+
+    /// Signs, stores in the outbox, submits and waits for the outcome. True when committed.
+    @discardableResult
+    public func send(_ action: DeviceAction) async throws -> Bool {
+        let (id, envelope) = identity.transaction(network: network, contract: "devices", action: action.name, arguments: action.arguments)
+        let bytes = envelope.encoded
+        try outbox.add(id: id, envelope: bytes)
+        return try await deliver(id: id, bytes: bytes)
+    }
+
+    func deliver(id: Hash256, bytes: [UInt8]) async throws -> Bool {
+        stats.withLock { $0.submitted += 1 }
+        let status: NodeClient.Status
+        do {
+            status = try await client.submit(bytes, wait: 30)
+        } catch let error as LedgerError where error.code == .duplicateTransaction {
+            status = try await client.status(id, wait: 30)
+        } catch let error as LedgerError where error.code != .io && error.code != .overloaded {
+            // Refused at admission: final, nothing was ordered.
+            stats.withLock { $0.refused += 1 }
+            try outbox.complete(id: id, status: "refused", code: error.code.rawValue, height: nil)
+            logger.warning("transaction refused", metadata: ["code": "\(error.code)", "message": "\(error.message)"])
+            return false
+        }
+        guard status.isFinal else { return false }  // stays in the outbox; resent on the next start
+        try outbox.complete(id: id, status: status.status, code: status.code, height: status.height)
+        if status.status == "committed" {
+            stats.withLock { $0.committed += 1 }
+            return true
+        }
+        stats.withLock { $0.rejected += 1 }
+        logger.warning("transaction rejected", metadata: ["code": "\(status.code ?? "")"])
+        return false
+    }
+
+    func resendPending() async throws {
+        let pending = try outbox.pending()
+        if !pending.isEmpty { logger.info("resending outbox", metadata: ["count": "\(pending.count)"]) }
+        for entry in pending {
+            _ = try await deliver(id: entry.id, bytes: entry.envelope)
+        }
+    }
+}

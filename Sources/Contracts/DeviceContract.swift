@@ -1,0 +1,135 @@
+public import LedgerCore
+
+/// The device registry: register, update (event-driven), transfer between hospitals (offer by the
+/// owner, acceptance by the receiver: both sides sign), decommission.
+///
+/// Only members of the owning hospital write its devices (admins and collectors), and a device key
+/// writes only its own record. Every change bumps ``DeviceRecord/version``; the store keeps each
+/// version with the transaction, identity, block and time that produced it.
+public struct DeviceContract: Contract {
+    public static let name = "devices"
+    public var name: String { Self.name }
+
+    static let writers: Set<Role> = [.admin, .collector]
+
+    public init() {}
+
+    public func execute(_ context: inout TransactionContext) throws(LedgerError) {
+        let action = try DeviceAction(action: context.payload.action, arguments: context.payload.arguments)
+        let creator = try context.require(role: Self.writers.union([.device]), action: "write device records")
+        switch action {
+        case .register(let udi, let attributes):
+            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot register devices") }
+            try UDI.validate(udi)
+            guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
+                throw LedgerError(.forbidden, "only hospitals register devices; \(creator.organization) is not a hospital")
+            }
+            guard try context.get(StateKey.device(udi)) == nil else {
+                throw LedgerError(.deviceExists, "device \(udi) is already registered")
+            }
+            try attributes.validate()
+            let missing = attributes.missingRequired
+            guard missing.isEmpty else {
+                throw LedgerError(.missingField, "registration is missing \(missing.joined(separator: ", "))")
+            }
+            var initial = attributes
+            if initial.active == nil { initial.active = true }
+            let record = DeviceRecord(udi: udi, owner: creator.organization, status: .active, attributes: initial, version: 1,
+                                      registeredAt: context.blockTime, updatedAt: context.blockTime, lastEvent: "register",
+                                      pendingTransferTo: nil)
+            context.put(StateKey.device(udi), record)
+
+        case .update(let udi, let event, let changes):
+            var record = try ownedRecord(udi, creator: creator, context)
+            guard Self.isValidEvent(event) else {
+                throw LedgerError(.invalidArgument, "event must be 1...64 of a-z and _, got \"\(event.prefix(64))\"")
+            }
+            guard !changes.isEmpty else { throw LedgerError(.missingField, "an update must change at least one field") }
+            try changes.validate()
+            record.attributes = record.attributes.merging(changes)
+            try commit(&record, event: event, &context)
+
+        case .transfer(let udi, let to):
+            var record = try ownedRecord(udi, creator: creator, context)
+            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot transfer itself") }
+            guard to != record.owner else { throw LedgerError(.invalidArgument, "device \(udi) already belongs to \(to)") }
+            guard let target = try context.organization(to), target.active else {
+                throw LedgerError(.unknownOrganization, "no active organisation \(to)")
+            }
+            guard target.kind == .hospital else { throw LedgerError(.invalidArgument, "devices transfer only to hospitals; \(to) is a \(target.kind.rawValue)") }
+            record.pendingTransferTo = to
+            try commit(&record, event: "transfer_offer", &context)
+
+        case .acceptTransfer(let udi):
+            guard var record = try context.get(DeviceRecord.self, StateKey.device(udi)) else {
+                throw LedgerError(.unknownDevice, "no device \(udi)")
+            }
+            guard record.status == .active else { throw LedgerError(.deviceDecommissioned, "device \(udi) is decommissioned") }
+            guard Self.writers.contains(creator.role), record.pendingTransferTo == creator.organization else {
+                throw LedgerError(.forbidden, "no transfer of \(udi) to \(creator.organization) is pending")
+            }
+            record.owner = creator.organization
+            record.pendingTransferTo = nil
+            try commit(&record, event: "transfer", &context)
+
+        case .decommission(let udi, let reason):
+            var record = try ownedRecord(udi, creator: creator, context)
+            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot decommission itself") }
+            guard !reason.isEmpty else { throw LedgerError(.missingField, "decommissioning needs a reason") }
+            record.status = .decommissioned
+            record.attributes.active = false
+            record.pendingTransferTo = nil
+            try commit(&record, event: "decommission", &context)
+        }
+    }
+
+    public func preflight(_ payload: TransactionPayload, creator: Member) throws(LedgerError) {
+        let action = try DeviceAction(action: payload.action, arguments: payload.arguments)
+        guard Self.writers.union([.device]).contains(creator.role) else {
+            throw LedgerError(.forbidden, "role \(creator.role.rawValue) may not write device records")
+        }
+        switch action {
+        case .register(let udi, let attributes):
+            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot register devices") }
+            try UDI.validate(udi)
+            try attributes.validate()
+            let missing = attributes.missingRequired
+            guard missing.isEmpty else { throw LedgerError(.missingField, "registration is missing \(missing.joined(separator: ", "))") }
+        case .update(let udi, let event, let changes):
+            if creator.role == .device, creator.deviceUDI != udi {
+                throw LedgerError(.forbidden, "a device key may only update its own device")
+            }
+            guard Self.isValidEvent(event) else { throw LedgerError(.invalidArgument, "event must be 1...64 of a-z and _") }
+            guard !changes.isEmpty else { throw LedgerError(.missingField, "an update must change at least one field") }
+            try changes.validate()
+        case .transfer, .acceptTransfer, .decommission:
+            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot \(action.name) devices") }
+        }
+    }
+
+    /// The record, if it exists, is active, and `creator` may write it.
+    func ownedRecord(_ udi: String, creator: Member, _ context: TransactionContext) throws(LedgerError) -> DeviceRecord {
+        guard let record = try context.get(DeviceRecord.self, StateKey.device(udi)) else {
+            throw LedgerError(.unknownDevice, "no device \(udi); register it first")
+        }
+        guard record.status == .active else { throw LedgerError(.deviceDecommissioned, "device \(udi) is decommissioned") }
+        guard record.owner == creator.organization else {
+            throw LedgerError(.forbidden, "device \(udi) belongs to \(record.owner); \(creator.organization) may not write it")
+        }
+        if creator.role == .device, creator.deviceUDI != udi {
+            throw LedgerError(.forbidden, "a device key may only update its own device")
+        }
+        return record
+    }
+
+    func commit(_ record: inout DeviceRecord, event: String, _ context: inout TransactionContext) throws(LedgerError) {
+        record.version += 1
+        record.updatedAt = context.blockTime
+        record.lastEvent = event
+        context.put(StateKey.device(record.udi), record)
+    }
+
+    static func isValidEvent(_ event: String) -> Bool {
+        !event.isEmpty && event.utf8.count <= 64 && event.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || $0 == 95 }
+    }
+}

@@ -1,0 +1,58 @@
+public import LedgerCore
+
+/// Read access to committed ledger state, as contracts and the executor need it.
+///
+/// The node serves it from SQLite; `medledger verify` from an in-memory replay. Implementations
+/// must return committed values only.
+public protocol LedgerView {
+    func value(forKey key: String) throws(LedgerError) -> [UInt8]?
+    func containsTransaction(_ id: Hash256) throws(LedgerError) -> Bool
+}
+
+/// Ledger state keys. Keys are UTF-8 strings; the prefix names the kind of value.
+public enum StateKey {
+    public static let config = "cfg"
+    public static let organizationIndex = "orgs"
+    public static let networkName = "net"
+    public static func organization(_ id: String) -> String { "org/" + id }
+    public static func member(_ fingerprint: Hash256) -> String { "mem/" + fingerprint.hex }
+    public static func proposal(_ id: Hash256) -> String { "prop/" + id.hex }
+    public static func device(_ udi: String) -> String { DeviceRecord.key(udi) }
+}
+
+/// The writes of one transaction or block: key → new value, `nil` meaning deleted.
+public struct WriteSet: Sendable, Hashable {
+    public private(set) var entries: [String: [UInt8]?] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool { entries.isEmpty }
+
+    public mutating func set(_ key: String, _ value: [UInt8]?) { entries[key] = .some(value) }
+
+    public func lookup(_ key: String) -> [UInt8]?? { entries[key] }
+
+    public mutating func merge(_ other: WriteSet) {
+        for (key, value) in other.entries { entries[key] = .some(value) }
+    }
+
+    /// Entries sorted by key (byte order): the only order in which a write set is ever observed.
+    public var sorted: [(key: String, value: [UInt8]?)] {
+        entries.map { ($0.key, $0.value) }.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+    }
+
+    /// `u32 count ‖ (string key ‖ u8 present ‖ [bytes value])*` in key order.
+    public var encoded: [UInt8] {
+        var writer = BinaryWriter()
+        let sorted = sorted
+        writer.write(UInt32(sorted.count))
+        for entry in sorted {
+            writer.write(entry.key)
+            writer.write(entry.value != nil)
+            if let value = entry.value { writer.writeBytes(value) }
+        }
+        return writer.bytes
+    }
+
+    public var hash: Hash256 { Hash256.of(encoded) }
+}

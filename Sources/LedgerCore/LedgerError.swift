@@ -1,0 +1,87 @@
+/// An error with a stable machine-readable ``Code``, a human message and the place it was raised.
+///
+/// Expected refusals (a bad signature, an unknown device) are values of this type; the code is what
+/// clients match on, the message tells a person what was wrong and what to do.
+public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A stable error code. New codes may be added; existing ones never change meaning.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible, Comparable {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+        public static func < (lhs: Code, rhs: Code) -> Bool { lhs.rawValue < rhs.rawValue }
+
+        public static let malformedEncoding = Code(rawValue: "malformed_encoding")
+        public static let badSignature = Code(rawValue: "bad_signature")
+        public static let unknownMember = Code(rawValue: "unknown_member")
+        public static let unknownOrganization = Code(rawValue: "unknown_organization")
+        public static let certificateExpired = Code(rawValue: "certificate_expired")
+        public static let certificateRevoked = Code(rawValue: "certificate_revoked")
+        public static let invalidCertificate = Code(rawValue: "invalid_certificate")
+        public static let forbidden = Code(rawValue: "forbidden")
+        public static let payloadTooLarge = Code(rawValue: "payload_too_large")
+        public static let duplicateTransaction = Code(rawValue: "duplicate_transaction")
+        public static let timestampSkew = Code(rawValue: "timestamp_skew")
+        public static let wrongNetwork = Code(rawValue: "wrong_network")
+        public static let invalidUDI = Code(rawValue: "invalid_udi")
+        public static let unknownDevice = Code(rawValue: "unknown_device")
+        public static let deviceExists = Code(rawValue: "device_exists")
+        public static let deviceDecommissioned = Code(rawValue: "device_decommissioned")
+        public static let missingField = Code(rawValue: "missing_field")
+        public static let invalidArgument = Code(rawValue: "invalid_argument")
+        public static let unknownAction = Code(rawValue: "unknown_action")
+        public static let unknownProposal = Code(rawValue: "unknown_proposal")
+        public static let proposalClosed = Code(rawValue: "proposal_closed")
+        public static let alreadyApproved = Code(rawValue: "already_approved")
+        public static let notFound = Code(rawValue: "not_found")
+        public static let overloaded = Code(rawValue: "overloaded")
+        public static let verificationFailed = Code(rawValue: "verification_failed")
+        public static let storage = Code(rawValue: "storage_error")
+        public static let invalidConfiguration = Code(rawValue: "invalid_configuration")
+        public static let io = Code(rawValue: "io_error")
+        public static let `internal` = Code(rawValue: "internal_error")
+
+        /// The numeric status stored on the ledger for a transaction refused during execution.
+        /// `0` means success. Numbers are part of the on-ledger format and never reused.
+        public var ledgerStatus: UInt16 {
+            Code.statusTable.firstIndex(of: self).map { UInt16($0 + 1) } ?? UInt16(Code.statusTable.count + 1)
+        }
+
+        /// The code for a stored ledger status (inverse of ``ledgerStatus``).
+        public init(ledgerStatus: UInt16) {
+            let index = Int(ledgerStatus) - 1
+            self = index >= 0 && index < Code.statusTable.count ? Code.statusTable[index] : .internal
+        }
+
+        // Append only: the position is the on-ledger status number.
+        static let statusTable: [Code] = [
+            .malformedEncoding, .badSignature, .unknownMember, .unknownOrganization, .certificateExpired,
+            .certificateRevoked, .invalidCertificate, .forbidden, .payloadTooLarge, .duplicateTransaction,
+            .timestampSkew, .wrongNetwork, .invalidUDI, .unknownDevice, .deviceExists,
+            .deviceDecommissioned, .missingField, .invalidArgument, .unknownAction, .unknownProposal,
+            .proposalClosed, .alreadyApproved, .internal,
+        ]
+    }
+
+    public var code: Code
+    public var message: String
+    public var file: String
+    public var line: Int
+
+    public init(_ code: Code, _ message: String, file: String = #fileID, line: Int = #line) {
+        self.code = code
+        self.message = message
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    public static func == (lhs: LedgerError, rhs: LedgerError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+    }
+}

@@ -1,0 +1,101 @@
+import GRDB
+
+/// Append-only migrations. They use SQL only, never app types, so old databases always migrate.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE blocks (
+                    height INTEGER PRIMARY KEY,
+                    hash BLOB NOT NULL UNIQUE,
+                    header BLOB NOT NULL,
+                    signature BLOB NOT NULL,
+                    tx_count INTEGER NOT NULL,
+                    log_size INTEGER NOT NULL,
+                    timestamp INTEGER NOT NULL
+                );
+                CREATE INDEX blocks_log_size ON blocks(log_size);
+                -- seq is the transaction's index in the global Merkle log.
+                CREATE TABLE transactions (
+                    seq INTEGER PRIMARY KEY,
+                    tx_id BLOB NOT NULL UNIQUE,
+                    height INTEGER NOT NULL,
+                    idx INTEGER NOT NULL,
+                    envelope BLOB NOT NULL,
+                    status INTEGER NOT NULL,
+                    write_set_hash BLOB NOT NULL,
+                    creator BLOB NOT NULL,
+                    contract TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    timestamp INTEGER NOT NULL
+                );
+                CREATE INDEX transactions_height ON transactions(height, idx);
+                CREATE TABLE state (
+                    key TEXT PRIMARY KEY,
+                    value BLOB NOT NULL,
+                    seq INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                -- Every version of every key: value NULL means deleted.
+                CREATE TABLE history (
+                    key TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    value BLOB,
+                    PRIMARY KEY (key, seq)
+                ) WITHOUT ROWID;
+                -- Perfect subtrees of the global log: node (level, idx) covers leaves idx·2^level ..< (idx+1)·2^level.
+                CREATE TABLE merkle (
+                    level INTEGER NOT NULL,
+                    idx INTEGER NOT NULL,
+                    hash BLOB NOT NULL,
+                    PRIMARY KEY (level, idx)
+                ) WITHOUT ROWID;
+                -- Typed projection of device state for queries; rebuilt from state if lost.
+                CREATE TABLE devices (
+                    udi TEXT PRIMARY KEY,
+                    owner TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    manufacturer TEXT,
+                    model TEXT,
+                    firmware_version TEXT,
+                    device_type TEXT,
+                    category TEXT,
+                    speciality TEXT,
+                    location TEXT,
+                    production_date INTEGER,
+                    last_service_date INTEGER,
+                    warranty_expiry INTEGER,
+                    usage_hours INTEGER,
+                    battery_level INTEGER,
+                    sync_frequency_seconds INTEGER,
+                    last_sync INTEGER,
+                    active INTEGER,
+                    version INTEGER NOT NULL,
+                    registered_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX devices_owner ON devices(owner);
+                CREATE INDEX devices_type ON devices(device_type, manufacturer);
+                CREATE INDEX devices_updated ON devices(updated_at);
+                -- Signed checkpoints: (height, block hash, state root, log root) by a node.
+                CREATE TABLE checkpoints (
+                    height INTEGER NOT NULL,
+                    signer BLOB NOT NULL,
+                    body BLOB NOT NULL,
+                    signature BLOB NOT NULL,
+                    PRIMARY KEY (height, signer)
+                );
+                -- Local audit of refused submissions (never on the ledger: refusals are not ordered).
+                CREATE TABLE refusals (
+                    id INTEGER PRIMARY KEY,
+                    time INTEGER NOT NULL,
+                    tx_id BLOB,
+                    creator BLOB,
+                    code TEXT NOT NULL,
+                    message TEXT NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}

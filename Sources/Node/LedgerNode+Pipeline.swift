@@ -1,0 +1,198 @@
+import Crypto
+import Foundation
+import Synchronization
+import Logging
+public import LedgerCore
+import Contracts
+import LedgerStore
+import Ordering
+
+extension LedgerNode {
+    // MARK: Admission
+
+    /// Admits a transaction for ordering and returns its id at once.
+    ///
+    /// Checks, in order: size, encoding, network, creator (registered, organisation active, not
+    /// revoked, certificate valid now), timestamp skew, signature, replay, and the contract's
+    /// stateless preflight. Every refusal throws a ``LedgerError`` with its code, is counted, and
+    /// is written to the node's audit table; nothing is ordered. Safe to call concurrently.
+    @discardableResult
+    public func submit(_ bytes: [UInt8]) throws(LedgerError) -> Hash256 {
+        do {
+            return try admit(bytes)
+        } catch {
+            refuse(error, bytes: bytes)
+            throw error
+        }
+    }
+
+    private func admit(_ bytes: [UInt8]) throws(LedgerError) -> Hash256 {
+        let (config, pendingCount) = chain.withLock { ($0.config, $0.pending.count) }
+        guard bytes.count <= Int(config.maxTransactionBytes) else {
+            throw LedgerError(.payloadTooLarge, "transaction is \(bytes.count) bytes; the limit is \(config.maxTransactionBytes)")
+        }
+        guard pendingCount < Self.maxPending else {
+            throw LedgerError(.overloaded, "\(pendingCount) transactions are waiting to be ordered; retry later")
+        }
+        let envelope = try Envelope(decoding: bytes)
+        let payload = try envelope.payload()
+        guard payload.network == network else {
+            throw LedgerError(.wrongNetwork, "transaction is for network \(payload.network.hex.prefix(16))…, this node serves \(network.hex.prefix(16))…")
+        }
+        guard let cached = chain.withLock({ $0.members[payload.creator] }) else {
+            throw LedgerError(.unknownMember, "creator certificate \(payload.creator.hex.prefix(16))… is not a registered member of this network")
+        }
+        let member = cached.member
+        guard cached.organizationActive else {
+            throw LedgerError(.unknownOrganization, "organisation \(member.organization) is not an active member")
+        }
+        if member.revokedAt != nil { throw LedgerError(.certificateRevoked, "creator certificate has been revoked") }
+        let now = Clock.nowMilliseconds()
+        guard member.certificate.notBefore <= now, now <= member.certificate.notAfter else {
+            throw LedgerError(.certificateExpired, "creator certificate is not valid now")
+        }
+        let (difference, overflow) = payload.timestamp.subtractingReportingOverflow(now)
+        guard !overflow, difference.magnitude <= config.clockSkewMilliseconds else {
+            throw LedgerError(.timestampSkew, "transaction time is more than \(config.clockSkewMilliseconds / 1000) s from this node's clock; check the client's clock")
+        }
+        guard SignatureCheck.isValid(signature: envelope.signature, message: envelope.payloadBytes, publicKey: cached.key) else {
+            throw LedgerError(.badSignature, "signature does not verify against the creator's certificate")
+        }
+        guard let contract = executor.contract(named: payload.contract) else {
+            throw LedgerError(.unknownAction, "no contract named \(payload.contract)")
+        }
+        try contract.preflight(payload, creator: member)
+        let id = envelope.id
+        let known: Bool
+        do { known = try store.containsTransaction(id) } catch { throw LedgerError(.storage, "replay check failed") }
+        if known { throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already on the ledger") }
+        let inserted = chain.withLock { state -> Bool in
+            guard state.pending[id] == nil else { return false }
+            state.pending[id] = Date().timeIntervalSince1970
+            return true
+        }
+        guard inserted else { throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already pending") }
+        orderer.submit(PreparedTransaction(envelope: envelope, bytes: bytes, payload: payload, signatureVerified: true))
+        return id
+    }
+
+    func refuse(_ error: LedgerError, bytes: [UInt8]) {
+        metrics.refused(code: error.code.rawValue)
+        let envelope = try? Envelope(decoding: bytes)
+        let refusal = Refusal(time: Clock.nowMilliseconds(), transactionID: envelope?.id,
+                              creator: (try? envelope?.payload())??.creator, code: error.code, message: error.message)
+        let schedule = chain.withLock { state -> Bool in
+            if state.refusals.count < 10_000 { state.refusals.append(refusal) }
+            defer { state.refusalFlushScheduled = true }
+            return !state.refusalFlushScheduled
+        }
+        logger.debug("refused submission", metadata: ["code": "\(error.code)"])
+        if schedule {
+            // Refusals normally ride along with the next block; when the ledger is idle they are
+            // flushed on their own shortly after.
+            Task {
+                try? await Task.sleep(for: .milliseconds(500))
+                let refusals = self.chain.withLock { state -> [Refusal] in
+                    defer {
+                        state.refusals = []
+                        state.refusalFlushScheduled = false
+                    }
+                    return state.refusals
+                }
+                do { try self.store.record(refusals: refusals) } catch {
+                    self.logger.error("cannot record refusals", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    // MARK: Ordering → execution → commit
+
+    /// Consumes ordered batches until the orderer finishes. Returns after the last block commits.
+    /// Throws if a block cannot be committed: the node must stop rather than diverge.
+    public func run() async throws {
+        for await batch in orderer.batches {
+            try commitBlock(batch)
+        }
+        logger.info("node stopped", metadata: ["height": "\(tip.height)"])
+    }
+
+    /// Stops admitting, cuts what is pending, and lets ``run()`` finish.
+    public func shutdown() {
+        orderer.finish()
+    }
+
+    func commitBlock(_ batch: [PreparedTransaction]) throws {
+        let (previous, frontier, refusals) = chain.withLock { state -> (BlockHeader, MerkleFrontier, [Refusal]) in
+            defer { state.refusals = [] }
+            return (state.tip, state.frontier, state.refusals)
+        }
+        let blockTime = max(Clock.nowMilliseconds(), previous.timestamp)
+        let assembled = try store.withView { view in
+            BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
+                                    proposer: identity.fingerprint, frontier: frontier, base: view, executor: executor)
+        }
+        let header = assembled.header
+        let headerBytes = header.encoded
+        let blockHash = Hash256.of(headerBytes)
+        let body = Checkpoint.body(height: header.height, blockHash: blockHash, stateRoot: header.stateRoot,
+                                   logSize: header.logSize, logRoot: header.logRoot)
+        let checkpoint = Checkpoint(height: header.height, blockHash: blockHash, stateRoot: header.stateRoot, logSize: header.logSize,
+                                    logRoot: header.logRoot, signer: identity.fingerprint, signature: identity.sign(body))
+        let commitBatch = Self.batch(for: assembled, envelopes: batch.map(\.bytes), firstSequence: previous.logSize,
+                                     signature: identity.sign(headerBytes), checkpoint: checkpoint, refusals: refusals)
+        do {
+            try store.commit(commitBatch)
+        } catch {
+            logger.critical("block commit failed; stopping", metadata: ["height": "\(header.height)", "error": "\(error)"])
+            throw error
+        }
+        let membershipChanged = assembled.execution.writes.entries.keys.contains {
+            $0.hasPrefix("mem/") || $0.hasPrefix("org/") || $0 == StateKey.config
+        }
+        let reloaded = membershipChanged ? try Self.loadMembership(store) : nil
+        let now = Date().timeIntervalSince1970
+        var latencies: [Double] = []
+        var rejectedCodes: [String] = []
+        let pendingCount = chain.withLock { state -> Int in
+            state.tip = header
+            state.frontier = assembled.frontier
+            if let (config, members, _) = reloaded {
+                state.config = config
+                state.members = members
+            }
+            for (transaction, refusal) in zip(batch, assembled.execution.refusals) {
+                if let admitted = state.pending.removeValue(forKey: transaction.id) { latencies.append(now - admitted) }
+                if let refusal {
+                    rejectedCodes.append(refusal.code.rawValue)
+                    state.rejectionMessages[transaction.id] = refusal.message
+                    state.rejectionOrder.append(transaction.id)
+                }
+            }
+            if state.rejectionOrder.count > 10_000 {
+                for id in state.rejectionOrder.prefix(1000) { state.rejectionMessages.removeValue(forKey: id) }
+                state.rejectionOrder.removeFirst(1000)
+            }
+            return state.pending.count
+        }
+        if let (config, _, _) = reloaded { orderer.setBatchSize(Int(config.batchSize)) }
+        metrics.blockCommitted(height: header.height, committed: batch.count - rejectedCodes.count, rejectedCodes: rejectedCodes,
+                               latencies: latencies, pending: pendingCount)
+
+        let event = Self.event(for: StoredBlock(header: header, headerBytes: headerBytes, signature: commitBatch.signature,
+                                                transactions: commitBatch.transactions))
+        var wake: [(CheckedContinuation<TransactionStatus, Never>, TransactionStatus)] = []
+        listeners.withLock { state in
+            for (transaction, refusal) in zip(commitBatch.transactions, assembled.execution.refusals) {
+                guard let waiters = state.waiters.removeValue(forKey: transaction.id) else { continue }
+                let status: TransactionStatus = refusal.map {
+                    .rejected(height: transaction.height, index: transaction.index, sequence: transaction.sequence, code: $0.code, message: $0.message)
+                } ?? .committed(height: transaction.height, index: transaction.index, sequence: transaction.sequence)
+                for waiter in waiters { wake.append((waiter.continuation, status)) }
+            }
+            for continuation in state.subscribers.values { continuation.yield(event) }
+        }
+        for (continuation, status) in wake { continuation.resume(returning: status) }
+        logger.debug("block committed", metadata: ["height": "\(header.height)", "transactions": "\(batch.count)"])
+    }
+}

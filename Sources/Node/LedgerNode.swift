@@ -1,0 +1,262 @@
+import Crypto
+import Foundation
+import Synchronization
+public import Logging
+public import LedgerCore
+public import Contracts
+public import LedgerStore
+public import Ordering
+
+/// A member's key, parsed once.
+struct CachedMember: Sendable {
+    var member: Member
+    var key: P256.Signing.PublicKey
+    var organizationActive: Bool
+}
+
+/// One ledger node: admission, ordering (solo), execution, atomic commit, status, events.
+///
+/// Pipeline: ``submit(_:)`` checks a transaction and hands it to the ``Orderer``; ``run()``
+/// consumes ordered batches, executes each as the next block, seals it with the node's key and
+/// commits it (one SQLite transaction), then wakes waiters and event subscribers.
+public final class LedgerNode: Sendable {
+    public let store: LedgerStore
+    public let identity: SigningIdentity
+    public let network: Hash256
+    public let networkName: String
+    public let metrics = NodeMetrics()
+    let orderer: SoloOrderer
+    let executor = BlockExecutor()
+    let logger: Logger
+
+    struct Chain {
+        var tip: BlockHeader
+        var frontier: MerkleFrontier
+        var config: NetworkConfig
+        var members: [Hash256: CachedMember]
+        /// Admitted, not yet committed: id → admission time (seconds, monotonic-enough wall clock).
+        var pending: [Hash256: Double] = [:]
+        var refusals: [Refusal] = []
+        var refusalFlushScheduled = false
+        /// Recent execution refusal messages, for status answers (the ledger keeps only the code).
+        var rejectionMessages: [Hash256: String] = [:]
+        var rejectionOrder: [Hash256] = []
+    }
+
+    struct Waiter {
+        var token: Int
+        var continuation: CheckedContinuation<TransactionStatus, Never>
+    }
+
+    struct Listeners {
+        var nextToken = 0
+        var waiters: [Hash256: [Waiter]] = [:]
+        var subscribers: [Int: AsyncStream<CommittedBlockEvent>.Continuation] = [:]
+    }
+
+    let chain: Mutex<Chain>
+    let listeners = Mutex(Listeners())
+
+    /// Most admitted-but-uncommitted transactions; beyond it submissions get `overloaded`.
+    public static let maxPending = 200_000
+
+    /// Opens the node in a network directory written by `medledger init`, committing the genesis
+    /// block on first start and checking it on every later start.
+    public convenience init(directory: String, identity name: String? = nil, databasePath: String? = nil, logger: Logger) throws {
+        let definition = try NetworkDefinition.load(directory: directory)
+        let identity: SigningIdentity
+        if let name {
+            identity = try definition.identity(named: name, directory: directory)
+        } else {
+            guard let first = definition.firstMember(role: .node) else {
+                throw LedgerError(.invalidConfiguration, "the network defines no node identity")
+            }
+            identity = try definition.loadIdentity(first.member, directory: directory)
+        }
+        let store = try LedgerStore(path: databasePath ?? directory + "/" + NetworkDefinition.databaseFileName)
+        try self.init(store: store, genesis: try NetworkDefinition.loadGenesis(directory: directory), identity: identity, logger: logger)
+    }
+
+    public init(store: LedgerStore, genesis: Block, identity: SigningIdentity, logger: Logger) throws {
+        self.store = store
+        self.identity = identity
+        self.logger = logger
+        self.network = genesis.header.hash
+        if let stored = try store.block(at: 0) {
+            guard stored.header.hash == genesis.header.hash else {
+                throw LedgerError(.invalidConfiguration, "the database holds a different network (genesis \(stored.header.hash.hex.prefix(16))…, expected \(genesis.header.hash.hex.prefix(16))…)")
+            }
+        } else {
+            try Self.commitGenesis(genesis, store: store)
+        }
+        guard let tip = try store.tip() else { throw LedgerError(.storage, "no blocks after genesis commit") }
+        let frontier = try store.frontier(size: tip.logSize)
+        let (config, members, name) = try Self.loadMembership(store)
+        guard let me = members[identity.fingerprint], me.member.role == .node, me.member.revokedAt == nil else {
+            throw LedgerError(.unknownMember, "identity \(identity.fingerprint.hex.prefix(16))… is not a registered, unrevoked node of this network")
+        }
+        self.networkName = name
+        chain = Mutex(Chain(tip: tip, frontier: frontier, config: config, members: members))
+        orderer = SoloOrderer(batchSize: Int(config.batchSize), batchTimeout: .milliseconds(Int(config.batchTimeoutMilliseconds)))
+        metrics.blockCommitted(height: tip.height, committed: 0, rejectedCodes: [], latencies: [], pending: 0)
+        logger.info("node opened", metadata: ["height": "\(tip.height)", "network": "\(network.hex.prefix(16))", "log_size": "\(tip.logSize)"])
+    }
+
+    /// Verifies the genesis block by executing it again, then commits it.
+    static func commitGenesis(_ genesis: Block, store: LedgerStore) throws {
+        let prepared = genesis.envelopes.map { PreparedTransaction(bytes: $0) }
+        let assembled = BlockAssembler.assemble(prepared, network: .zero, previous: nil, blockTime: genesis.header.timestamp,
+                                                proposer: genesis.header.proposer, frontier: MerkleFrontier(),
+                                                base: MemoryLedger(), executor: BlockExecutor())
+        guard assembled.header == genesis.header, assembled.execution.results.allSatisfy(\.isCommitted) else {
+            throw LedgerError(.verificationFailed, "genesis block does not match its own execution")
+        }
+        guard let proposerBytes = assembled.execution.writes.lookup(StateKey.member(genesis.header.proposer)), let proposerBytes,
+              let proposer = try? Member(decoding: proposerBytes), proposer.role == .node,
+              let key = try? P256.Signing.PublicKey(rawRepresentation: proposer.certificate.publicKey),
+              SignatureCheck.isValid(signature: genesis.signature, message: genesis.header.encoded, publicKey: key)
+        else {
+            throw LedgerError(.badSignature, "genesis block is not sealed by a node it registers")
+        }
+        try store.commit(Self.batch(for: assembled, envelopes: genesis.envelopes, firstSequence: 0, signature: genesis.signature,
+                                    checkpoint: nil, refusals: []))
+    }
+
+    static func batch(for assembled: AssembledBlock, envelopes: [[UInt8]], firstSequence: UInt64, signature: [UInt8],
+                      checkpoint: Checkpoint?, refusals: [Refusal]) -> CommitBatch {
+        var transactions: [StoredTransaction] = []
+        for (index, (leaf, bytes)) in zip(assembled.leaves, envelopes).enumerated() {
+            let payload = try? Envelope(decoding: bytes).payload()
+            transactions.append(StoredTransaction(
+                sequence: firstSequence + UInt64(index), id: leaf.transactionID, height: leaf.height, index: leaf.index,
+                envelope: bytes, result: leaf.result, creator: payload?.creator ?? .zero, contract: payload?.contract ?? "",
+                action: payload?.action ?? "", timestamp: payload?.timestamp ?? 0
+            ))
+        }
+        return CommitBatch(header: assembled.header, signature: signature, transactions: transactions,
+                           transactionWrites: assembled.execution.transactionWrites, writes: assembled.execution.writes,
+                           merkleNodes: assembled.merkleNodes, checkpoint: checkpoint, refusals: refusals)
+    }
+
+    /// Configuration, members (with parsed keys) and network name from committed state.
+    static func loadMembership(_ store: LedgerStore) throws -> (NetworkConfig, [Hash256: CachedMember], String) {
+        guard let configBytes = try store.value(forKey: StateKey.config) else {
+            throw LedgerError(.storage, "configuration missing from state")
+        }
+        let config = try NetworkConfig(decoding: configBytes)
+        var active: Set<String> = []
+        for (_, value) in try store.state(prefix: "org/", limit: 100_000) {
+            let organization = try Organization(decoding: value)
+            if organization.active { active.insert(organization.id) }
+        }
+        var members: [Hash256: CachedMember] = [:]
+        for (_, value) in try store.state(prefix: "mem/", limit: 10_000_000) {
+            let member = try Member(decoding: value)
+            let key = try P256.Signing.PublicKey(rawRepresentation: member.certificate.publicKey)
+            members[member.fingerprint] = CachedMember(member: member, key: key, organizationActive: active.contains(member.organization))
+        }
+        let name = try store.value(forKey: StateKey.networkName).flatMap { try StringList(decoding: $0).values.first } ?? ""
+        return (config, members, name)
+    }
+
+    // MARK: Queries
+
+    public var tip: BlockHeader { chain.withLock { $0.tip } }
+    public var config: NetworkConfig { chain.withLock { $0.config } }
+    public var pendingCount: Int { chain.withLock { $0.pending.count } }
+
+    public func member(_ fingerprint: Hash256) -> Member? {
+        chain.withLock { $0.members[fingerprint]?.member }
+    }
+
+    public func status(of id: Hash256) throws -> TransactionStatus {
+        let (isPending, message) = chain.withLock { ($0.pending[id] != nil, $0.rejectionMessages[id]) }
+        if isPending { return .pending }
+        guard let stored = try store.transaction(id: id) else { return .unknown }
+        if stored.result.isCommitted {
+            return .committed(height: stored.height, index: stored.index, sequence: stored.sequence)
+        }
+        return .rejected(height: stored.height, index: stored.index, sequence: stored.sequence,
+                         code: LedgerError.Code(ledgerStatus: stored.result.status), message: message)
+    }
+
+    /// Waits until `id` is committed or rejected, or `timeout` passes (then answers its current status).
+    public func waitForCommit(_ id: Hash256, timeout: Duration) async throws -> TransactionStatus {
+        let current = try status(of: id)
+        if current.isFinal || current == .unknown { return current }
+        let token = listeners.withLock { state -> Int in
+            state.nextToken += 1
+            return state.nextToken
+        }
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<TransactionStatus, Never>) in
+            listeners.withLock { $0.waiters[id, default: []].append(Waiter(token: token, continuation: continuation)) }
+            // The block may have committed between the status check and registration.
+            if let now = try? status(of: id), now.isFinal, let waiter = removeWaiter(id, token) {
+                waiter.continuation.resume(returning: now)
+                return
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                if let waiter = self.removeWaiter(id, token) {
+                    waiter.continuation.resume(returning: (try? self.status(of: id)) ?? .pending)
+                }
+            }
+        }
+        return result
+    }
+
+    func removeWaiter(_ id: Hash256, _ token: Int) -> Waiter? {
+        listeners.withLock { state in
+            guard var list = state.waiters[id], let index = list.firstIndex(where: { $0.token == token }) else { return nil }
+            let waiter = list.remove(at: index)
+            state.waiters[id] = list.isEmpty ? nil : list
+            return waiter
+        }
+    }
+
+    /// Committed blocks from `height` on (stored ones first), then live ones as they commit.
+    /// A subscriber more than 10,000 blocks behind loses the oldest undelivered ones.
+    public func events(from height: UInt64?) -> AsyncStream<CommittedBlockEvent> {
+        let (live, liveContinuation) = AsyncStream.makeStream(of: CommittedBlockEvent.self, bufferingPolicy: .bufferingNewest(10_000))
+        let (token, replayUpTo) = listeners.withLock { state -> (Int, UInt64) in
+            state.nextToken += 1
+            state.subscribers[state.nextToken] = liveContinuation
+            return (state.nextToken, tip.height)
+        }
+        let (output, continuation) = AsyncStream.makeStream(of: CommittedBlockEvent.self, bufferingPolicy: .bufferingNewest(10_000))
+        let producer = Task {
+            if let height {
+                var next = height
+                while next <= replayUpTo, !Task.isCancelled {
+                    if let block = try? self.store.block(at: next) { continuation.yield(Self.event(for: block)) }
+                    next += 1
+                }
+            }
+            for await event in live where event.height > replayUpTo {
+                continuation.yield(event)
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in
+            producer.cancel()
+            _ = self.listeners.withLock { $0.subscribers.removeValue(forKey: token) }
+            liveContinuation.finish()
+        }
+        return output
+    }
+
+    static func event(for block: StoredBlock) -> CommittedBlockEvent {
+        CommittedBlockEvent(
+            height: block.header.height, hash: Hash256.of(block.headerBytes), timestamp: block.header.timestamp,
+            logSize: block.header.logSize, logRoot: block.header.logRoot,
+            transactions: block.transactions.map { transaction in
+                CommittedBlockEvent.Transaction(
+                    id: transaction.id, index: transaction.index, sequence: transaction.sequence,
+                    status: transaction.result.isCommitted ? "committed" : "rejected",
+                    code: transaction.result.isCommitted ? nil : LedgerError.Code(ledgerStatus: transaction.result.status).rawValue,
+                    contract: transaction.contract, action: transaction.action, creator: transaction.creator
+                )
+            }
+        )
+    }
+}

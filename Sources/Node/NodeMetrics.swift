@@ -1,0 +1,94 @@
+import Synchronization
+import Foundation
+
+/// Counters and a latency histogram, rendered in the Prometheus text format at `GET /metrics`.
+public final class NodeMetrics: Sendable {
+    struct State {
+        var height: UInt64 = 0
+        var blocks: UInt64 = 0
+        var committed: UInt64 = 0
+        var rejectedByCode: [String: UInt64] = [:]
+        var refusedByCode: [String: UInt64] = [:]
+        var pending = 0
+        var latencyBuckets = [UInt64](repeating: 0, count: NodeMetrics.bucketBounds.count)
+        var latencyCount: UInt64 = 0
+        var latencySum: Double = 0
+        /// (time in seconds, transactions) per committed block in the last window.
+        var recent: [(Double, Int)] = []
+    }
+
+    static let bucketBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    let state = Mutex(State())
+
+    public init() {}
+
+    func blockCommitted(height: UInt64, committed: Int, rejectedCodes: [String], latencies: [Double], pending: Int) {
+        let now = Date().timeIntervalSince1970
+        state.withLock { state in
+            state.height = height
+            state.blocks += 1
+            state.committed += UInt64(committed)
+            for code in rejectedCodes { state.rejectedByCode[code, default: 0] += 1 }
+            for latency in latencies {
+                state.latencyCount += 1
+                state.latencySum += latency
+                for (index, bound) in Self.bucketBounds.enumerated() where latency <= bound { state.latencyBuckets[index] += 1 }
+            }
+            state.pending = pending
+            state.recent.append((now, committed + rejectedCodes.count))
+            state.recent.removeAll { $0.0 < now - 10 }
+        }
+    }
+
+    func refused(code: String) {
+        state.withLock { $0.refusedByCode[code, default: 0] += 1 }
+    }
+
+    func setPending(_ pending: Int) {
+        state.withLock { $0.pending = pending }
+    }
+
+    /// Transactions per second over the last 10 seconds.
+    public var throughput: Double {
+        let now = Date().timeIntervalSince1970
+        return state.withLock { state in
+            Double(state.recent.filter { $0.0 >= now - 10 }.reduce(0) { $0 + $1.1 }) / 10
+        }
+    }
+
+    public func render() -> String {
+        let tps = throughput
+        return state.withLock { state in
+            var out = ""
+            func metric(_ name: String, _ type: String, _ help: String) {
+                out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            }
+            metric("medledger_committed_height", "gauge", "Height of the last committed block.")
+            out += "medledger_committed_height \(state.height)\n"
+            metric("medledger_blocks_committed_total", "counter", "Blocks committed since start.")
+            out += "medledger_blocks_committed_total \(state.blocks)\n"
+            metric("medledger_transactions_committed_total", "counter", "Transactions committed with status ok since start.")
+            out += "medledger_transactions_committed_total \(state.committed)\n"
+            metric("medledger_transactions_rejected_total", "counter", "Ordered transactions refused by execution, by code.")
+            for (code, count) in state.rejectedByCode.sorted(by: { $0.key < $1.key }) {
+                out += "medledger_transactions_rejected_total{code=\"\(code)\"} \(count)\n"
+            }
+            metric("medledger_submissions_refused_total", "counter", "Submissions refused at admission, by code.")
+            for (code, count) in state.refusedByCode.sorted(by: { $0.key < $1.key }) {
+                out += "medledger_submissions_refused_total{code=\"\(code)\"} \(count)\n"
+            }
+            metric("medledger_pending_transactions", "gauge", "Admitted transactions not yet committed.")
+            out += "medledger_pending_transactions \(state.pending)\n"
+            metric("medledger_transactions_per_second", "gauge", "Transactions ordered per second over the last 10 s.")
+            out += "medledger_transactions_per_second \(String(format: "%.1f", tps))\n"
+            metric("medledger_commit_latency_seconds", "histogram", "Submit-to-commit latency of admitted transactions.")
+            for (index, bound) in Self.bucketBounds.enumerated() {
+                out += "medledger_commit_latency_seconds_bucket{le=\"\(bound)\"} \(state.latencyBuckets[index])\n"
+            }
+            out += "medledger_commit_latency_seconds_bucket{le=\"+Inf\"} \(state.latencyCount)\n"
+            out += "medledger_commit_latency_seconds_sum \(String(format: "%.6f", state.latencySum))\n"
+            out += "medledger_commit_latency_seconds_count \(state.latencyCount)\n"
+            return out
+        }
+    }
+}

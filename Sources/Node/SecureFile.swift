@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+public import LedgerCore
+
+/// File helpers that never widen permissions: private keys are created 0600 from the first byte.
+public enum SecureFile {
+    /// Creates `path` with `mode` (default 0600) and writes `contents`; fails if it exists.
+    public static func create(_ path: String, contents: [UInt8], mode: mode_t = 0o600) throws(LedgerError) {
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            throw LedgerError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var offset = 0
+        while offset < contents.count {
+            let written = contents[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written > 0 else { throw LedgerError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
+            offset += written
+        }
+        guard fsync(fd) == 0 else { throw LedgerError(.io, "cannot sync \(path)") }
+    }
+
+    public static func create(_ path: String, text: String, mode: mode_t = 0o600) throws(LedgerError) {
+        try create(path, contents: Array(text.utf8), mode: mode)
+    }
+
+    /// The permission bits of `path`.
+    public static func mode(of path: String) -> Int? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let mode = attributes[.posixPermissions] as? NSNumber else { return nil }
+        return mode.intValue & 0o777
+    }
+
+    public static func read(_ path: String) throws(LedgerError) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LedgerError(.notFound, "cannot read \(path)")
+        }
+        return [UInt8](data)
+    }
+
+    public static func makeDirectory(_ path: String) throws(LedgerError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw LedgerError(.io, "cannot create directory \(path)")
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+public import Hummingbird
+import HTTPTypes
+import NIOCore
+public import Logging
+import LedgerCore
+import LedgerStore
+public import Node
+import Contracts
+
+/// The node's HTTP API. Routes are documented in README.md ("HTTP API").
+public enum APIServer {
+    /// Builds the HTTP application for `node`, bound to `host:port` (loopback by default).
+    public static func application(
+        node: LedgerNode, host: String = "127.0.0.1", port: Int = 8080, logger: Logger,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        addRoutes(to: router, node: node)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "medledger"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
+            logger: logger
+        )
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ error: LedgerError) -> Response {
+        json(ErrorBody(error: .init(code: error.code.rawValue, message: error.message)), status: httpStatus(error.code))
+    }
+
+    static func httpStatus(_ code: LedgerError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .malformedEncoding, .invalidUDI, .invalidArgument, .missingField, .unknownAction, .wrongNetwork, .timestampSkew,
+             .invalidConfiguration, .invalidCertificate:
+            .badRequest
+        case .badSignature: .unauthorized
+        case .unknownMember, .unknownOrganization, .certificateExpired, .certificateRevoked, .forbidden: .forbidden
+        case .notFound, .unknownDevice, .unknownProposal: .notFound
+        case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned: .conflict
+        case .payloadTooLarge: .contentTooLarge
+        case .overloaded: .serviceUnavailable
+        default: .internalServerError
+        }
+    }
+
+    static func hash(_ text: Substring?, _ what: String) throws(LedgerError) -> Hash256 {
+        guard let text, let hash = Hash256(hex: String(text)) else {
+            throw LedgerError(.invalidArgument, "\(what) must be 64 hex digits")
+        }
+        return hash
+    }
+
+    static func waitDuration(_ request: Request) -> Duration? {
+        guard let text = request.uri.queryParameters["wait"], let seconds = Double(String(text)), seconds > 0 else { return nil }
+        return .milliseconds(Int(min(seconds, 60) * 1000))
+    }
+
+    /// Runs `body`, turning a ``LedgerError`` into its JSON error response.
+    static func handle(_ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch let error as LedgerError {
+            return Self.error(error)
+        } catch {
+            return Self.error(LedgerError(.internal, "internal error"))
+        }
+    }
+
+    static func addRoutes(to router: Router<BasicRequestContext>, node: LedgerNode) {
+        router.get("/health") { _, _ in
+            json(["status": "ok", "height": String(node.tip.height), "network_id": node.network.hex])
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: node.metrics.render())))
+        }
+        router.get("/v1/chain") { _, _ in
+            let tip = node.tip
+            return json(ChainView(networkID: node.network, networkName: node.networkName, height: tip.height, hash: tip.hash,
+                                  timestamp: tip.timestamp, logSize: tip.logSize, logRoot: tip.logRoot, stateRoot: tip.stateRoot,
+                                  pending: node.pendingCount))
+        }
+
+        // Submit: binary envelope (application/octet-stream) or {"envelope": "<base64>"}.
+        router.post("/v1/transactions") { request, _ in
+            await handle {
+                var request = request
+                let limit = Int(node.config.maxTransactionBytes) * 2 + 1024
+                let body = try await request.collectBody(upTo: limit)
+                var bytes = [UInt8](buffer: body)
+                let contentType = request.headers[.contentType] ?? ""
+                if contentType.hasPrefix("application/json") {
+                    struct Submission: Decodable { var envelope: String }
+                    guard let submission = try? JSONDecoder().decode(Submission.self, from: Data(bytes)),
+                          let decoded = Data(base64Encoded: submission.envelope) else {
+                        throw LedgerError(.malformedEncoding, "expected JSON {\"envelope\": \"<base64 of the binary envelope>\"}")
+                    }
+                    bytes = [UInt8](decoded)
+                }
+                let id = try node.submit(bytes)
+                if let wait = waitDuration(request) {
+                    let status = try await node.waitForCommit(id, timeout: wait)
+                    return json(StatusView(id: id, status: status), status: status.isFinal ? .ok : .accepted)
+                }
+                return json(StatusView(id: id, status: .pending), status: .accepted)
+            }
+        }
+        router.get("/v1/transactions/:id") { request, context in
+            await handle {
+                let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
+                let status: TransactionStatus
+                if let wait = waitDuration(request) {
+                    status = try await node.waitForCommit(id, timeout: wait)
+                } else {
+                    status = try node.status(of: id)
+                }
+                guard status != .unknown else { throw LedgerError(.notFound, "no transaction \(id.hex) is known to this node") }
+                return json(StatusView(id: id, status: status))
+            }
+        }
+        router.get("/v1/blocks/:height") { _, context in
+            await handle {
+                guard let height = context.parameters.get("height").flatMap(UInt64.init) else {
+                    throw LedgerError(.invalidArgument, "height must be a non-negative integer")
+                }
+                guard let block = try node.store.block(at: height) else { throw LedgerError(.notFound, "no block \(height)") }
+                return json(BlockView(block))
+            }
+        }
+        router.get("/v1/device") { request, _ in
+            await handle {
+                let udi = try udiParameter(request)
+                guard let bytes = try node.store.value(forKey: StateKey.device(udi)) else {
+                    throw LedgerError(.unknownDevice, "no device \(udi)")
+                }
+                return json(DeviceView(try DeviceRecord(decoding: bytes)))
+            }
+        }
+        router.get("/v1/device/history") { request, _ in
+            await handle {
+                let udi = try udiParameter(request)
+                let entries = try node.store.history(key: StateKey.device(udi))
+                guard !entries.isEmpty else { throw LedgerError(.unknownDevice, "no device \(udi)") }
+                return json(try entries.map { entry in
+                    let record = try entry.value.map { try DeviceRecord(decoding: $0) }
+                    let creator = node.member(entry.transaction.creator)
+                    return DeviceVersionView(
+                        version: record?.version, event: record?.lastEvent, action: entry.transaction.action,
+                        device: record.map(DeviceView.init), transactionID: entry.transaction.id, block: entry.transaction.height,
+                        index: entry.transaction.index, blockTime: entry.blockTime, submittedAt: entry.transaction.timestamp,
+                        creator: .init(fingerprint: entry.transaction.creator, organization: creator?.organization,
+                                       name: creator?.certificate.name, role: creator?.role.rawValue)
+                    )
+                })
+            }
+        }
+        router.get("/v1/devices") { request, _ in
+            await handle {
+                let owner = request.uri.queryParameters["owner"].map(String.init)
+                let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100
+                let offset = request.uri.queryParameters["offset"].flatMap { Int(String($0)) }.map { max($0, 0) } ?? 0
+                let udis = try node.store.deviceUDIs(owner: owner, limit: limit, offset: offset)
+                let devices = try udis.compactMap { udi in
+                    try node.store.value(forKey: StateKey.device(udi)).map { DeviceView(try DeviceRecord(decoding: $0)) }
+                }
+                return json(devices)
+            }
+        }
+        router.get("/v1/proofs/inclusion/:id") { _, context in
+            await handle {
+                let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
+                return json(try Proofs.inclusion(store: node.store, transaction: id))
+            }
+        }
+        router.get("/v1/proofs/consistency") { request, _ in
+            await handle {
+                guard let from = request.uri.queryParameters["from"].flatMap({ UInt64(String($0)) }) else {
+                    throw LedgerError(.invalidArgument, "from=<block height> is required")
+                }
+                let to = request.uri.queryParameters["to"].flatMap { UInt64(String($0)) }
+                return json(try Proofs.consistency(store: node.store, from: from, to: to))
+            }
+        }
+        router.get("/v1/refusals") { request, _ in
+            await handle {
+                let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100
+                struct View: Codable {
+                    var time: Int64
+                    var transaction_id: Hash256?
+                    var creator: Hash256?
+                    var code: String
+                    var message: String
+                }
+                return json(try node.store.recentRefusals(limit: limit).map {
+                    View(time: $0.time, transaction_id: $0.transactionID, creator: $0.creator, code: $0.code.rawValue, message: $0.message)
+                })
+            }
+        }
+        // Committed blocks as newline-delimited JSON, from ?from=HEIGHT (default: live only).
+        router.get("/v1/events") { request, _ in
+            let from = request.uri.queryParameters["from"].flatMap { UInt64(String($0)) }
+            let events = node.events(from: from)
+            return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+                for await event in events {
+                    var data = (try? encoder.encode(event)) ?? Data()
+                    data.append(UInt8(ascii: "\n"))
+                    try await writer.write(ByteBuffer(bytes: data))
+                }
+                try await writer.finish(nil)
+            })
+        }
+    }
+
+    static func udiParameter(_ request: Request) throws(LedgerError) -> String {
+        guard let udi = request.uri.queryParameters["udi"], !udi.isEmpty else {
+            throw LedgerError(.invalidArgument, "udi=<device identifier> is required (URL-encode it)")
+        }
+        return String(udi)
+    }
+}

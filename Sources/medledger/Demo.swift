@@ -1,0 +1,182 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import LedgerCore
+import Node
+import Server
+import Collector
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the embedded demo: a 5-organisation network, one node, simulated hospital collectors, the API.",
+        discussion: """
+            Creates (or reuses) a demo network in --data with fresh keys, starts a node with solo ordering, \
+            runs one collector per hospital that registers devices and then sends event-driven updates, \
+            and serves the node API. Ctrl-C stops it cleanly.
+
+            Example:
+              swift run -c release medledger demo --duration 60
+            """
+    )
+
+    @Option(name: .long, help: "Demo directory (created on first run, reused after).")
+    var data = "./medledger-demo"
+
+    @Option(name: .long, help: "HTTP port on 127.0.0.1 (0 picks a free port).")
+    var port = 8080
+
+    @Option(name: .long, help: "Run this many seconds, then stop and exit 0 (default: until Ctrl-C).")
+    var duration: Double?
+
+    @Option(name: .long, help: "Devices each hospital collector registers.")
+    var devices = 25
+
+    @Option(name: .long, help: "Milliseconds between device events per collector.")
+    var intervalMs = 250
+
+    @Option(name: .long, help: "Log level.")
+    var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        Logs.bootstrap(level: logLevel)
+        let logger = Logger(label: "medledger.demo")
+        let created = !FileManager.default.fileExists(atPath: data + "/" + NetworkDefinition.fileName)
+        if created {
+            do { _ = try NetworkBuilder.build(.demo, directory: data) } catch let error as LedgerError {
+                throw UserError("cannot create the demo network in \(data): \(error.userMessage)")
+            }
+        }
+        let definition = try NetworkDefinition.load(directory: data)
+        let node: LedgerNode
+        do {
+            node = try LedgerNode(directory: data, logger: logger)
+        } catch let error as LedgerError {
+            throw UserError("cannot start the node: \(error.userMessage). Remove \(data) to start afresh.")
+        }
+        let port = PortBox()
+        let app = APIServer.application(node: node, port: self.port, logger: logger) { actual in
+            port.value.withLock { $0 = actual }
+            printBanner(definition: definition, node: node, port: actual, created: created)
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: LedgerNodeService(node: node)),
+            .init(service: app),
+        ]
+        try SecureFileDirectory.ensure(data + "/collectors")
+        for (offset, organization) in definition.organizations.enumerated() where organization.kind == .hospital {
+            guard let member = organization.members.first(where: { $0.role == .collector }) else { continue }
+            let identity = try definition.loadIdentity(member, directory: data)
+            let outbox = try Outbox(path: data + "/collectors/\(organization.id).outbox.sqlite")
+            let service = CollectorService(
+                hospital: organization.id, identity: identity, network: definition.networkID, outbox: outbox,
+                seed: UInt64(offset + 1) &* 0x9E37_79B9 &+ UInt64(node.tip.height), devices: created ? devices : 0,
+                interval: .milliseconds(intervalMs), port: port, logger: logger
+            )
+            services.append(.init(service: service, successTerminationBehavior: .ignore))
+        }
+        services.append(.init(service: StatusService(node: node), successTerminationBehavior: .ignore))
+        if let duration {
+            services.append(.init(service: TimerService(duration: .milliseconds(Int(duration * 1000))),
+                                  successTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        print("Demo stopped at height \(node.tip.height). Data kept in \(data); verify it with: medledger verify --data \(data)")
+    }
+
+    func printBanner(definition: NetworkDefinition, node: LedgerNode, port: Int, created: Bool) {
+        let base = "http://127.0.0.1:\(port)"
+        let hospitals = definition.organizations.filter { $0.kind == .hospital }.map(\.id)
+        Output.line("""
+            MedLedger demo — network \(definition.name) (\(definition.networkID.hex.prefix(16))…)
+              data:          \(data) (\(created ? "new keys generated" : "reused"))
+              organisations: \(definition.organizations.map { "\($0.id) [\($0.kind.rawValue)]" }.joined(separator: ", "))
+              node:          solo ordering, batch \(node.config.batchSize) tx / \(node.config.batchTimeoutMilliseconds) ms, height \(node.tip.height)
+              API:           \(base)
+              collectors:    \(hospitals.joined(separator: ", ")) (\(created ? "\(devices) devices each, then" : "") an event every \(intervalMs) ms)
+
+            Try:
+              curl \(base)/v1/chain
+              curl '\(base)/v1/devices?owner=\(hospitals.first ?? "st-mary")&limit=3'
+              curl \(base)/v1/blocks/1
+              curl -N '\(base)/v1/events?from=0'
+              curl \(base)/metrics
+              medledger verify --data \(data)
+              medledger export --data \(data) --out chain.json
+              medledger proof --data \(data) --tx <transaction id from /v1/blocks/1>
+            Press Ctrl-C to stop.
+
+            """)
+    }
+}
+
+/// Runs one hospital collector against the node's HTTP API.
+struct CollectorService: Service {
+    let hospital: String
+    let identity: SigningIdentity
+    let network: Hash256
+    let outbox: Outbox
+    let seed: UInt64
+    let devices: Int
+    let interval: Duration
+    let port: PortBox
+    let logger: Logger
+
+    func run() async throws {
+        // Wait for the server to be listening.
+        while port.value.withLock({ $0 }) == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let client = NodeClient(baseURL: URL(string: "http://127.0.0.1:\(port.value.withLock { $0 })")!)
+        let collector = HospitalCollector(hospital: hospital, identity: identity, network: network, client: client, outbox: outbox,
+                                          seed: seed, logger: logger)
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await collector.run(deviceCount: devices, interval: interval)
+            }
+        } catch is CancellationError {
+        } catch let error as LedgerError where error.code == .io {
+            // The server went away during shutdown.
+        }
+    }
+}
+
+/// Prints a status line every few seconds.
+struct StatusService: Service {
+    let node: LedgerNode
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(5))
+                let tip = node.tip
+                Output.line("height \(tip.height) · \(tip.logSize) transactions · \(String(format: "%.1f", node.metrics.throughput)) tx/s · \(node.pendingCount) pending")
+            }
+        }
+    }
+}
+
+/// Returns after `duration`, which gracefully shuts the group down.
+struct TimerService: Service {
+    let duration: Duration
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            try await Task.sleep(for: duration)
+        }
+    }
+}
+
+enum SecureFileDirectory {
+    static func ensure(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+}
+
+/// The port the server bound, once it is listening (0 before).
+final class PortBox: Sendable {
+    let value = Mutex(0)
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerStore
+import Node
+
+struct Proof: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print an inclusion proof for a transaction, or a consistency proof between two blocks, as JSON.",
+        discussion: """
+            Proofs carry the signed tree head (the block header and its node signature and certificate), so \
+            `medledger verify-proof` can check them offline against the organisations' root certificates.
+
+            Examples:
+              medledger proof --data ./medledger-demo --tx 3f2a…(64 hex digits) > inclusion.json
+              medledger proof --data ./medledger-demo --from 10 --to 20 > consistency.json
+              medledger verify-proof inclusion.json --network ./medledger-demo
+            """
+    )
+
+    @Option(name: .long, help: "Network directory holding ledger.sqlite.")
+    var data: String
+
+    @Option(name: .long, help: "Transaction id (64 hex digits) for an inclusion proof.")
+    var tx: String?
+
+    @Option(name: .long, help: "Consistency proof: the earlier block height.")
+    var from: UInt64?
+
+    @Option(name: .long, help: "Block height of the tree head (default: the tip).")
+    var to: UInt64?
+
+    func validate() throws {
+        guard (tx == nil) != (from == nil) else { throw ValidationError("give either --tx ID or --from HEIGHT") }
+    }
+
+    func run() async throws {
+        do {
+            let store = try LedgerStore(readOnlyPath: data + "/" + NetworkDefinition.databaseFileName)
+            if let tx {
+                guard let id = Hash256(hex: tx) else { throw UserError("--tx must be 64 hex digits") }
+                Output.json(try Proofs.inclusion(store: store, transaction: id, height: to))
+            } else if let from {
+                Output.json(try Proofs.consistency(store: store, from: from, to: to))
+            }
+        } catch let error as LedgerError {
+            throw UserError(error.userMessage)
+        }
+    }
+}
+
+struct VerifyProof: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-proof",
+        abstract: "Check an inclusion or consistency proof offline against the network's root certificates.",
+        discussion: """
+            Needs only the proof file and the organisations' root certificates (network.json and orgs/*/ca.pem); \
+            no database. Exits 0 when the proof holds, 1 otherwise.
+
+            Example:
+              medledger verify-proof inclusion.json --network ./medledger-demo
+            """
+    )
+
+    @Argument(help: "Proof JSON file (from `medledger proof` or the API).")
+    var file: String
+
+    @Option(name: .long, help: "Network directory with network.json and the organisations' root certificates.")
+    var network: String
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
+        struct Probe: Decodable { var format: String }
+        do {
+            let definition = try NetworkDefinition.load(directory: network)
+            let roots = try definition.rootCertificates(directory: network)
+            let format = try JSONDecoder().decode(Probe.self, from: data).format
+            switch format {
+            case "medledger-inclusion-proof/1":
+                let proof = try JSONDecoder().decode(InclusionProof.self, from: data)
+                try Proofs.verify(proof, roots: roots, networkID: definition.networkID)
+                print("valid: transaction \(proof.transactionID.hex) is leaf \(proof.leafIndex) of the log of size \(proof.treeSize) signed at block \(proof.treeHead.height)")
+            case "medledger-consistency-proof/1":
+                let proof = try JSONDecoder().decode(ConsistencyProof.self, from: data)
+                try Proofs.verify(proof, roots: roots, networkID: definition.networkID)
+                print("valid: the log at block \(proof.second.height) (size \(proof.second.logSize)) extends the log at block \(proof.first.height) (size \(proof.first.logSize))")
+            default:
+                throw UserError("unknown proof format \(format)")
+            }
+        } catch let error as LedgerError {
+            Output.error("proof REFUSED: \(error.userMessage)")
+            throw ExitCode(1)
+        } catch let error as DecodingError {
+            Output.error("proof REFUSED: not a MedLedger proof (\(error))")
+            throw ExitCode(1)
+        }
+    }
+}
