@@ -100,7 +100,11 @@ let package = Package(
         ),
         .target(
             name: "LedgerTesting",
-            dependencies: ["LedgerCore", "Node", "Contracts", "LedgerStore"],
+            dependencies: [
+                "LedgerCore", "Node", "Contracts", "LedgerStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -111,6 +115,10 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"), "Node", "Server", "Collector",
                 "LedgerTesting", "medledger",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings

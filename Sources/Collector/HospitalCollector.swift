@@ -21,6 +21,7 @@ public final class HospitalCollector: Sendable {
     let simulator: Mutex<DeviceSimulator>
     let devices = Mutex<[(udi: String, attributes: DeviceAttributes)]>([])
     let stats = Mutex(Statistics())
+    let stopping = Mutex(false)
 
     public init(hospital: String, identity: SigningIdentity, network: Hash256, client: NodeClient, outbox: Outbox, seed: UInt64, logger: Logger) {
         self.identity = identity
@@ -33,6 +34,15 @@ public final class HospitalCollector: Sendable {
 
     public var statistics: Statistics { stats.withLock { $0 } }
 
+    /// Asks ``run(deviceCount:interval:until:concurrency:)`` to return after the requests in flight
+    /// complete. (Cancelling an HTTP request mid-flight is avoided on purpose: the answer would be
+    /// lost and the transaction left for the outbox to resend.)
+    public func stop() {
+        stopping.withLock { $0 = true }
+    }
+
+    var isStopping: Bool { stopping.withLock { $0 } || Task.isCancelled }
+
     /// Sends what a previous run left in the outbox, registers `deviceCount` devices, then sends
     /// one event every `interval` until cancelled or `until` passes.
     public func run(deviceCount: Int, interval: Duration, until deadline: ContinuousClock.Instant? = nil, concurrency: Int = 16) async throws {
@@ -43,6 +53,7 @@ public final class HospitalCollector: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
             for device in fresh {
+                if isStopping { break }
                 if inFlight >= concurrency {
                     try await group.next()
                     inFlight -= 1
@@ -58,9 +69,10 @@ public final class HospitalCollector: Sendable {
             try await group.waitForAll()
         }
         logger.info("devices registered", metadata: ["count": "\(devices.withLock { $0.count })"])
-        while !Task.isCancelled {
+        while !isStopping {
             if let deadline, ContinuousClock.now >= deadline { break }
             try await Task.sleep(for: interval)
+            if isStopping { break }
             try await sendOneEvent()
         }
     }
@@ -117,7 +129,7 @@ public final class HospitalCollector: Sendable {
     func resendPending() async throws {
         let pending = try outbox.pending()
         if !pending.isEmpty { logger.info("resending outbox", metadata: ["count": "\(pending.count)"]) }
-        for entry in pending {
+        for entry in pending where !isStopping {
             _ = try await deliver(id: entry.id, bytes: entry.envelope)
         }
     }

@@ -75,8 +75,10 @@ public struct BlockExecutor: Sendable {
         contracts.first { $0.name == name }
     }
 
+    /// Throws only when state cannot be read (``LedgerError/Code/storage``): that is a fault of
+    /// this node, not of the transaction, so the block must not be built at all.
     public func execute(_ transactions: [PreparedTransaction], network: Hash256, height: UInt64, blockTime: Int64,
-                        base: any LedgerView) -> BlockExecution {
+                        base: any LedgerView) throws(LedgerError) -> BlockExecution {
         var execution = BlockExecution()
         var seen = Set<Hash256>()
         let emptyHash = WriteSet().hash
@@ -100,6 +102,7 @@ public struct BlockExecutor: Sendable {
                 execution.transactionWrites.append(context.writes)
                 execution.writes.merge(context.writes)
             } catch {
+                if error.code == .storage { throw error }
                 execution.results.append(TransactionResult(status: error.code.ledgerStatus, writeSetHash: emptyHash))
                 execution.refusals.append(error)
                 execution.transactionWrites.append(WriteSet())

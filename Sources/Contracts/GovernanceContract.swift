@@ -221,13 +221,17 @@ public struct GovernanceContract: Contract {
         guard try context.get(StateKey.member(certificate.fingerprint)) == nil else {
             throw LedgerError(.invalidArgument, "certificate \(certificate.fingerprint.hex.prefix(16))… is already registered")
         }
+        try Self.validateBinding(certificate, registration)
+        return certificate
+    }
+
+    static func validateBinding(_ certificate: MemberCertificate, _ registration: MemberRegistration) throws(LedgerError) {
         if certificate.role == .device {
             guard let udi = registration.deviceUDI else { throw LedgerError(.missingField, "a device member must name its device UDI") }
             try UDI.validate(udi)
         } else if registration.deviceUDI != nil {
             throw LedgerError(.invalidArgument, "only device members are bound to a UDI")
         }
-        return certificate
     }
 
     @discardableResult
@@ -240,6 +244,7 @@ public struct GovernanceContract: Contract {
         guard try context.get(StateKey.member(certificate.fingerprint)) == nil else {
             throw LedgerError(.invalidArgument, "certificate \(certificate.fingerprint.hex.prefix(16))… is registered twice")
         }
+        try Self.validateBinding(certificate, registration)
         let member = Member(certificate: certificate, deviceUDI: registration.deviceUDI)
         context.put(StateKey.member(certificate.fingerprint), member)
         return member

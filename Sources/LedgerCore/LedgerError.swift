@@ -42,14 +42,17 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
 
         /// The numeric status stored on the ledger for a transaction refused during execution.
         /// `0` means success. Numbers are part of the on-ledger format and never reused.
+        /// Codes that are not in the table (storage and I/O faults, which never become ledger
+        /// refusals) map to the status of ``internal``.
         public var ledgerStatus: UInt16 {
-            Code.statusTable.firstIndex(of: self).map { UInt16($0 + 1) } ?? UInt16(Code.statusTable.count + 1)
+            let index = Code.statusTable.firstIndex(of: self) ?? Code.statusTable.firstIndex(of: .internal)!
+            return UInt16(index + 1)
         }
 
         /// The code for a stored ledger status (inverse of ``ledgerStatus``).
         public init(ledgerStatus: UInt16) {
             let index = Int(ledgerStatus) - 1
-            self = index >= 0 && index < Code.statusTable.count ? Code.statusTable[index] : .internal
+            self = index >= 0 && index < Code.statusTable.count ? Code.statusTable[index] : Code(rawValue: "status_\(ledgerStatus)")
         }
 
         // Append only: the position is the on-ledger status number.
@@ -58,7 +61,7 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
             .certificateRevoked, .invalidCertificate, .forbidden, .payloadTooLarge, .duplicateTransaction,
             .timestampSkew, .wrongNetwork, .invalidUDI, .unknownDevice, .deviceExists,
             .deviceDecommissioned, .missingField, .invalidArgument, .unknownAction, .unknownProposal,
-            .proposalClosed, .alreadyApproved, .internal,
+            .proposalClosed, .alreadyApproved, .internal, .invalidConfiguration,
         ]
     }
 

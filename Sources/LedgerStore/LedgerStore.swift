@@ -67,7 +67,9 @@ public final class LedgerStore: Sendable {
 
     public func transaction(id: Hash256) throws -> StoredTransaction? {
         try writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM transactions WHERE tx_id = ?", arguments: [Data(id.bytes)]).map(Self.transaction)
+            // The first occurrence is the original; later ones can only be refused replays.
+            try Row.fetchOne(db, sql: "SELECT * FROM transactions WHERE tx_id = ? ORDER BY seq LIMIT 1", arguments: [Data(id.bytes)])
+                .map(Self.transaction)
         }
     }
 

@@ -19,7 +19,7 @@ enum Schema {
                 -- seq is the transaction's index in the global Merkle log.
                 CREATE TABLE transactions (
                     seq INTEGER PRIMARY KEY,
-                    tx_id BLOB NOT NULL UNIQUE,
+                    tx_id BLOB NOT NULL,
                     height INTEGER NOT NULL,
                     idx INTEGER NOT NULL,
                     envelope BLOB NOT NULL,
@@ -30,6 +30,8 @@ enum Schema {
                     action TEXT NOT NULL,
                     timestamp INTEGER NOT NULL
                 );
+                -- Not unique: a replayed transaction that reaches a block is stored there as refused.
+                CREATE INDEX transactions_id ON transactions(tx_id);
                 CREATE INDEX transactions_height ON transactions(height, idx);
                 CREATE TABLE state (
                     key TEXT PRIMARY KEY,

@@ -18,9 +18,9 @@ public enum BlockAssembler {
     public static func assemble(
         _ transactions: [PreparedTransaction], network: Hash256, previous: BlockHeader?, blockTime: Int64,
         proposer: Hash256, frontier: MerkleFrontier, base: any LedgerView, executor: BlockExecutor
-    ) -> AssembledBlock {
+    ) throws(LedgerError) -> AssembledBlock {
         let height = previous.map { $0.height + 1 } ?? 0
-        let execution = executor.execute(transactions, network: network, height: height, blockTime: blockTime, base: base)
+        let execution = try executor.execute(transactions, network: network, height: height, blockTime: blockTime, base: base)
         var leaves: [LogLeaf] = []
         leaves.reserveCapacity(transactions.count)
         var blockLeafHashes: [Hash256] = []

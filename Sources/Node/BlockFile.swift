@@ -15,7 +15,8 @@ extension Block: BinaryCodable {
             throw LedgerError(.malformedEncoding, "block: expected magic MLK1")
         }
         let header = try BlockHeader(decoding: try reader.readBytes("block header", maxLength: 1024))
-        let signature = try reader.readBytes("block signature", maxLength: 128)
+        let signature = try reader.readBytes("block signature", maxLength: 64)
+        guard signature.count == 64 else { throw LedgerError(.malformedEncoding, "block: signature must be 64 bytes") }
         let count = Int(try reader.readUInt32("block count"))
         guard count == Int(header.transactionCount), count <= reader.remaining else {
             throw LedgerError(.malformedEncoding, "block: transaction count does not match the header")

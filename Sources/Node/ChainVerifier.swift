@@ -101,7 +101,7 @@ public enum ChainVerifier {
         var prepared = verifySignatures(block.transactions.map(\.envelope), known: replay)
         if height == 0 { prepared = prepared.map { PreparedTransaction(bytes: $0.bytes) } }
 
-        let assembled = BlockAssembler.assemble(prepared, network: network, previous: previous, blockTime: header.timestamp,
+        let assembled = try BlockAssembler.assemble(prepared, network: network, previous: previous, blockTime: header.timestamp,
                                                 proposer: header.proposer, frontier: frontier, base: replay, executor: executor)
         for (index, (stored, leaf)) in zip(block.transactions, assembled.leaves).enumerated() {
             let name = "\(at), transaction \(index) (\(leaf.transactionID.hex.prefix(16))…)"

@@ -63,15 +63,23 @@ extension LedgerNode {
         }
         try contract.preflight(payload, creator: member)
         let id = envelope.id
-        let known: Bool
-        do { known = try store.containsTransaction(id) } catch { throw LedgerError(.storage, "replay check failed") }
-        if known { throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already on the ledger") }
-        let inserted = chain.withLock { state -> Bool in
+        // Claim the id before looking at the database: the committer clears a pending id only after
+        // the block holding it is stored, so a resubmission is caught by one check or the other.
+        let claimed = chain.withLock { state -> Bool in
             guard state.pending[id] == nil else { return false }
             state.pending[id] = Date().timeIntervalSince1970
             return true
         }
-        guard inserted else { throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already pending") }
+        guard claimed else { throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already pending") }
+        let known: Bool
+        do { known = try store.containsTransaction(id) } catch {
+            _ = chain.withLock { $0.pending.removeValue(forKey: id) }
+            throw LedgerError(.storage, "replay check failed")
+        }
+        if known {
+            _ = chain.withLock { $0.pending.removeValue(forKey: id) }
+            throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already on the ledger")
+        }
         orderer.submit(PreparedTransaction(envelope: envelope, bytes: bytes, payload: payload, signatureVerified: true))
         return id
     }
@@ -92,17 +100,21 @@ extension LedgerNode {
             // flushed on their own shortly after.
             Task {
                 try? await Task.sleep(for: .milliseconds(500))
-                let refusals = self.chain.withLock { state -> [Refusal] in
-                    defer {
-                        state.refusals = []
-                        state.refusalFlushScheduled = false
-                    }
-                    return state.refusals
-                }
-                do { try self.store.record(refusals: refusals) } catch {
+                do { try self.store.record(refusals: self.takeRefusals()) } catch {
                     self.logger.error("cannot record refusals", metadata: ["error": "\(error)"])
                 }
             }
+        }
+    }
+
+    /// Refusals waiting to be written to the audit table (they ride along with the next block).
+    func takeRefusals() -> [Refusal] {
+        chain.withLock { state in
+            defer {
+                state.refusals = []
+                state.refusalFlushScheduled = false
+            }
+            return state.refusals
         }
     }
 
@@ -114,6 +126,7 @@ extension LedgerNode {
         for await batch in orderer.batches {
             try commitBlock(batch)
         }
+        try store.record(refusals: takeRefusals())
         logger.info("node stopped", metadata: ["height": "\(tip.height)"])
     }
 
@@ -123,13 +136,11 @@ extension LedgerNode {
     }
 
     func commitBlock(_ batch: [PreparedTransaction]) throws {
-        let (previous, frontier, refusals) = chain.withLock { state -> (BlockHeader, MerkleFrontier, [Refusal]) in
-            defer { state.refusals = [] }
-            return (state.tip, state.frontier, state.refusals)
-        }
+        let (previous, frontier) = chain.withLock { ($0.tip, $0.frontier) }
+        let refusals = takeRefusals()
         let blockTime = max(Clock.nowMilliseconds(), previous.timestamp)
         let assembled = try store.withView { view in
-            BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
+            try BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
                                     proposer: identity.fingerprint, frontier: frontier, base: view, executor: executor)
         }
         let header = assembled.header
@@ -175,7 +186,13 @@ extension LedgerNode {
             }
             return state.pending.count
         }
-        if let (config, _, _) = reloaded { orderer.setBatchSize(Int(config.batchSize)) }
+        if let (config, members, _) = reloaded {
+            orderer.setBatchSize(Int(config.batchSize))
+            if members[identity.fingerprint]?.member.revokedAt != nil {
+                logger.critical("this node's certificate was revoked; it stops sealing blocks", metadata: ["height": "\(header.height)"])
+                throw LedgerError(.certificateRevoked, "this node's certificate was revoked at block \(header.height)")
+            }
+        }
         metrics.blockCommitted(height: header.height, committed: batch.count - rejectedCodes.count, rejectedCodes: rejectedCodes,
                                latencies: latencies, pending: pendingCount)
 

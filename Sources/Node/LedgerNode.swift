@@ -105,7 +105,7 @@ public final class LedgerNode: Sendable {
     /// Verifies the genesis block by executing it again, then commits it.
     static func commitGenesis(_ genesis: Block, store: LedgerStore) throws {
         let prepared = genesis.envelopes.map { PreparedTransaction(bytes: $0) }
-        let assembled = BlockAssembler.assemble(prepared, network: .zero, previous: nil, blockTime: genesis.header.timestamp,
+        let assembled = try BlockAssembler.assemble(prepared, network: .zero, previous: nil, blockTime: genesis.header.timestamp,
                                                 proposer: genesis.header.proposer, frontier: MerkleFrontier(),
                                                 base: MemoryLedger(), executor: BlockExecutor())
         guard assembled.header == genesis.header, assembled.execution.results.allSatisfy(\.isCommitted) else {

@@ -116,7 +116,7 @@ public enum NetworkBuilder {
         let (_, envelope) = admin.transaction(network: .zero, contract: GovernanceContract.name, action: "genesis",
                                               arguments: genesis.encoded, timestamp: time)
         let bytes = envelope.encoded
-        let assembled = BlockAssembler.assemble(
+        let assembled = try BlockAssembler.assemble(
             [PreparedTransaction(bytes: bytes)], network: .zero, previous: nil, blockTime: time, proposer: node.fingerprint,
             frontier: MerkleFrontier(), base: MemoryLedger(), executor: BlockExecutor()
         )

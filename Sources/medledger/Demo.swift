@@ -134,8 +134,10 @@ struct CollectorService: Service {
         let collector = HospitalCollector(hospital: hospital, identity: identity, network: network, client: client, outbox: outbox,
                                           seed: seed, logger: logger)
         do {
-            try await cancelWhenGracefulShutdown {
+            try await withGracefulShutdownHandler {
                 try await collector.run(deviceCount: devices, interval: interval)
+            } onGracefulShutdown: {
+                collector.stop()
             }
         } catch is CancellationError {
         } catch let error as LedgerError where error.code == .io {

@@ -79,7 +79,9 @@ struct VerifyProof: AsyncParsableCommand {
             case "medledger-inclusion-proof/1":
                 let proof = try JSONDecoder().decode(InclusionProof.self, from: data)
                 try Proofs.verify(proof, roots: roots, networkID: definition.networkID)
-                print("valid: transaction \(proof.transactionID.hex) is leaf \(proof.leafIndex) of the log of size \(proof.treeSize) signed at block \(proof.treeHead.height)")
+                let leaf = try LogLeaf(decoding: [UInt8](Data(base64Encoded: proof.leaf) ?? Data()))
+                let outcome = leaf.result.isCommitted ? "committed" : "ordered but REJECTED by execution (\(LedgerError.Code(ledgerStatus: leaf.result.status)))"
+                print("valid: transaction \(proof.transactionID.hex) is leaf \(proof.leafIndex) of the log of size \(proof.treeSize) signed at block \(proof.treeHead.height); it was \(outcome) in block \(leaf.height)")
             case "medledger-consistency-proof/1":
                 let proof = try JSONDecoder().decode(ConsistencyProof.self, from: data)
                 try Proofs.verify(proof, roots: roots, networkID: definition.networkID)

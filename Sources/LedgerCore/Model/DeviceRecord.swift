@@ -115,6 +115,9 @@ public enum DeviceAction: Sendable, Hashable {
 
     /// Decodes the arguments of the named action.
     public init(action: String, arguments: [UInt8]) throws(LedgerError) {
+        guard ["register", "update", "transfer", "accept_transfer", "decommission"].contains(action) else {
+            throw LedgerError(.unknownAction, "devices contract has no action \(action)")
+        }
         var reader = BinaryReader(arguments)
         let udi = try reader.readString("udi", maxLength: 128)
         switch action {

@@ -20,6 +20,7 @@ public struct TransactionPayload: BinaryCodable, Hashable {
     public var arguments: [UInt8]
 
     public init(network: Hash256, creator: Hash256, nonce: [UInt8], timestamp: Int64, contract: String, action: String, arguments: [UInt8]) {
+        precondition(nonce.count == 16, "a transaction nonce is 16 bytes")
         self.network = network
         self.creator = creator
         self.nonce = nonce

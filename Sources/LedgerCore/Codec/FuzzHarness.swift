@@ -1,0 +1,119 @@
+/// Feeds arbitrary bytes to every binary decoder in LedgerCore and checks the canonical-encoding
+/// property: whenever `T(decoding: bytes)` succeeds, `value.encoded == bytes` and decoding the
+/// re-encoding gives back an equal value. A violation traps with `fatalError` naming the type, which
+/// is what a fuzzer (libFuzzer, see `FuzzTesting/`) reports as a crash. Decoding failures
+/// (thrown ``LedgerError``) are expected and ignored.
+///
+/// The first input byte selects the decoder (modulo ``decoderCount`` + 1); the rest is the input.
+/// The last selector value runs every decoder on the rest. Deterministic, no I/O.
+public enum FuzzHarness {
+    /// The device contract's actions, whose arguments ``DeviceAction/init(action:arguments:)`` decodes.
+    public static let deviceActions = ["register", "update", "transfer", "accept_transfer", "decommission"]
+
+    enum Target: UInt8, CaseIterable {
+        case envelope, transactionPayload, blockHeader, logLeaf, genesisConfig, proposalAction, member
+        case networkConfig, organization, memberRegistration, approvalPolicy, proposal, deviceAttributes
+        case deviceRecord, deviceRegister, deviceUpdate, deviceTransfer, deviceAcceptTransfer, deviceDecommission
+        case udi
+    }
+
+    /// How many individual decoders there are; selector value `decoderCount` runs them all.
+    public static var decoderCount: Int { Target.allCases.count }
+
+    public static func run(_ bytes: [UInt8]) {
+        guard let selector = bytes.first else {
+            for target in Target.allCases { run(target, []) }
+            return
+        }
+        let rest = Array(bytes.dropFirst())
+        let index = Int(selector) % (Target.allCases.count + 1)
+        if index == Target.allCases.count {
+            for target in Target.allCases { run(target, rest) }
+        } else {
+            run(Target.allCases[index], rest)
+        }
+    }
+
+    static func run(_ target: Target, _ bytes: [UInt8]) {
+        switch target {
+        case .envelope:
+            if let envelope = check(Envelope.self, bytes), let payload = try? envelope.payload() {
+                checkPayload(payload, bytes: envelope.payloadBytes)
+            }
+        case .transactionPayload:
+            if let payload = check(TransactionPayload.self, bytes) { checkPayload(payload, bytes: bytes) }
+        case .blockHeader: _ = check(BlockHeader.self, bytes)
+        case .logLeaf: _ = check(LogLeaf.self, bytes)
+        case .genesisConfig: _ = check(GenesisConfig.self, bytes)
+        case .proposalAction: _ = check(ProposalAction.self, bytes)
+        case .member: _ = check(Member.self, bytes)
+        case .networkConfig: _ = check(NetworkConfig.self, bytes)
+        case .organization: _ = check(Organization.self, bytes)
+        case .memberRegistration: _ = check(MemberRegistration.self, bytes)
+        case .approvalPolicy: _ = check(ApprovalPolicy.self, bytes)
+        case .proposal: _ = check(Proposal.self, bytes)
+        case .deviceAttributes: _ = check(DeviceAttributes.self, bytes)
+        case .deviceRecord: _ = check(DeviceRecord.self, bytes)
+        case .deviceRegister: checkDeviceAction("register", bytes)
+        case .deviceUpdate: checkDeviceAction("update", bytes)
+        case .deviceTransfer: checkDeviceAction("transfer", bytes)
+        case .deviceAcceptTransfer: checkDeviceAction("accept_transfer", bytes)
+        case .deviceDecommission: checkDeviceAction("decommission", bytes)
+        case .udi:
+            if let text = String(validating: bytes, as: UTF8.self) { _ = try? UDI.validate(text) }
+        }
+    }
+
+    /// Decodes `bytes` as `T`; on success checks that the encoding is canonical and round-trips.
+    @discardableResult
+    static func check<T: BinaryCodable & Equatable>(_ type: T.Type, _ bytes: [UInt8]) -> T? {
+        let value: T
+        do {
+            value = try T(decoding: bytes)
+        } catch {
+            return nil
+        }
+        let reencoded = value.encoded
+        guard reencoded == bytes else {
+            fatalError("FuzzHarness: \(T.self) decoded from \(describe(bytes)) but re-encodes to \(describe(reencoded))")
+        }
+        guard let again = try? T(decoding: reencoded), again == value else {
+            fatalError("FuzzHarness: \(T.self) re-encoding of \(describe(bytes)) does not decode to an equal value")
+        }
+        return value
+    }
+
+    /// A decoded payload's arguments are also fed to the device contract's decoder.
+    static func checkPayload(_ payload: TransactionPayload, bytes: [UInt8]) {
+        guard payload.encoded == bytes else {
+            fatalError("FuzzHarness: TransactionPayload decoded from \(describe(bytes)) but re-encodes differently")
+        }
+        if deviceActions.contains(payload.action) {
+            checkDeviceAction(payload.action, payload.arguments)
+        }
+    }
+
+    static func checkDeviceAction(_ name: String, _ bytes: [UInt8]) {
+        let action: DeviceAction
+        do {
+            action = try DeviceAction(action: name, arguments: bytes)
+        } catch {
+            return
+        }
+        guard action.name == name else {
+            fatalError("FuzzHarness: DeviceAction decoded as \(name) but names itself \(action.name)")
+        }
+        let reencoded = action.arguments
+        guard reencoded == bytes else {
+            fatalError("FuzzHarness: DeviceAction.\(name) decoded from \(describe(bytes)) but re-encodes to \(describe(reencoded))")
+        }
+        guard let again = try? DeviceAction(action: name, arguments: reencoded), again == action else {
+            fatalError("FuzzHarness: DeviceAction.\(name) re-encoding of \(describe(bytes)) does not decode to an equal value")
+        }
+    }
+
+    static func describe(_ bytes: [UInt8]) -> String {
+        let shown = Hex.encode(bytes.prefix(96))
+        return bytes.count > 96 ? "\(bytes.count) bytes \(shown)…" : "\(bytes.count) bytes \(shown)"
+    }
+}

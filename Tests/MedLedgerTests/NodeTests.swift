@@ -1,0 +1,250 @@
+import Testing
+import Foundation
+import GRDB
+import Logging
+import LedgerCore
+import Contracts
+import LedgerStore
+import Node
+import LedgerTesting
+
+/// A node in this process over a real SQLite database in a temporary directory.
+final class NodeHarness: Sendable {
+    let directory: String
+    let definition: NetworkDefinition
+    let node: LedgerNode
+    let runner: Task<Void, any Error>
+
+    init(batchSize: UInt32 = 50) throws {
+        directory = Fixtures.temporaryPath("node")
+        var spec = NetworkSpec.demo
+        spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: 5)
+        definition = try NetworkBuilder.build(spec, directory: directory)
+        node = try LedgerNode(directory: directory, logger: Logger(label: "test"))
+        let node = self.node
+        runner = Task { try await node.run() }
+    }
+
+    func identity(_ name: String) throws -> SigningIdentity { try definition.identity(named: name, directory: directory) }
+
+    func sign(_ name: String, _ action: DeviceAction, timestamp: Int64 = Clock.nowMilliseconds()) throws -> Envelope {
+        try identity(name).transaction(network: node.network, contract: "devices", action: action.name, arguments: action.arguments,
+                                       timestamp: timestamp).envelope
+    }
+
+    /// Submits and waits for the outcome.
+    func commit(_ envelope: Envelope) async throws -> TransactionStatus {
+        let id = try node.submit(envelope.encoded)
+        return try await node.waitForCommit(id, timeout: .seconds(30))
+    }
+
+    func stop() async throws {
+        node.shutdown()
+        try await runner.value
+    }
+
+    var databasePath: String { directory + "/" + NetworkDefinition.databaseFileName }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+struct NodeTests {
+    @Test func submittedTransactionsCommitWithHistoryAndEvents() async throws {
+        let harness = try NodeHarness()
+        let node = harness.node
+        let events = node.events(from: 0)
+        let udi = Fixtures.udi(1)
+        let status = try await harness.commit(try harness.sign("st-mary/collector", .register(udi: udi, attributes: Fixtures.attributes())))
+        guard case .committed(let height, _, _) = status else {
+            Issue.record("expected committed, got \(status)")
+            return
+        }
+        #expect(height >= 1)
+        var changes = DeviceAttributes()
+        changes.firmwareVersion = "3.1.4"
+        let update = try harness.sign("st-mary/collector", .update(udi: udi, event: "firmware_update", changes: changes))
+        guard case .committed = try await harness.commit(update) else {
+            Issue.record("update did not commit")
+            return
+        }
+        let history = try node.store.history(key: StateKey.device(udi))
+        #expect(history.count == 2)
+        #expect(history.last?.transaction.id == update.id)
+        #expect(history.last?.transaction.creator == (try harness.identity("st-mary/collector")).fingerprint)
+        let record = try DeviceRecord(decoding: try #require(history.last?.value))
+        #expect(record.version == 2)
+        #expect(record.attributes.firmwareVersion == "3.1.4")
+
+        // The event stream replays from genesis and includes both transactions.
+        var seen = Set<Hash256>()
+        for await event in events {
+            for transaction in event.transactions { seen.insert(transaction.id) }
+            if seen.contains(update.id) { break }
+        }
+        #expect(seen.contains(update.id))
+        try await harness.stop()
+        #expect(ChainVerifier.verify(store: try LedgerStore(readOnlyPath: harness.databasePath)).ok)
+    }
+
+    @Test func admissionRefusesWithSpecificCodesAuditsAndWritesNothing() async throws {
+        let harness = try NodeHarness()
+        let node = harness.node
+        let register = DeviceAction.register(udi: Fixtures.udi(2), attributes: Fixtures.attributes())
+        var forged = try harness.sign("st-mary/collector", register)
+        forged.signature[5] ^= 1
+        var missing = Fixtures.attributes()
+        missing.speciality = nil
+        let stranger = try TestNetwork.issue(
+            CertificateAuthority.create(organization: "st-mary"), name: "st-mary/collector", role: .collector, now: Date())
+        let good = try harness.sign("st-mary/collector", register)
+        let cases: [([UInt8], LedgerError.Code)] = [
+            ([0x01, 0x02], .malformedEncoding),
+            (forged.encoded, .badSignature),
+            (try harness.sign("st-mary/collector", .register(udi: "not-a-udi", attributes: Fixtures.attributes())).encoded, .invalidUDI),
+            (try harness.sign("st-mary/collector", .register(udi: Fixtures.udi(2), attributes: missing)).encoded, .missingField),
+            (try harness.sign("medtech-research/researcher", register).encoded, .forbidden),
+            (try harness.sign("st-mary/collector", register, timestamp: Clock.nowMilliseconds() + 3_600_000).encoded, .timestampSkew),
+            (stranger.transaction(network: node.network, contract: "devices", action: "register", arguments: register.arguments).envelope.encoded, .unknownMember),
+            (try harness.identity("st-mary/collector").transaction(network: .zero, contract: "devices", action: "register",
+                                                                   arguments: register.arguments).envelope.encoded, .wrongNetwork),
+            ([UInt8](repeating: 0, count: 70_000), .payloadTooLarge),
+        ]
+        let heightBefore = node.tip.height
+        for (bytes, code) in cases {
+            #expect(throws: LedgerError.self) { try node.submit(bytes) }
+            do { try node.submit(bytes) } catch { #expect(error.code == code) }
+        }
+        // Accepted once, refused as a duplicate while pending and after commit.
+        let id = try node.submit(good.encoded)
+        do { try node.submit(good.encoded) } catch { #expect(error.code == .duplicateTransaction) }
+        _ = try await node.waitForCommit(id, timeout: .seconds(30))
+        do { try node.submit(good.encoded) } catch { #expect(error.code == .duplicateTransaction) }
+        try await harness.stop()
+
+        // Refused submissions were never ordered: exactly one block, with exactly the good transaction.
+        #expect(node.tip.height == heightBefore + 1)
+        #expect(node.tip.transactionCount == 1)
+        let refusals = try node.store.recentRefusals(limit: 100)
+        #expect(refusals.count == cases.count * 2 + 2)
+        #expect(Set(refusals.map(\.code)).isSuperset(of: [.badSignature, .unknownMember, .duplicateTransaction]))
+        #expect(node.metrics.render().contains("medledger_submissions_refused_total{code=\"bad_signature\"} 2"))
+    }
+
+    @Test func stateDependentRefusalsAreRecordedInTheBlockWithTheirCode() async throws {
+        let harness = try NodeHarness()
+        var changes = DeviceAttributes()
+        changes.batteryLevel = 5
+        let status = try await harness.commit(try harness.sign("st-mary/collector", .update(udi: Fixtures.udi(3), event: "battery", changes: changes)))
+        guard case .rejected(_, _, _, let code, let message) = status else {
+            Issue.record("expected a rejection, got \(status)")
+            return
+        }
+        #expect(code == .unknownDevice)
+        #expect(message?.contains("register it first") == true)
+        #expect(try harness.node.store.value(forKey: StateKey.device(Fixtures.udi(3))) == nil)
+        try await harness.stop()
+    }
+
+    @Test func reopeningKeepsTheChainAndRefusesAnotherNetworksDatabase() async throws {
+        let harness = try NodeHarness()
+        for serial in 0..<20 {
+            _ = try harness.node.submit(try harness.sign("north-general/collector", .register(udi: Fixtures.udi(serial), attributes: Fixtures.attributes())).encoded)
+        }
+        let last = try harness.sign("north-general/collector", .register(udi: Fixtures.udi(99), attributes: Fixtures.attributes()))
+        _ = try await harness.commit(last)
+        try await harness.stop()
+        let tip = harness.node.tip
+        let reopened = try LedgerNode(directory: harness.directory, logger: Logger(label: "test"))
+        #expect(reopened.tip == tip)
+        #expect(try reopened.status(of: last.id) != .unknown)
+
+        let other = Fixtures.temporaryPath("other")
+        defer { try? FileManager.default.removeItem(atPath: other) }
+        _ = try NetworkBuilder.build(.demo, directory: other)
+        #expect(throws: LedgerError.self) {
+            try LedgerNode(directory: other, databasePath: harness.databasePath, logger: Logger(label: "test"))
+        }
+    }
+}
+
+/// `medledger verify` must catch every kind of tampering with the stored ledger.
+struct TamperDetectionTests {
+    /// A committed ledger of a few blocks, then closed.
+    static func ledger() async throws -> NodeHarness {
+        let harness = try NodeHarness(batchSize: 4)
+        var ids: [Hash256] = []
+        for serial in 0..<12 {
+            ids.append(try harness.node.submit(try harness.sign(serial % 2 == 0 ? "st-mary/collector" : "north-general/collector",
+                                                                .register(udi: Fixtures.udi(serial), attributes: Fixtures.attributes())).encoded))
+        }
+        for id in ids { _ = try await harness.node.waitForCommit(id, timeout: .seconds(30)) }
+        try await harness.stop()
+        #expect(ChainVerifier.verify(store: try LedgerStore(readOnlyPath: harness.databasePath)).ok)
+        return harness
+    }
+
+    static func tamper(_ harness: NodeHarness, _ sql: String) throws -> VerificationReport {
+        let queue = try DatabaseQueue(path: harness.databasePath)
+        try queue.write { db in try db.execute(sql: sql) }
+        try queue.close()
+        return ChainVerifier.verify(store: try LedgerStore(readOnlyPath: harness.databasePath))
+    }
+
+    @Test func changedByteInAStoredTransaction() async throws {
+        let harness = try await Self.ledger()
+        // Flip one byte inside the payload of the transaction at log position 3.
+        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = substr(envelope, 1, 60) || X'FF' || substr(envelope, 62) WHERE seq = 3")
+        #expect(!report.ok)
+        #expect(report.failure?.contains("transaction") == true)
+    }
+
+    @Test func changedSignatureByte() async throws {
+        let harness = try await Self.ledger()
+        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = substr(envelope, 1, length(envelope) - 1) || X'00' WHERE seq = 5")
+        #expect(!report.ok)
+        #expect(report.failure?.contains("bad_signature") == true || report.failure?.contains("transaction") == true)
+    }
+
+    @Test func deletedBlock() async throws {
+        let harness = try await Self.ledger()
+        let report = try Self.tamper(harness, "DELETE FROM blocks WHERE height = 2")
+        #expect(!report.ok)
+        #expect(report.failure?.contains("block 2") == true)
+    }
+
+    @Test func deletedTransaction() async throws {
+        let harness = try await Self.ledger()
+        let report = try Self.tamper(harness, "DELETE FROM transactions WHERE seq = 6")
+        #expect(!report.ok)
+    }
+
+    @Test func reorderedTransactions() async throws {
+        let harness = try await Self.ledger()
+        let report = try Self.tamper(harness, """
+            UPDATE transactions SET idx = CASE idx WHEN 0 THEN 1 ELSE 0 END
+            WHERE height = (SELECT height FROM transactions WHERE seq = 5) AND idx IN (0, 1)
+            """)
+        #expect(!report.ok)
+    }
+
+    @Test func changedStateValue() async throws {
+        let harness = try await Self.ledger()
+        let report = try Self.tamper(harness, "UPDATE state SET value = value || X'00' WHERE key = (SELECT min(key) FROM state WHERE key LIKE 'dev/%')")
+        #expect(!report.ok)
+        #expect(report.failure?.contains("state key dev/") == true)
+    }
+
+    @Test func deletedAndInsertedStateKeys() async throws {
+        let harness = try await Self.ledger()
+        #expect(try Self.tamper(harness, "INSERT INTO state (key, value, seq) VALUES ('dev/forged', X'00', 1)").failure?.contains("dev/forged") == true)
+        #expect(try Self.tamper(harness, "DELETE FROM state WHERE key = 'dev/forged'").ok)
+        #expect(try Self.tamper(harness, "DELETE FROM state WHERE key = 'cfg'").failure?.contains("cfg") == true)
+    }
+
+    @Test func changedMerkleNodeThatProofsAreServedFrom() async throws {
+        let harness = try await Self.ledger()
+        let report = try Self.tamper(harness, "UPDATE merkle SET hash = zeroblob(32) WHERE level = 1 AND idx = 2")
+        #expect(!report.ok)
+        #expect(report.failure?.contains("Merkle node") == true)
+    }
+}

@@ -1,0 +1,172 @@
+import Testing
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+import LedgerCore
+import Node
+import Collector
+import LedgerTesting
+
+final class Acknowledged: Sendable {
+    let list = Mutex<[(Hash256, UInt64)]>([])
+    let killed = Mutex(false)
+    let errors = Mutex<[String]>([])
+}
+
+/// Tests that start real `medledger` processes on loopback and stop exactly the pids they started.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct ProcessTests {
+    static func startNode(_ directory: String) async throws -> (ManagedProcess, URL) {
+        let node = try ManagedProcess(medledger: "node", "--data", directory, "--port", "0", "--log-level", "warning")
+        guard let line = await node.line(containing: "listening on"),
+              let address = line.split(separator: " ").first(where: { $0.hasPrefix("http://") }),
+              let url = URL(string: String(address))
+        else {
+            throw LedgerError(.io, "node did not start: \(node.errors.withLock { $0 })")
+        }
+        return (node, url)
+    }
+
+    /// SIGKILL under load: every transaction the node acknowledged as committed is still there after
+    /// a restart, every block is intact, and the ledger verifies.
+    @Test func killedNodeKeepsEveryAcknowledgedTransaction() async throws {
+        let directory = Fixtures.temporaryPath("crash")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let initialized = try await ManagedProcess.medledger("init", "--out", directory, "--batch-size", "20", "--batch-timeout-ms", "5")
+        #expect(initialized.status == 0, "\(initialized.stderr)")
+        let definition = try NetworkDefinition.load(directory: directory)
+        let signers = try ["st-mary", "north-general", "city-childrens"].map { try definition.identity(named: "\($0)/collector", directory: directory) }
+
+        let (node, url) = try await Self.startNode(directory)
+        let client = NodeClient(baseURL: url)
+        let acknowledged = Acknowledged()
+        let (enough, signal) = AsyncStream<Void>.makeStream()
+        let network = definition.networkID
+        let workers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for worker in 0..<6 {
+                    group.addTask {
+                        var serial = 0
+                        while !Task.isCancelled, !acknowledged.killed.withLock({ $0 }) {
+                            serial += 1
+                            let action = DeviceAction.register(udi: Fixtures.udi(worker * 1_000_000 + serial), attributes: Fixtures.attributes())
+                            let (id, envelope) = signers[worker % 3].transaction(network: network, contract: "devices",
+                                                                                 action: action.name, arguments: action.arguments)
+                            do {
+                                let status = try await client.submit(envelope.encoded, wait: 30)
+                                guard status.status == "committed", let height = status.height else { continue }
+                                let count = acknowledged.list.withLock { list in
+                                    list.append((id, height))
+                                    return list.count
+                                }
+                                if count == 150 { signal.yield() }
+                            } catch {
+                                // After the kill every request fails; before it, none should.
+                                if !acknowledged.killed.withLock({ $0 }) { acknowledged.errors.withLock { $0.append("\(error)") } }
+                                return
+                            }
+                        }
+                    }
+                }
+                await group.waitForAll()
+                signal.finish()
+            }
+        }
+        // Kill while the workers are still submitting.
+        for await _ in enough { break }
+        acknowledged.killed.withLock { $0 = true }
+        node.send(SIGKILL)
+        #expect(await node.waitForExit() == SIGKILL || node.process.terminationReason == .uncaughtSignal)
+        await workers.value
+        #expect(acknowledged.errors.withLock { $0 }.isEmpty, "requests failed before the kill: \(acknowledged.errors.withLock { $0 })")
+        let acked = acknowledged.list.withLock { $0 }
+        #expect(acked.count >= 150)
+
+        // Restart on the same database: everything acknowledged is committed where it was.
+        let (restarted, url2) = try await Self.startNode(directory)
+        let client2 = NodeClient(baseURL: url2)
+        for (id, height) in acked {
+            let status = try await client2.status(id)
+            #expect(status.status == "committed" && status.height == height, "transaction \(id.hex) lost after SIGKILL")
+        }
+        // And the node keeps working after the crash.
+        let action = DeviceAction.register(udi: Fixtures.udi(42), attributes: Fixtures.attributes())
+        let after = signers[0].transaction(network: definition.networkID, contract: "devices", action: action.name, arguments: action.arguments)
+        #expect(try await client2.submit(after.envelope.encoded, wait: 30).status == "committed")
+        restarted.send(SIGTERM)
+        #expect(await restarted.waitForExit() == 0)
+
+        let verified = try await ManagedProcess.medledger("verify", "--data", directory)
+        #expect(verified.status == 0, "\(verified.stderr)")
+    }
+
+    /// The demo runs with no arguments but a directory, port and duration, exits 0, and leaves a
+    /// ledger that verifies, exports, proves and passes an independent verifier written in Python.
+    @Test func demoProducesAVerifiableLedger() async throws {
+        let directory = Fixtures.temporaryPath("demo")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let demo = try await ManagedProcess.medledger("demo", "--data", directory, "--port", "0", "--duration", "4", "--devices", "5",
+                                                       "--interval-ms", "100")
+        #expect(demo.status == 0, "\(demo.stderr)")
+        #expect(demo.stdout.contains("MedLedger demo"))
+        #expect(demo.stdout.contains("curl http://127.0.0.1:"))
+        for key in ["orgs/st-mary/ca.key", "orgs/st-mary/collector.key", "orgs/device-regulator/admin.key"] {
+            #expect(SecureFile.mode(of: directory + "/" + key) == 0o600, "\(key) must be 0600")
+        }
+
+        let verified = try await ManagedProcess.medledger("verify", "--data", directory, "--json")
+        #expect(verified.status == 0, "\(verified.stderr)")
+        let report = try JSONDecoder().decode(VerificationReport.self, from: Data(verified.stdout.utf8))
+        #expect(report.ok)
+        #expect(report.transactions >= 16)  // genesis + 15 registrations at least
+
+        let export = directory + "/chain.json"
+        let exported = try await ManagedProcess.medledger("export", "--data", directory, "--out", export)
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/verify_export.py").path
+        let independent = try await ManagedProcess.run("/usr/bin/env", ["python3", script, export])
+        #expect(independent.status == 0, "independent verifier: \(independent.stdout) \(independent.stderr)")
+        #expect(independent.stdout.contains("\"ok\": true"))
+
+        // Proofs round-trip through files, and a tampered proof is refused.
+        let exportJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: export))) as! [String: Any]
+        let blocks = exportJSON["blocks"] as! [[String: Any]]
+        let transaction = ((blocks[1]["transactions"] as! [[String: Any]])[0]["id"] as! String)
+        let proof = try await ManagedProcess.medledger("proof", "--data", directory, "--tx", transaction)
+        #expect(proof.status == 0, "\(proof.stderr)")
+        let proofFile = directory + "/proof.json"
+        try Data(proof.stdout.utf8).write(to: URL(fileURLWithPath: proofFile))
+        #expect(try await ManagedProcess.medledger("verify-proof", proofFile, "--network", directory).status == 0)
+        let tampered = proof.stdout.replacingOccurrences(of: "\"tree_size\" : ", with: "\"tree_size\" : 1")
+        #expect(tampered != proof.stdout)
+        try Data(tampered.utf8).write(to: URL(fileURLWithPath: proofFile))
+        let refused = try await ManagedProcess.medledger("verify-proof", proofFile, "--network", directory)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("REFUSED"))
+    }
+
+    /// The device CLI against a running node: a clear error for bad input, success otherwise.
+    @Test func deviceCommandReportsClearErrors() async throws {
+        let directory = Fixtures.temporaryPath("cli")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try await ManagedProcess.medledger("init", "--out", directory).status == 0)
+        let (node, url) = try await Self.startNode(directory)
+        let common = ["--network", directory, "--identity", "st-mary/collector", "--node", url.absoluteString]
+        let fields = ["--set", "manufacturer=Helix", "--set", "model=HX-1", "--set", "device_type=ventilator", "--set", "category=life_support",
+                      "--set", "speciality=intensive_care", "--set", "production_date=2023-05-01"]
+        let bad = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["device", "register"] + common + ["--udi", "(01)00844588003289(21)A"] + fields)
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("invalid_udi"))
+        let good = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["device", "register"] + common + ["--udi", "(01)00844588003288(21)A"] + fields)
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.hasPrefix("committed"))
+        let unknown = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["device", "update"] + common + ["--udi", "(01)00844588003288(21)B", "--event", "power", "--set", "active=false"])
+        #expect(unknown.status != 0)
+        #expect(unknown.stdout.contains("unknown_device"))
+        node.send(SIGTERM)
+        #expect(await node.waitForExit() == 0)
+    }
+}

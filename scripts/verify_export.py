@@ -1,0 +1,1267 @@
+#!/usr/bin/env python3
+"""Independent verifier for MedLedger exports (format "medledger-export/1").
+
+    python3 scripts/verify_export.py EXPORT.json [--network DIR] [--tip HASH] [--allow-invalid-refused]
+
+Written from docs/formats.md only, with the Python standard library and the `cryptography`
+package. It never re-serializes what it verifies: every hash and signature is computed over the
+exact bytes found in the export.
+
+On success it prints one JSON line {"ok": true, "blocks": N, "transactions": M, ...} and exits 0.
+On the first failure it prints one JSON line {"ok": false, "block": h, "transaction": i, "error": ...}
+(plus a readable line on stderr) and exits 1.
+"""
+
+import argparse
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import os
+import struct
+import sys
+import time
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import NameOID
+
+FORMAT = "medledger-export/1"
+ZERO = bytes(32)
+
+
+def sha256(data):
+    return hashlib.sha256(data).digest()
+
+
+# SHA-256 of the empty write set (u32 count 0): the write-set hash of every refused transaction.
+EMPTY_WRITE_SET_HASH = sha256(b"\x00\x00\x00\x00")
+
+# On-ledger status numbers: 0 = committed, 1 + index in this table otherwise (LedgerError.swift).
+STATUS_TABLE = [
+    "malformed_encoding", "bad_signature", "unknown_member", "unknown_organization", "certificate_expired",
+    "certificate_revoked", "invalid_certificate", "forbidden", "payload_too_large", "duplicate_transaction",
+    "timestamp_skew", "wrong_network", "invalid_udi", "unknown_device", "device_exists",
+    "device_decommissioned", "missing_field", "invalid_argument", "unknown_action", "unknown_proposal",
+    "proposal_closed", "already_approved", "internal_error",
+]
+STATUS_DUPLICATE = 1 + STATUS_TABLE.index("duplicate_transaction")
+
+ROLES = {"admin", "node", "collector", "device", "researcher", "auditor", "clinician", "patient"}
+KINDS = {"hospital", "research", "regulator", "manufacturer"}
+DEVICE_WRITERS = {"admin", "collector"}
+MAX_CLOCK_SKEW = 86_400_000  # NetworkConfig.validate upper bound for clockSkewMilliseconds
+
+
+def status_code_name(status):
+    """The `code` an export writes for a stored status (LedgerError.Code(ledgerStatus:))."""
+    if status == 0:
+        return None
+    index = status - 1
+    return STATUS_TABLE[index] if 0 <= index < len(STATUS_TABLE) else "internal_error"
+
+
+class Failure(Exception):
+    def __init__(self, message, **where):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+
+class DecodeError(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Binary decoding (BinaryReader.swift): big-endian integers, u32-length-prefixed bytes/strings.
+# ----------------------------------------------------------------------------------------------
+
+class Reader:
+    __slots__ = ("b", "o")
+    MAX_FIELD = 16 << 20
+
+    def __init__(self, data):
+        self.b = data
+        self.o = 0
+
+    def remaining(self):
+        return len(self.b) - self.o
+
+    def raw(self, n, field):
+        if n < 0 or n > len(self.b) - self.o:
+            raise DecodeError(f"{field}: input ends early at byte {self.o} of {len(self.b)}")
+        value = self.b[self.o:self.o + n]
+        self.o += n
+        return value
+
+    def u8(self, field):
+        return self.raw(1, field)[0]
+
+    def u16(self, field):
+        return struct.unpack(">H", self.raw(2, field))[0]
+
+    def u32(self, field):
+        return struct.unpack(">I", self.raw(4, field))[0]
+
+    def u64(self, field):
+        return struct.unpack(">Q", self.raw(8, field))[0]
+
+    def i64(self, field):
+        return struct.unpack(">q", self.raw(8, field))[0]
+
+    def boolean(self, field):
+        v = self.u8(field)
+        if v > 1:
+            raise DecodeError(f"{field}: boolean byte must be 0 or 1, got {v}")
+        return v == 1
+
+    def bytes_(self, field, max_len=MAX_FIELD):
+        n = self.u32(field)
+        if n > max_len:
+            raise DecodeError(f"{field}: length {n} exceeds the limit of {max_len} bytes")
+        return self.raw(n, field)
+
+    def string(self, field, max_len=4096):
+        raw = self.bytes_(field, max_len)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecodeError(f"{field}: not valid UTF-8") from None
+
+    def hash(self, field):
+        return self.raw(32, field)
+
+    def opt_string(self, field, max_len=4096):
+        return self.string(field, max_len) if self.boolean(field) else None
+
+    def opt_i64(self, field):
+        return self.i64(field) if self.boolean(field) else None
+
+    def count(self, field, max_count=10_000):
+        n = self.u32(field)
+        if n > max_count or n > self.remaining():
+            raise DecodeError(f"{field}: {n} elements exceeds the limit")
+        return n
+
+    def enum(self, field, allowed):
+        s = self.string(field, 64)
+        if s not in allowed:
+            raise DecodeError(f"{field}: unknown value {s}")
+        return s
+
+    def end(self, what):
+        if self.o != len(self.b):
+            raise DecodeError(f"{what}: {len(self.b) - self.o} unexpected trailing bytes")
+
+
+# BlockHeader: "MLB1" u64 height, previousHash, i64 timestamp, u32 transactionCount, transactionRoot,
+# u64 logSize, logRoot, stateRoot, proposer  -> always exactly 192 bytes.
+HEADER = struct.Struct(">4sQ32sqI32sQ32s32s32s")
+assert HEADER.size == 192
+
+
+def decode_header(data):
+    if len(data) < 4 or data[:4] != b"MLB1":
+        raise DecodeError("block header: expected magic MLB1")
+    if len(data) < HEADER.size:
+        raise DecodeError(f"block header: input ends early ({len(data)} of {HEADER.size} bytes)")
+    if len(data) > HEADER.size:
+        raise DecodeError(f"BlockHeader: {len(data) - HEADER.size} unexpected trailing bytes")
+    (_, height, previous, timestamp, count, tx_root, log_size, log_root, state_root, proposer) = HEADER.unpack(data)
+    return {"height": height, "previous": previous, "timestamp": timestamp, "count": count, "tx_root": tx_root,
+            "log_size": log_size, "log_root": log_root, "state_root": state_root, "proposer": proposer}
+
+
+def decode_envelope(data):
+    """Envelope: u8 version (1) | bytes payload (<= 1 MiB) | bytes signature (<= 128, must be 64)."""
+    r = Reader(data)
+    version = r.u8("envelope version")
+    if version != 1:
+        raise DecodeError(f"envelope: unsupported version {version}, expected 1")
+    payload = r.bytes_("envelope payload", 1 << 20)
+    signature = r.bytes_("envelope signature", 128)
+    if len(signature) != 64:
+        raise DecodeError(f"envelope: signature must be 64 bytes (raw P-256 r||s), got {len(signature)}")
+    r.end("Envelope")
+    return payload, signature
+
+
+def decode_payload(data):
+    """TransactionPayload: "MLP1" network creator nonce[16] i64 timestamp string contract string action bytes arguments."""
+    r = Reader(data)
+    if r.raw(4, "payload magic") != b"MLP1":
+        raise DecodeError("payload: expected magic MLP1")
+    p = {
+        "network": r.hash("payload network"),
+        "creator": r.hash("payload creator"),
+        "nonce": r.raw(16, "payload nonce"),
+        "timestamp": r.i64("payload timestamp"),
+        "contract": r.string("payload contract", 64),
+        "action": r.string("payload action", 64),
+        "arguments": r.bytes_("payload arguments"),
+    }
+    r.end("TransactionPayload")
+    return p
+
+
+def read_policy(r):
+    kind = r.u8("policy kind")
+    if kind == 1:
+        return ("majority",)
+    if kind == 2:
+        return ("all",)
+    if kind == 3:
+        n = r.u32("policy n")
+        if n == 0:
+            raise DecodeError("policy: atLeast needs n >= 1")
+        return ("atLeast", n)
+    raise DecodeError(f"policy: unknown kind {kind}")
+
+
+def read_config(r):
+    return {
+        "batch_size": r.u32("config batchSize"),
+        "batch_timeout": r.u32("config batchTimeout"),
+        "max_transaction_bytes": r.u32("config maxTransactionBytes"),
+        "clock_skew": r.u64("config clockSkew"),
+        "policy": read_policy(r),
+    }
+
+
+def config_error(c):
+    """NetworkConfig.validate(); returns the first problem or None."""
+    if not 1 <= c["batch_size"] <= 10_000:
+        return "batchSize must be 1...10000"
+    if not 1 <= c["batch_timeout"] <= 60_000:
+        return "batchTimeoutMilliseconds must be 1...60000"
+    if not 1024 <= c["max_transaction_bytes"] <= (1 << 20):
+        return "maxTransactionBytes must be 1 KiB...1 MiB"
+    if not 1000 <= c["clock_skew"] <= 86_400_000:
+        return "clockSkewMilliseconds must be 1 s...1 day"
+    return None
+
+
+def read_organization(r):
+    return {
+        "id": r.string("organization id", 64),
+        "name": r.string("organization name", 256),
+        "kind": r.enum("organization kind", KINDS),
+        "root": r.bytes_("organization root", 16_384),
+        "active": r.boolean("organization active"),
+    }
+
+
+def read_registration(r):
+    return {"certificate": r.bytes_("registration certificate", 16_384),
+            "device_udi": r.opt_string("registration deviceUDI", 128)}
+
+
+def read_proposal_action(r):
+    kind = r.u8("proposal action")
+    if kind == 1:
+        org = read_organization(r)
+        n = r.count("proposal members", 1000)
+        return ("addOrganization", org, [read_registration(r) for _ in range(n)])
+    if kind == 2:
+        return ("addMember", read_registration(r))
+    if kind == 3:
+        return ("revokeCertificate", r.hash("proposal fingerprint"))
+    if kind == 4:
+        return ("updateConfig", read_config(r))
+    raise DecodeError(f"proposal: unknown action {kind}")
+
+
+def decode_genesis_config(data):
+    r = Reader(data)
+    name = r.string("genesis name", 256)
+    config = read_config(r)
+    orgs = [read_organization(r) for _ in range(r.count("genesis organizations", 1000))]
+    members = [read_registration(r) for _ in range(r.count("genesis members", 100_000))]
+    r.end("genesis arguments")
+    return {"name": name, "config": config, "organizations": orgs, "members": members}
+
+
+STRING_TAGS = {1: "manufacturer", 2: "model", 3: "firmware_version", 4: "device_type", 5: "category",
+               6: "speciality", 7: "location"}
+INTEGER_TAGS = {8: "production_date", 9: "last_service_date", 10: "warranty_expiry", 11: "usage_hours",
+                12: "battery_level", 13: "sync_frequency_seconds", 14: "last_sync"}
+REQUIRED_ATTRIBUTES = ["manufacturer", "model", "device_type", "category", "speciality", "production_date"]
+
+
+def read_attributes(r):
+    count = r.u8("attributes count")
+    attrs = {}
+    last = 0
+    for _ in range(count):
+        tag = r.u8("attribute tag")
+        if tag <= last:
+            raise DecodeError("attributes: tags must be strictly increasing")
+        last = tag
+        if tag in STRING_TAGS:
+            attrs[STRING_TAGS[tag]] = r.string("attribute", 200)
+        elif tag in INTEGER_TAGS:
+            attrs[INTEGER_TAGS[tag]] = r.i64("attribute")
+        elif tag == 15:
+            attrs["active"] = r.boolean("attribute active")
+        else:
+            raise DecodeError(f"attributes: unknown tag {tag}")
+    return attrs
+
+
+def attributes_error(a):
+    """DeviceAttributes.validate()."""
+    for name in STRING_TAGS.values():
+        if name in a and (a[name] == "" or len(a[name].encode()) > 200):
+            return f"{name} must be 1...200 bytes"
+    if "battery_level" in a and not 0 <= a["battery_level"] <= 100:
+        return "battery_level must be 0...100"
+    if "usage_hours" in a and a["usage_hours"] < 0:
+        return "usage_hours must not be negative"
+    if "sync_frequency_seconds" in a and a["sync_frequency_seconds"] <= 0:
+        return "sync_frequency_seconds must be positive"
+    for name in ("production_date", "last_service_date", "warranty_expiry"):
+        if name in a and not -25_567 <= a[name] <= 84_006:
+            return f"{name} is out of range"
+    return None
+
+
+def decode_device_action(action, arguments):
+    r = Reader(arguments)
+    udi = r.string("udi", 128)
+    if action == "register":
+        result = {"udi": udi, "attributes": read_attributes(r)}
+    elif action == "update":
+        event = r.string("event", 64)
+        result = {"udi": udi, "event": event, "changes": read_attributes(r)}
+    elif action == "transfer":
+        result = {"udi": udi, "to": r.string("to", 64)}
+    elif action == "accept_transfer":
+        result = {"udi": udi}
+    elif action == "decommission":
+        result = {"udi": udi, "reason": r.string("reason", 512)}
+    else:
+        raise DecodeError(f"devices contract has no action {action}")
+    r.end(f"devices.{action} arguments")
+    return result
+
+
+def valid_event(event):
+    b = event.encode()
+    return 0 < len(b) <= 64 and all(97 <= c <= 122 or c == 95 for c in b)
+
+
+def valid_org_id(i):
+    return 0 < len(i) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in i)
+
+
+# ----------------------------------------------------------------------------------------------
+# UDI syntax (UDI.swift)
+# ----------------------------------------------------------------------------------------------
+
+def _digit(c):
+    return 48 <= c <= 57
+
+
+def _upper(c):
+    return 65 <= c <= 90
+
+
+def gs1_check_digit(digits):
+    total = 0
+    for position, d in enumerate(reversed(digits)):
+        total += (d - 48) * (3 if position % 2 == 0 else 1)
+    return (10 - total % 10) % 10 + 48
+
+
+def _gtin_error(digits):
+    if len(digits) not in (8, 12, 13, 14) or not all(_digit(c) for c in digits):
+        return "a GTIN has 8, 12, 13 or 14 digits"
+    if digits[-1] != gs1_check_digit(digits[:-1]):
+        return "GTIN check digit is wrong"
+    return None
+
+
+def _gs1_hr_error(text):
+    elements = []
+    rest = text
+    while rest:
+        close = rest.find(")")
+        if not rest.startswith("(") or close < 0:
+            return "GS1 UDI: expected (AI)"
+        ai = rest[1:close]
+        nxt = rest.find("(", close + 1)
+        end = nxt if nxt >= 0 else len(rest)
+        elements.append((ai, rest[close + 1:end]))
+        rest = rest[end:]
+    if not elements or elements[0][0] != "01":
+        return "GS1 UDI must start with (01)"
+    if len(elements[0][1].encode()) != 14:
+        return "GS1 (01) must be followed by 14 digits"
+    err = _gtin_error(elements[0][1].encode())
+    if err:
+        return err
+    seen = {"01"}
+    for ai, value in elements[1:]:
+        if ai in seen:
+            return f"GS1 UDI repeats ({ai})"
+        seen.add(ai)
+        vb = value.encode()
+        if ai in ("11", "17"):
+            if len(vb) != 6 or not all(_digit(c) for c in vb) or not 1 <= int(value[2:4]) <= 12 or not 0 <= int(value[4:6]) <= 31:
+                return f"GS1 ({ai}) must be a date YYMMDD"
+        elif ai in ("10", "21"):
+            if not 1 <= len(vb) <= 20 or not all(32 < c < 127 for c in vb):
+                return f"GS1 ({ai}) must be 1...20 printable characters"
+        else:
+            return f"GS1 UDI: application identifier ({ai}) is not a UDI production identifier"
+    return None
+
+
+HIBCC_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-. $/+%"
+
+
+def _hibcc_error(b):
+    if len(b) < 8:
+        return "HIBCC UDI is too short"
+    body = b[:-1]
+    total = 0
+    for c in body:
+        v = HIBCC_ALPHABET.find(bytes([c]))
+        if v < 0:
+            return "HIBCC UDI contains a character outside the alphabet"
+        total += v
+    if b[-1] != HIBCC_ALPHABET[total % 43]:
+        return "HIBCC check character is wrong"
+    primary = body[1:].split(b"/", 1)[0]
+    lic = primary[:4]
+    if len(lic) != 4 or not _upper(lic[0]) or not all(_upper(c) or _digit(c) for c in lic):
+        return "HIBCC labeler id must be 4 alphanumeric characters starting with a letter"
+    rest = primary[4:]
+    if not 2 <= len(rest) <= 19 or not _digit(rest[-1]) or not all(_upper(c) or _digit(c) for c in rest[:-1]):
+        return "HIBCC product number must be 1...18 alphanumeric characters followed by a unit-of-measure digit"
+    return None
+
+
+def udi_error(text):
+    b = text.encode()
+    if not b or len(b) > 128:
+        return "UDI must be 1...128 characters"
+    if text.startswith("+"):
+        return _hibcc_error(b)
+    if text.startswith("("):
+        return _gs1_hr_error(text)
+    if all(_digit(c) for c in b):
+        return _gtin_error(b)
+    return "neither a GS1 nor an HIBCC UDI"
+
+
+# ----------------------------------------------------------------------------------------------
+# RFC 9162 Merkle trees (MerkleTree.swift)
+# ----------------------------------------------------------------------------------------------
+
+def leaf_hash(data):
+    return sha256(b"\x00" + data)
+
+
+def node_hash(left, right):
+    return sha256(b"\x01" + left + right)
+
+
+EMPTY_ROOT = sha256(b"")
+
+
+class Frontier:
+    """Right edge of an append-only RFC 9162 tree: one perfect-subtree hash per set bit of size."""
+    __slots__ = ("size", "hashes")
+
+    def __init__(self):
+        self.size = 0
+        self.hashes = []
+
+    def append(self, h):
+        position = self.size
+        hashes = self.hashes
+        while position & 1:
+            h = node_hash(hashes.pop(), h)
+            position >>= 1
+        hashes.append(h)
+        self.size += 1
+
+    def root(self):
+        if not self.hashes:
+            return EMPTY_ROOT
+        result = self.hashes[-1]
+        for h in reversed(self.hashes[:-1]):
+            result = node_hash(h, result)
+        return result
+
+
+def merkle_root(leaf_hashes):
+    f = Frontier()
+    for h in leaf_hashes:
+        f.append(h)
+    return f.root()
+
+
+def root_from_inclusion_proof(index, size, leaf, path):
+    """RFC 9162 §2.1.3.2; None when the proof is malformed for these sizes."""
+    if index >= size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def verify_inclusion(index, size, leaf, path, root):
+    return root_from_inclusion_proof(index, size, leaf, path) == root
+
+
+def verify_consistency(first, second, first_root, second_root, proof):
+    """RFC 9162 §2.1.4.2."""
+    if first > second:
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof
+    if not proof:
+        return False
+    path = list(proof)
+    if first & (first - 1) == 0:
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == first_root and sr == second_root and sn == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Certificates (MemberCertificate.swift, GovernanceContract.rootCertificate)
+# ----------------------------------------------------------------------------------------------
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_STRING_TYPES = {12, 19, 22}  # UTF8String, PrintableString, IA5String (ASN.1 universal tags)
+
+
+def ecdsa_valid(public_key, raw_signature, message):
+    """Raw 64-byte r||s P-256 ECDSA signature over SHA-256(message)."""
+    if len(raw_signature) != 64:
+        return False
+    r = int.from_bytes(raw_signature[:32], "big")
+    s = int.from_bytes(raw_signature[32:], "big")
+    if r == 0 or s == 0:
+        return False
+    try:
+        public_key.verify(encode_dss_signature(r, s), message, _ECDSA_SHA256)
+        return True
+    except InvalidSignature:
+        return False
+
+
+def _attribute_description(attribute):
+    """swift-certificates' RelativeDistinguishedName.Attribute.Value.description: the string with
+    RFC 4514 escaping of , + " \\ < > ; (anywhere), leading space/# and trailing spaces.
+    None when the value is not a UTF8/Printable/IA5 string (Swift then prints an ASN1Any dump)."""
+    asn1_type = getattr(attribute, "_type", None)
+    type_value = getattr(asn1_type, "value", None)
+    if not isinstance(attribute.value, str) or (type_value is not None and type_value not in _STRING_TYPES):
+        return None
+    b = attribute.value.encode("utf-8")
+    lead = 0
+    while lead < len(b) and b[lead] in b" #":
+        lead += 1
+    trail = 0
+    while trail < len(b) - lead and b[len(b) - 1 - trail] == 0x20:
+        trail += 1
+    out = bytearray()
+    for c in b[:lead]:
+        out += b"\\" + bytes([c])
+    for c in b[lead:len(b) - trail]:
+        if c in b',+"\\<>;':
+            out += b"\\"
+        out.append(c)
+    for c in b[len(b) - trail:]:
+        out += b"\\" + bytes([c])
+    return out.decode("utf-8", errors="replace")
+
+
+def _milliseconds(dt):
+    delta = dt - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return int(us / 1000) if us < 0 else us // 1000  # Swift Int64(Double) truncates toward zero
+
+
+class CertificateError(Exception):
+    pass
+
+
+class MemberFacts:
+    __slots__ = ("der", "fingerprint", "cert", "key", "raw_key", "organization", "role", "name",
+                 "not_before", "not_after", "revoked_at")
+
+
+def parse_certificate(der):
+    try:
+        return x509.load_der_x509_certificate(der)
+    except Exception:
+        raise CertificateError("certificate is not valid DER X.509") from None
+
+
+def member_facts(der, root=None, expected_org=None):
+    """MemberCertificate(der:root:organization:)."""
+    cert = parse_certificate(der)
+    try:
+        key = cert.public_key()
+    except Exception:
+        raise CertificateError("certificate key must be ECDSA P-256") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise CertificateError("certificate key must be ECDSA P-256")
+    # Every subject attribute in order; a later O/OU/CN replaces an earlier one (as in Swift).
+    found = {}
+    for rdn in cert.subject.rdns:
+        for attribute in rdn:
+            if attribute.oid in (NameOID.ORGANIZATION_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.COMMON_NAME):
+                found[attribute.oid] = _attribute_description(attribute)
+    organization = found.get(NameOID.ORGANIZATION_NAME)
+    unit = found.get(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    common = found.get(NameOID.COMMON_NAME)
+    if organization is None or NameOID.COMMON_NAME not in found:
+        raise CertificateError("certificate subject must carry O (organisation) and CN (member name)")
+    if unit not in ROLES:
+        raise CertificateError("certificate OU must name a role")
+    if expected_org is not None and organization != expected_org:
+        raise CertificateError(f"certificate names organisation {organization}, expected {expected_org}")
+    if root is not None:
+        try:
+            cert.verify_directly_issued_by(root)
+        except Exception:
+            raise CertificateError(f"certificate for {common} was not issued by the {organization} root CA") from None
+    f = MemberFacts()
+    f.der = der
+    f.fingerprint = sha256(der)
+    f.cert = cert
+    f.key = key
+    f.raw_key = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)[1:]
+    f.organization = organization
+    f.role = unit
+    f.name = common  # None when Swift's rendering cannot be reproduced (non-string ASN.1 type)
+    f.not_before = _milliseconds(cert.not_valid_before_utc)
+    f.not_after = _milliseconds(cert.not_valid_after_utc)
+    return f
+
+
+def root_certificate(der, org_id):
+    """GovernanceContract.rootCertificate: valid DER, issuer == subject, self-signature verifies."""
+    try:
+        root = parse_certificate(der)
+    except CertificateError:
+        raise CertificateError(f"root certificate of {org_id} is not valid DER X.509") from None
+    try:
+        root.verify_directly_issued_by(root)
+    except Exception:
+        raise CertificateError(f"root certificate of {org_id} must be self-signed") from None
+    return root
+
+
+def encode_string(s):
+    b = s.encode("utf-8")
+    return struct.pack(">I", len(b)) + b
+
+
+def encode_bytes(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def encode_member(f, revoked_at=None, device_udi=None):
+    """Member state value (Governance.swift), used to recompute the genesis write set."""
+    out = encode_bytes(f.der) + encode_string(f.organization) + encode_string(f.role) + encode_string(f.name)
+    out += f.raw_key + struct.pack(">qq", f.not_before, f.not_after)
+    out += b"\x00" if revoked_at is None else b"\x01" + struct.pack(">q", revoked_at)
+    out += b"\x00" if device_udi is None else b"\x01" + encode_string(device_udi)
+    return out
+
+
+def encode_write_set(entries):
+    """WriteSet.encoded: u32 count | (string key | u8 present | [bytes value])* sorted by UTF-8 key bytes."""
+    out = [struct.pack(">I", len(entries))]
+    for key in sorted(entries, key=lambda k: k.encode("utf-8")):
+        value = entries[key]
+        out.append(encode_string(key))
+        out.append(b"\x00" if value is None else b"\x01" + encode_bytes(value))
+    return b"".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# The verifier
+# ----------------------------------------------------------------------------------------------
+
+def b64(value, what, **where):
+    if not isinstance(value, str):
+        raise Failure(f"{what} must be a base64 string", **where)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise Failure(f"{what} is not valid base64", **where) from None
+
+
+def hex32(value, what, **where):
+    if not isinstance(value, str) or len(value) != 64:
+        raise Failure(f"{what} must be 64 hex digits", **where)
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise Failure(f"{what} must be 64 hex digits", **where)
+    return raw
+
+
+def integer(value, what, lo, hi, **where):
+    if type(value) is not int or not lo <= value <= hi:
+        raise Failure(f"{what} must be an integer in {lo}...{hi}", **where)
+    return value
+
+
+class Verifier:
+    def __init__(self, export, allow_invalid_refused=False):
+        self.export = export
+        self.lenient = allow_invalid_refused
+        self.stats = {"committed": 0, "refused": 0, "refused_invalid_envelope": 0}
+
+    # -- top level, organisations and certificates -------------------------------------------------
+
+    def load_directory(self):
+        e = self.export
+        if not isinstance(e, dict) or e.get("format") != FORMAT:
+            raise Failure(f"not a {FORMAT} export (format field is {e.get('format') if isinstance(e, dict) else None!r})")
+        self.network_id = hex32(e.get("network_id"), "network_id")
+        for field in ("organizations", "certificates", "blocks"):
+            if not isinstance(e.get(field), list):
+                raise Failure(f"{field} must be a list")
+        self.organizations = {}
+        for entry in e["organizations"]:
+            org_id = entry.get("id") if isinstance(entry, dict) else None
+            if not isinstance(org_id, str) or org_id in self.organizations:
+                raise Failure(f"organisation entry with missing or duplicate id {org_id!r}", organization=org_id)
+            if entry.get("kind") not in KINDS or not isinstance(entry.get("active"), bool) or not isinstance(entry.get("name"), str):
+                raise Failure("organisation entry has a bad name, kind or active flag", organization=org_id)
+            der = b64(entry.get("root_certificate"), "root_certificate", organization=org_id)
+            try:
+                root = root_certificate(der, org_id)
+            except CertificateError as err:
+                raise Failure(str(err), organization=org_id) from None
+            self.organizations[org_id] = {"id": org_id, "name": entry["name"], "kind": entry["kind"],
+                                          "active": entry["active"], "root_der": der, "root": root}
+        self.certificates = {}
+        for entry in e["certificates"]:
+            fp_hex = entry.get("fingerprint") if isinstance(entry, dict) else None
+            fp = hex32(fp_hex, "certificate fingerprint", certificate=fp_hex)
+            where = {"certificate": fp_hex}
+            if fp in self.certificates:
+                raise Failure("certificate listed twice", **where)
+            der = b64(entry.get("certificate"), "certificate", **where)
+            if sha256(der) != fp:
+                raise Failure("fingerprint is not SHA-256 of the certificate DER", **where)
+            org = self.organizations.get(entry.get("organization"))
+            if org is None:
+                raise Failure(f"certificate names organisation {entry.get('organization')!r}, which is not in the export", **where)
+            try:
+                facts = member_facts(der, root=org["root"], expected_org=org["id"])
+            except CertificateError as err:
+                raise Failure(str(err), **where) from None
+            if entry.get("role") != facts.role:
+                raise Failure(f"role {entry.get('role')!r} differs from the certificate OU {facts.role!r}", **where)
+            if facts.name is not None and entry.get("name") != facts.name:
+                raise Failure(f"name {entry.get('name')!r} differs from the certificate CN {facts.name!r}", **where)
+            revoked = entry.get("revoked_at")
+            if revoked is not None and type(revoked) is not int:
+                raise Failure("revoked_at must be null or an integer", **where)
+            facts.revoked_at = revoked
+            self.certificates[fp] = facts
+
+    # -- blocks -----------------------------------------------------------------------------------------
+
+    def run(self):
+        started = time.time()
+        self.load_directory()
+        e = self.export
+        blocks = e["blocks"]
+        if not blocks:
+            raise Failure("the export holds no blocks")
+        tip = integer(e.get("height"), "height", 0, 2**64 - 1)
+        if tip != len(blocks) - 1:
+            raise Failure(f"height is {tip} but the export holds {len(blocks)} block entries (heights 0...{tip} expected)")
+
+        self.frontier = Frontier()
+        self.seen_ids = set()
+        self.proposals = {}           # id of a committed propose -> ProposalAction
+        self.skew_bound = MAX_CLOCK_SKEW
+        self.genesis = None
+        previous_hash = ZERO
+        previous_state = ZERO
+        previous_time = None
+        total = 0
+        for expected_height, block in enumerate(blocks):
+            where = {"block": expected_height}
+            if not isinstance(block, dict) or block.get("height") != expected_height:
+                raise Failure(f"block entry {expected_height} has height {block.get('height') if isinstance(block, dict) else None!r}", **where)
+            header_bytes = b64(block.get("header"), "header", **where)
+            try:
+                h = decode_header(header_bytes)
+            except DecodeError as err:
+                raise Failure(str(err), **where) from None
+            block_hash = sha256(header_bytes)
+            if block.get("hash") != block_hash.hex():
+                raise Failure("hash is not SHA-256 of the header bytes", **where)
+            if h["height"] != expected_height:
+                raise Failure(f"header height is {h['height']}", **where)
+            if h["previous"] != previous_hash:
+                raise Failure("previousHash does not match the hash of the previous block's header", **where)
+            if previous_time is not None and h["timestamp"] < previous_time:
+                raise Failure("block timestamp goes backwards", **where)
+            if expected_height == 0 and block_hash != self.network_id:
+                raise Failure("network_id is not the hash of block 0's header", **where)
+
+            signature = b64(block.get("signature"), "signature", **where)
+            proposer = self.certificates.get(h["proposer"])
+            if proposer is None:
+                raise Failure(f"proposer {h['proposer'].hex()} is not in certificates", **where)
+            if proposer.role != "node":
+                raise Failure(f"proposer has role {proposer.role}, not node", **where)
+            # ChainVerifier: the proposer must not be revoked at block time (revokedAt <= T, as of the
+            # state before this block). Only the final revoked_at is exported, so equality is ambiguous
+            # (revoked inside this very block) and accepted.
+            if proposer.revoked_at is not None and proposer.revoked_at < h["timestamp"]:
+                raise Failure("proposer's certificate was revoked before this block", **where)
+            if len(signature) != 64 or not ecdsa_valid(proposer.key, signature, header_bytes):
+                raise Failure("proposer signature does not verify over the header bytes", **where)
+
+            txs = block.get("transactions")
+            if not isinstance(txs, list) or len(txs) != h["count"]:
+                raise Failure(f"header transactionCount is {h['count']} but the block lists "
+                              f"{len(txs) if isinstance(txs, list) else 'no'} transactions", **where)
+            leaves, write_set_hashes = self.verify_transactions(expected_height, h, txs)
+
+            if merkle_root(leaves) != h["tx_root"]:
+                raise Failure("transactionRoot does not match the block's log leaves", **where)
+            for leaf in leaves:
+                self.frontier.append(leaf)
+            if h["log_size"] != self.frontier.size:
+                raise Failure(f"logSize is {h['log_size']}, expected {self.frontier.size}", **where)
+            if h["log_root"] != self.frontier.root():
+                raise Failure("logRoot does not match the global log after this block", **where)
+            block_write_set_hash = sha256(b"".join(write_set_hashes))
+            state_root = sha256(b"MLS1" + previous_state + block_write_set_hash)
+            if h["state_root"] != state_root:
+                raise Failure("stateRoot does not match SHA-256(\"MLS1\" || previous stateRoot || block write-set hash)", **where)
+            if expected_height == 0:
+                self.check_genesis_block(h)
+            previous_hash, previous_state, previous_time = block_hash, state_root, h["timestamp"]
+            total += len(txs)
+
+        if integer(e.get("log_size"), "log_size", 0, 2**64 - 1) != self.frontier.size:
+            raise Failure(f"log_size is {e.get('log_size')}, the last header says {self.frontier.size}")
+        if e.get("log_root") != self.frontier.root().hex():
+            raise Failure("log_root does not match the last header")
+        if e.get("network_name") != self.genesis["name"]:
+            raise Failure(f"network_name {e.get('network_name')!r} differs from the genesis configuration {self.genesis['name']!r}")
+        return {
+            "ok": True,
+            "format": FORMAT,
+            "network_id": self.network_id.hex(),
+            "network_name": self.genesis["name"],
+            "blocks": len(blocks),
+            "transactions": total,
+            "committed": self.stats["committed"],
+            "refused": self.stats["refused"],
+            "refused_invalid_envelope": self.stats["refused_invalid_envelope"],
+            "organizations": len(self.organizations),
+            "certificates": len(self.certificates),
+            "log_size": self.frontier.size,
+            "log_root": self.frontier.root().hex(),
+            "state_root": previous_state.hex(),
+            "tip_hash": previous_hash.hex(),
+            "seconds": round(time.time() - started, 2),
+        }
+
+    def verify_transactions(self, height, h, txs):
+        leaves = []
+        write_set_hashes = []
+        first_sequence = self.frontier.size
+        network = ZERO if height == 0 else self.network_id
+        block_time = h["timestamp"]
+        for index, tx in enumerate(txs):
+            where = {"block": height, "transaction": index}
+            if not isinstance(tx, dict):
+                raise Failure("transaction entry is not an object", **where)
+            where["tx_id"] = tx.get("id")
+            envelope = b64(tx.get("envelope"), "envelope", **where)
+            status = integer(tx.get("status"), "status", 0, 65535, **where)
+            if tx.get("code") != status_code_name(status):
+                raise Failure(f"code {tx.get('code')!r} does not match status {status}", **where)
+            write_set_hash = hex32(tx.get("write_set_hash"), "write_set_hash", **where)
+            if tx.get("sequence") != first_sequence + index:
+                raise Failure(f"sequence is {tx.get('sequence')!r}, expected {first_sequence + index}", **where)
+            if status != 0 and write_set_hash != EMPTY_WRITE_SET_HASH:
+                raise Failure("a refused transaction must carry the empty write set's hash", **where)
+            if height == 0 and status != 0:
+                raise Failure("the genesis block holds a refused transaction", **where)
+
+            payload_bytes = payload = None
+            defect = None
+            try:
+                payload_bytes, signature = decode_envelope(envelope)
+                tx_id = sha256(payload_bytes)
+                payload = decode_payload(payload_bytes)
+            except DecodeError as err:
+                defect = str(err)
+                tx_id = sha256(envelope) if payload_bytes is None else sha256(payload_bytes)
+            if tx.get("id") != tx_id.hex():
+                raise Failure("id is not SHA-256 of the payload bytes", **where)
+            creator = None
+            if defect is None:
+                if payload["network"] != network:
+                    defect = "payload network is not " + ("zero (genesis)" if height == 0 else "network_id")
+                elif height > 0:
+                    creator = self.certificates.get(payload["creator"])
+                    if creator is None:
+                        defect = f"creator certificate {payload['creator'].hex()} is not in certificates"
+                    elif not ecdsa_valid(creator.key, signature, payload_bytes):
+                        defect = "signature does not verify against the creator's certificate"
+            if defect is not None:
+                if status == 0 or not self.lenient:
+                    raise Failure(defect, **where)
+                self.stats["refused_invalid_envelope"] += 1
+
+            if tx_id in self.seen_ids and not (defect is not None and status != 0):
+                if status != STATUS_DUPLICATE:
+                    raise Failure("transaction id appears earlier in the chain but is not refused as duplicate_transaction", **where)
+            self.seen_ids.add(tx_id)
+
+            if status == 0:
+                self.stats["committed"] += 1
+                if height == 0:
+                    self.check_genesis_transaction(payload, payload_bytes, signature, write_set_hash, tx_id, where)
+                else:
+                    self.check_committed(payload, creator, block_time, tx_id, where)
+            else:
+                self.stats["refused"] += 1
+
+            leaf = struct.pack(">BQI32s32sH32s", 1, height, index, tx_id, sha256(envelope), status, write_set_hash)
+            leaves.append(sha256(b"\x00" + leaf))
+            write_set_hashes.append(write_set_hash)
+        if height == 0 and len(txs) != 1:
+            raise Failure(f"the genesis block must hold exactly one transaction, it holds {len(txs)}", block=0)
+        return leaves, write_set_hashes
+
+    # -- genesis -------------------------------------------------------------------------------------------
+
+    def check_genesis_transaction(self, payload, payload_bytes, signature, write_set_hash, tx_id, where):
+        if payload["contract"] != "governance" or payload["action"] != "genesis":
+            raise Failure("block 0 may only hold the governance.genesis transaction", **where)
+        try:
+            g = decode_genesis_config(payload["arguments"])
+        except DecodeError as err:
+            raise Failure(f"genesis arguments: {err}", **where) from None
+        problem = config_error(g["config"])
+        if problem:
+            raise Failure(f"genesis configuration: {problem}", **where)
+        if not g["organizations"]:
+            raise Failure("genesis needs at least one organisation", **where)
+        writes = {}
+        roots = {}
+        for org in g["organizations"]:
+            if not valid_org_id(org["id"]) or org["id"] in roots or not org["name"]:
+                raise Failure(f"genesis organisation {org['id']!r} has an invalid or duplicate id or an empty name", **where)
+            try:
+                roots[org["id"]] = root_certificate(org["root"], org["id"])
+            except CertificateError as err:
+                raise Failure(f"genesis: {err}", **where) from None
+            exported = self.organizations.get(org["id"])
+            if exported is None or (exported["name"], exported["kind"], exported["active"], exported["root_der"]) != \
+                    (org["name"], org["kind"], org["active"], org["root"]):
+                raise Failure(f"genesis organisation {org['id']} differs from the export's organisations", **where)
+            writes["org/" + org["id"]] = (encode_string(org["id"]) + encode_string(org["name"]) + encode_string(org["kind"])
+                                          + encode_bytes(org["root"]) + (b"\x01" if org["active"] else b"\x00"))
+        ids = sorted(roots, key=lambda s: s.encode())
+        writes["orgs"] = struct.pack(">I", len(ids)) + b"".join(encode_string(i) for i in ids)
+        c = g["config"]
+        policy = c["policy"]
+        policy_bytes = {"majority": b"\x01", "all": b"\x02"}.get(policy[0]) or b"\x03" + struct.pack(">I", policy[1])
+        writes["cfg"] = struct.pack(">IIIQ", c["batch_size"], c["batch_timeout"], c["max_transaction_bytes"],
+                                    c["clock_skew"]) + policy_bytes
+        writes["net"] = struct.pack(">I", 1) + encode_string(g["name"])
+        founder = None
+        members = {}
+        for registration in g["members"]:
+            try:
+                parsed = member_facts(registration["certificate"])
+                root = roots.get(parsed.organization)
+                if root is None:
+                    raise CertificateError(f"member certificate names unknown organisation {parsed.organization}")
+                facts = member_facts(registration["certificate"], root=root, expected_org=parsed.organization)
+            except CertificateError as err:
+                raise Failure(f"genesis member: {err}", **where) from None
+            if facts.fingerprint in members:
+                raise Failure("genesis registers a certificate twice", **where)
+            if facts.fingerprint not in self.certificates:
+                raise Failure(f"genesis member {facts.fingerprint.hex()} is missing from certificates", **where)
+            if facts.name is None:
+                raise Failure("genesis member CN is not a UTF8/Printable/IA5 string; cannot recompute its state", **where)
+            members[facts.fingerprint] = facts
+            writes["mem/" + facts.fingerprint.hex()] = encode_member(facts, None, registration["device_udi"])
+            if facts.fingerprint == payload["creator"] and facts.role == "admin":
+                founder = facts
+        if founder is None:
+            raise Failure("the genesis transaction must be signed by one of the admins it registers", **where)
+        if not ecdsa_valid(founder.key, signature, payload_bytes):
+            raise Failure("genesis signature does not verify against the founding admin's certificate", **where)
+        if sha256(encode_write_set(writes)) != write_set_hash:
+            raise Failure("genesis write_set_hash differs from the write set recomputed from the genesis configuration", **where)
+        self.genesis = {"name": g["name"], "config": c, "members": members}
+        self.skew_bound = c["clock_skew"]
+
+    def check_genesis_block(self, h):
+        proposer = self.genesis["members"].get(h["proposer"])
+        if proposer is None or proposer.role != "node":
+            raise Failure("genesis block is not sealed by a node it registers", block=0)
+
+    # -- committed transactions (checks that need no ledger state) ---------------------------------
+
+    def check_committed(self, p, creator, block_time, tx_id, where):
+        org = self.organizations.get(creator.organization)
+        if org is None or not org["active"]:
+            raise Failure(f"committed, but the creator's organisation {creator.organization} is not an active member", **where)
+        if creator.revoked_at is not None and creator.revoked_at < block_time:
+            raise Failure("committed after the creator's certificate was revoked", **where)
+        if not creator.not_before <= block_time <= creator.not_after:
+            raise Failure("committed, but the creator's certificate is not valid at block time", **where)
+        if abs(p["timestamp"] - block_time) > self.skew_bound:
+            raise Failure(f"committed, but the transaction time differs from block time by more than {self.skew_bound} ms", **where)
+        contract, action = p["contract"], p["action"]
+        try:
+            if contract == "devices":
+                self.check_device(p, creator, where)
+            elif contract == "governance":
+                self.check_governance(p, creator, block_time, tx_id, where)
+            else:
+                raise Failure(f"committed, but there is no contract named {contract!r}", **where)
+        except DecodeError as err:
+            raise Failure(f"committed, but its arguments do not decode: {err}", **where) from None
+
+    def check_device(self, p, creator, where):
+        a = decode_device_action(p["action"], p["arguments"])
+        action = p["action"]
+        if creator.role not in DEVICE_WRITERS and creator.role != "device":
+            raise Failure(f"committed, but role {creator.role} may not write device records", **where)
+        if creator.role == "device" and action in ("register", "transfer", "decommission", "accept_transfer"):
+            raise Failure(f"committed, but a device key may not {action}", **where)
+        problem = None
+        if action == "register":
+            problem = udi_error(a["udi"]) or attributes_error(a["attributes"])
+            if self.organizations[creator.organization]["kind"] != "hospital":
+                problem = "only hospitals register devices"
+            missing = [f for f in REQUIRED_ATTRIBUTES if a["attributes"].get(f) in (None, "")]
+            if missing and not problem:
+                problem = "registration is missing " + ", ".join(missing)
+        elif action == "update":
+            if not valid_event(a["event"]):
+                problem = "bad event name"
+            elif not a["changes"]:
+                problem = "an update must change at least one field"
+            else:
+                problem = attributes_error(a["changes"])
+        elif action == "transfer":
+            target = self.organizations.get(a["to"])
+            if target is None or not target["active"] or target["kind"] != "hospital":
+                problem = f"transfer target {a['to']!r} is not an active hospital"
+        elif action == "decommission" and a["reason"] == "":
+            problem = "decommissioning needs a reason"
+        if problem:
+            raise Failure(f"committed, but devices.{action} would be refused: {problem}", **where)
+
+    def check_governance(self, p, creator, block_time, tx_id, where):
+        action = p["action"]
+        r = Reader(p["arguments"])
+        if action == "genesis":
+            raise Failure("committed governance.genesis outside block 0", **where)
+        if creator.role != "admin":
+            raise Failure(f"committed, but role {creator.role} may not use governance", **where)
+        if action == "propose":
+            proposal = read_proposal_action(r)
+            r.end("propose arguments")
+            self.check_proposal(proposal, where)
+            self.proposals[tx_id] = proposal
+        elif action == "approve":
+            proposal_id = r.hash("proposal id")
+            r.end("approve arguments")
+            proposal = self.proposals.get(proposal_id)
+            if proposal is None:
+                raise Failure(f"committed approval of {proposal_id.hex()}, which no committed propose created", **where)
+            self.check_proposal(proposal, where)
+        elif action == "revoke":
+            fingerprint = r.hash("fingerprint")
+            r.end("revoke arguments")
+            target = self.certificates.get(fingerprint)
+            if target is None:
+                raise Failure("committed revoke of a certificate that is not in certificates", **where)
+            if target.organization != creator.organization:
+                raise Failure("committed revoke of another organisation's certificate", **where)
+            if target.revoked_at != block_time:
+                raise Failure("committed revoke, but the certificate's revoked_at is not this block's time", **where)
+        else:
+            raise Failure(f"committed, but governance has no action {action!r}", **where)
+
+    def check_proposal(self, proposal, where):
+        kind = proposal[0]
+        try:
+            if kind == "updateConfig":
+                problem = config_error(proposal[1])
+                if problem:
+                    raise Failure(f"committed proposal with an invalid configuration: {problem}", **where)
+                # It may have taken effect: from here on only the larger skew is a safe bound.
+                self.skew_bound = max(self.skew_bound, proposal[1]["clock_skew"])
+            elif kind == "addOrganization":
+                org, registrations = proposal[1], proposal[2]
+                if not valid_org_id(org["id"]) or not org["name"]:
+                    raise Failure("committed proposal adds an organisation with an invalid id or empty name", **where)
+                root = root_certificate(org["root"], org["id"])
+                roles = [member_facts(reg["certificate"], root=root, expected_org=org["id"]).role for reg in registrations]
+                if "admin" not in roles:
+                    raise Failure("committed proposal adds an organisation without an admin member", **where)
+            elif kind == "addMember":
+                reg = proposal[1]
+                parsed = member_facts(reg["certificate"])
+                org = self.organizations.get(parsed.organization)
+                if org is None or not org["active"]:
+                    raise Failure(f"committed proposal adds a member of unknown organisation {parsed.organization}", **where)
+                facts = member_facts(reg["certificate"], root=org["root"], expected_org=org["id"])
+                if facts.role == "device":
+                    if reg["device_udi"] is None or udi_error(reg["device_udi"]):
+                        raise Failure("committed proposal adds a device member without a valid UDI", **where)
+                elif reg["device_udi"] is not None:
+                    raise Failure("committed proposal binds a non-device member to a UDI", **where)
+            elif kind == "revokeCertificate":
+                if proposal[1] not in self.certificates:
+                    raise Failure("committed proposal revokes a certificate that is not in certificates", **where)
+        except CertificateError as err:
+            raise Failure(f"committed proposal: {err}", **where) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Optional cross-checks against a network directory (network.json, genesis.block)
+# ----------------------------------------------------------------------------------------------
+
+def decode_block_file(data):
+    """genesis.block: "MLK1" | bytes header (<= 1024) | bytes signature (<= 128) | u32 count | (bytes envelope)*"""
+    r = Reader(data)
+    if r.raw(4, "block magic") != b"MLK1":
+        raise DecodeError("block: expected magic MLK1")
+    header = r.bytes_("block header", 1024)
+    h = decode_header(header)
+    signature = r.bytes_("block signature", 128)
+    count = r.u32("block count")
+    if count != h["count"] or count > r.remaining():
+        raise DecodeError("block: transaction count does not match the header")
+    envelopes = [r.bytes_("block envelope", 1 << 20) for _ in range(count)]
+    r.end("Block")
+    return header, signature, envelopes
+
+
+def check_network_directory(export, directory):
+    path = os.path.join(directory, "network.json")
+    with open(path, "rb") as fh:
+        definition = json.load(fh)
+    if definition.get("network_id") != export.get("network_id"):
+        raise Failure(f"{path}: network_id {definition.get('network_id')} differs from the export's")
+    genesis_path = os.path.join(directory, "genesis.block")
+    if os.path.exists(genesis_path):
+        with open(genesis_path, "rb") as fh:
+            try:
+                header, signature, envelopes = decode_block_file(fh.read())
+            except DecodeError as err:
+                raise Failure(f"{genesis_path}: {err}") from None
+        block0 = export["blocks"][0]
+        if (base64.b64encode(header).decode() != block0.get("header")
+                or base64.b64encode(signature).decode() != block0.get("signature")
+                or [base64.b64encode(e).decode() for e in envelopes] != [t.get("envelope") for t in block0.get("transactions", [])]):
+            raise Failure(f"{genesis_path} differs from block 0 of the export", block=0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Independently verify a MedLedger export (medledger-export/1).")
+    parser.add_argument("export", help="path of the JSON written by `medledger export`")
+    parser.add_argument("--network", metavar="DIR", help="also check DIR/network.json and DIR/genesis.block against the export")
+    parser.add_argument("--tip", metavar="HASH", help="expected hash of the last block, from a trusted source (detects truncation)")
+    parser.add_argument("--allow-invalid-refused", action="store_true",
+                        help="accept refused transactions whose envelope does not decode or verify (executor semantics); "
+                             "by default every envelope must be valid, as the reference node's admission guarantees")
+    args = parser.parse_args(argv)
+
+    def fail(failure):
+        report = {"ok": False}
+        report.update({k: v for k, v in failure.where.items() if v is not None})
+        report["error"] = failure.message
+        print(json.dumps(report))
+        place = " ".join(f"{k} {v}" for k, v in failure.where.items() if v is not None)
+        print(f"FAILED{(' at ' + place) if place else ''}: {failure.message}", file=sys.stderr)
+        return 1
+
+    try:
+        with open(args.export, "rb") as fh:
+            export = json.load(fh)
+    except (OSError, ValueError) as err:
+        return fail(Failure(f"cannot read {args.export}: {err}"))
+    try:
+        summary = Verifier(export, allow_invalid_refused=args.allow_invalid_refused).run()
+        if args.tip is not None and summary["tip_hash"] != args.tip.lower():
+            raise Failure(f"the last block's hash is {summary['tip_hash']}, expected {args.tip.lower()}",
+                          block=summary["blocks"] - 1)
+        if args.network:
+            check_network_directory(export, args.network)
+    except Failure as failure:
+        return fail(failure)
+    except OSError as err:
+        return fail(Failure(str(err)))
+    except Exception as err:  # malformed JSON shapes (wrong types) end up here
+        import traceback
+        traceback.print_exc(file=sys.stderr)
+        return fail(Failure(f"malformed export ({type(err).__name__}: {err})"))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
