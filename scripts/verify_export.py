@@ -47,7 +47,7 @@ STATUS_TABLE = [
     "certificate_revoked", "invalid_certificate", "forbidden", "payload_too_large", "duplicate_transaction",
     "timestamp_skew", "wrong_network", "invalid_udi", "unknown_device", "device_exists",
     "device_decommissioned", "missing_field", "invalid_argument", "unknown_action", "unknown_proposal",
-    "proposal_closed", "already_approved", "internal_error",
+    "proposal_closed", "already_approved", "internal_error", "invalid_configuration",
 ]
 STATUS_DUPLICATE = 1 + STATUS_TABLE.index("duplicate_transaction")
 
@@ -62,7 +62,7 @@ def status_code_name(status):
     if status == 0:
         return None
     index = status - 1
-    return STATUS_TABLE[index] if 0 <= index < len(STATUS_TABLE) else "internal_error"
+    return STATUS_TABLE[index] if 0 <= index < len(STATUS_TABLE) else "status_%d" % status
 
 
 class Failure(Exception):

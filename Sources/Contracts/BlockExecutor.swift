@@ -80,6 +80,7 @@ public struct BlockExecutor: Sendable {
     public func execute(_ transactions: [PreparedTransaction], network: Hash256, height: UInt64, blockTime: Int64,
                         base: any LedgerView) throws(LedgerError) -> BlockExecution {
         var execution = BlockExecution()
+        let overlay = BlockOverlay(base: base)
         var seen = Set<Hash256>()
         let emptyHash = WriteSet().hash
         for transaction in transactions {
@@ -89,7 +90,7 @@ public struct BlockExecutor: Sendable {
                     throw LedgerError(.duplicateTransaction, "transaction \(transaction.id.hex.prefix(16))… appears twice in the block")
                 }
                 var context = try context(for: transaction, network: network, height: height, blockTime: blockTime,
-                                          base: base, block: execution.writes)
+                                          base: base, overlay: overlay)
                 guard let contract = contracts.first(where: { $0.name == context.payload.contract }) else {
                     throw LedgerError(.unknownAction, "no contract named \(context.payload.contract)")
                 }
@@ -100,7 +101,7 @@ public struct BlockExecutor: Sendable {
                 execution.results.append(TransactionResult(status: 0, writeSetHash: context.writes.hash))
                 execution.refusals.append(nil)
                 execution.transactionWrites.append(context.writes)
-                execution.writes.merge(context.writes)
+                overlay.writes.merge(context.writes)
             } catch {
                 if error.code == .storage { throw error }
                 execution.results.append(TransactionResult(status: error.code.ledgerStatus, writeSetHash: emptyHash))
@@ -108,6 +109,7 @@ public struct BlockExecutor: Sendable {
                 execution.transactionWrites.append(WriteSet())
             }
         }
+        execution.writes = overlay.writes
         return execution
     }
 
@@ -124,7 +126,7 @@ public struct BlockExecutor: Sendable {
     /// Every check that does not depend on the contract: encoding, network, replay, creator,
     /// certificate validity and revocation at block time, signature, timestamp skew.
     func context(for transaction: PreparedTransaction, network: Hash256, height: UInt64, blockTime: Int64,
-                 base: any LedgerView, block: WriteSet) throws(LedgerError) -> TransactionContext {
+                 base: any LedgerView, overlay: BlockOverlay) throws(LedgerError) -> TransactionContext {
         if let error = transaction.decodeError { throw error }
         guard let envelope = transaction.envelope, let payload = transaction.payload else {
             throw LedgerError(.malformedEncoding, "envelope does not decode")
@@ -135,7 +137,7 @@ public struct BlockExecutor: Sendable {
         if try base.containsTransaction(transaction.id) {
             throw LedgerError(.duplicateTransaction, "transaction \(transaction.id.hex.prefix(16))… is already on the ledger")
         }
-        let probe = TransactionContext(id: transaction.id, payload: payload, creator: nil, height: height, blockTime: blockTime, base: base, block: block)
+        let probe = TransactionContext(id: transaction.id, payload: payload, creator: nil, height: height, blockTime: blockTime, overlay: overlay)
         if height == 0 {
             // Genesis: the creator is one of the admins it registers; the contract checks that,
             // and the signature is checked against the registered key below, after execution.
@@ -144,7 +146,7 @@ public struct BlockExecutor: Sendable {
             }
             return probe
         }
-        guard let member = try probe.get(Member.self, StateKey.member(payload.creator)) else {
+        guard let member = try overlay.member(payload.creator) else {
             throw LedgerError(.unknownMember, "creator certificate \(payload.creator.hex.prefix(16))… is not a registered member")
         }
         guard let organization = try probe.organization(member.organization), organization.active else {
@@ -168,7 +170,7 @@ public struct BlockExecutor: Sendable {
         guard !overflow, difference.magnitude <= skew else {
             throw LedgerError(.timestampSkew, "transaction time differs from block time by more than \(skew) ms")
         }
-        return TransactionContext(id: transaction.id, payload: payload, creator: member, height: height, blockTime: blockTime, base: base, block: block)
+        return TransactionContext(id: transaction.id, payload: payload, creator: member, height: height, blockTime: blockTime, overlay: overlay)
     }
 }
 

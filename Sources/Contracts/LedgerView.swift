@@ -38,7 +38,7 @@ public struct WriteSet: Sendable, Hashable {
 
     /// Entries sorted by key (byte order): the only order in which a write set is ever observed.
     public var sorted: [(key: String, value: [UInt8]?)] {
-        entries.map { ($0.key, $0.value) }.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        entries.map { ($0.key, $0.value) }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
     }
 
     /// `u32 count ‖ (string key ‖ u8 present ‖ [bytes value])*` in key order.

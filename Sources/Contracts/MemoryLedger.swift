@@ -21,6 +21,6 @@ public struct MemoryLedger: LedgerView, Sendable {
 
     /// Entries in key (byte) order.
     public var sortedEntries: [(key: String, value: [UInt8])] {
-        state.map { ($0.key, $0.value) }.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        state.map { ($0.key, $0.value) }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
     }
 }

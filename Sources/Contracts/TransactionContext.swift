@@ -13,24 +13,21 @@ public struct TransactionContext {
     public let height: UInt64
     public let blockTime: Int64
 
-    let base: any LedgerView
-    let block: WriteSet
+    let overlay: BlockOverlay
     public private(set) var writes = WriteSet()
 
-    init(id: Hash256, payload: TransactionPayload, creator: Member?, height: UInt64, blockTime: Int64, base: any LedgerView, block: WriteSet) {
+    init(id: Hash256, payload: TransactionPayload, creator: Member?, height: UInt64, blockTime: Int64, overlay: BlockOverlay) {
         self.id = id
         self.payload = payload
         self.creator = creator
         self.height = height
         self.blockTime = blockTime
-        self.base = base
-        self.block = block
+        self.overlay = overlay
     }
 
     public func get(_ key: String) throws(LedgerError) -> [UInt8]? {
         if let pending = writes.lookup(key) { return pending }
-        if let pending = block.lookup(key) { return pending }
-        return try base.value(forKey: key)
+        return try overlay.value(forKey: key)
     }
 
     public func get<T: BinaryCodable>(_ type: T.Type, _ key: String) throws(LedgerError) -> T? {
@@ -88,4 +85,38 @@ public protocol Contract: Sendable {
 
 extension Contract {
     public func preflight(_ payload: TransactionPayload, creator: Member) throws(LedgerError) {}
+}
+
+/// The state a block executes against: committed state (read once per key and cached: it cannot
+/// change while the block executes) under the writes of the block's earlier transactions.
+/// Owned by one executing block; a reference type so that merging a transaction's writes never
+/// copies the block's write set.
+final class BlockOverlay {
+    let base: any LedgerView
+    var writes = WriteSet()
+    private var committed: [String: [UInt8]?] = [:]
+    private var committedMembers: [Hash256: Member] = [:]
+
+    init(base: any LedgerView) {
+        self.base = base
+    }
+
+    func value(forKey key: String) throws(LedgerError) -> [UInt8]? {
+        if let pending = writes.lookup(key) { return pending }
+        if let cached = committed[key] { return cached }
+        let value = try base.value(forKey: key)
+        committed[key] = .some(value)
+        return value
+    }
+
+    /// A member as of this point in the block, decoded once per block when unchanged.
+    func member(_ fingerprint: Hash256) throws(LedgerError) -> Member? {
+        let key = StateKey.member(fingerprint)
+        if let pending = writes.lookup(key) { return try pending.map { bytes throws(LedgerError) in try Member(decoding: bytes) } }
+        if let cached = committedMembers[fingerprint] { return cached }
+        guard let bytes = try value(forKey: key) else { return nil }
+        let member = try Member(decoding: bytes)
+        committedMembers[fingerprint] = member
+        return member
+    }
 }

@@ -127,15 +127,29 @@ public final class ManagedProcess: Sendable {
         }
     }
 
+    /// Waits at most `timeout` for the process to exit; past that it is killed (SIGKILL) and the
+    /// answer is nil, so a test fails instead of hanging.
+    public func waitForExit(timeout: Duration) async -> Int32? {
+        let watchdog = Task { () -> Bool in
+            do { try await Task.sleep(for: timeout) } catch { return false }
+            send(SIGKILL)
+            return true
+        }
+        let status = await waitForExit()
+        watchdog.cancel()
+        return await watchdog.value ? nil : status
+    }
+
     /// Sends `signal` to this process (and only this one).
     public func send(_ signal: Int32) {
         if process.isRunning { kill(process.processIdentifier, signal) }
     }
 
     /// Runs a command to completion and returns its exit status and output.
-    public static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+    /// A command that has not exited after `timeout` is killed and reported with status -1.
+    public static func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(180)) async throws -> (status: Int32, stdout: String, stderr: String) {
         let child = try ManagedProcess(executable, arguments)
-        let status = await child.waitForExit()
+        let status = await child.waitForExit(timeout: timeout) ?? -1
         return (status, child.stdoutLines.joined(separator: "\n"), child.errors.withLock { $0 })
     }
 

@@ -178,7 +178,7 @@ public enum ChainVerifier {
             }
             let entry = expected[index]
             if entry.key != key {
-                if Array(entry.key.utf8).lexicographicallyPrecedes(Array(key.utf8)) {
+                if entry.key.utf8.lexicographicallyPrecedes(key.utf8) {
                     throw Failure(description: "state key \(entry.key) is missing from the stored state")
                 }
                 throw Failure(description: "state key \(key) is stored but no transaction wrote it")

@@ -124,7 +124,18 @@ extension LedgerNode {
     /// Throws if a block cannot be committed: the node must stop rather than diverge.
     public func run() async throws {
         for await batch in orderer.batches {
-            try commitBlock(batch)
+            // Execution and the SQLite commit are blocking work: they run on the node's own thread,
+            // never on the cooperative pool, where busy request handlers could starve them.
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                commitQueue.async {
+                    do {
+                        try self.commitBlock(batch)
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+            }
         }
         try store.record(refusals: takeRefusals())
         logger.info("node stopped", metadata: ["height": "\(tip.height)"])

@@ -1,4 +1,5 @@
 import Crypto
+import Dispatch
 import Foundation
 import Synchronization
 public import Logging
@@ -28,6 +29,8 @@ public final class LedgerNode: Sendable {
     let orderer: SoloOrderer
     let executor = BlockExecutor()
     let logger: Logger
+    /// The thread that executes and commits blocks, one at a time.
+    let commitQueue = DispatchQueue(label: "medledger.commit", qos: .userInitiated)
 
     struct Chain {
         var tip: BlockHeader

@@ -33,7 +33,7 @@ struct Bench: AsyncParsableCommand {
     var rate: Double?
 
     @Option(name: .long, help: "Block size (transactions).")
-    var batchSize: UInt32 = 500
+    var batchSize: UInt32 = 5000
 
     @Option(name: .long, help: "Block timeout in milliseconds.")
     var batchTimeoutMs: UInt32 = 10

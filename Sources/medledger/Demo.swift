@@ -82,7 +82,10 @@ struct Demo: AsyncParsableCommand {
             services.append(.init(service: TimerService(duration: .milliseconds(Int(duration * 1000))),
                                   successTerminationBehavior: .gracefullyShutdownGroup))
         }
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(10)
+        configuration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
         try await group.run()
         print("Demo stopped at height \(node.tip.height). Data kept in \(data); verify it with: medledger verify --data \(data)")
     }

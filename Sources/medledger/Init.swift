@@ -27,7 +27,7 @@ struct Init: ParsableCommand {
     var org: [String] = []
 
     @Option(name: .long, help: "Most transactions per block.")
-    var batchSize: UInt32 = 500
+    var batchSize: UInt32 = 2000
 
     @Option(name: .long, help: "Longest wait before cutting a non-full block, in milliseconds.")
     var batchTimeoutMs: UInt32 = 20

@@ -48,11 +48,14 @@ struct Node: AsyncParsableCommand {
             // One machine-readable line, for scripts and tests that start nodes on port 0.
             Output.line("medledger node listening on http://\(host):\(port) height=\(node.tip.height) network=\(node.network.hex)")
         }
-        let group = ServiceGroup(
-            services: [LedgerNodeService(node: node), app],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
+        var configuration = ServiceGroupConfiguration(
+            services: [LedgerNodeService(node: node), app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
+        // Committed blocks are durable at every moment; a shutdown that cannot drain in time
+        // (a client holding a connection open) is cancelled rather than left hanging.
+        configuration.maximumGracefulShutdownDuration = .seconds(10)
+        configuration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
         try await group.run()
     }
 }

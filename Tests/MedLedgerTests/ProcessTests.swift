@@ -78,7 +78,8 @@ struct ProcessTests {
         for await _ in enough { break }
         acknowledged.killed.withLock { $0 = true }
         node.send(SIGKILL)
-        #expect(await node.waitForExit() == SIGKILL || node.process.terminationReason == .uncaughtSignal)
+        let killedStatus = await node.waitForExit(timeout: .seconds(30))
+        #expect(killedStatus != nil && node.process.terminationReason == .uncaughtSignal)
         await workers.value
         #expect(acknowledged.errors.withLock { $0 }.isEmpty, "requests failed before the kill: \(acknowledged.errors.withLock { $0 })")
         let acked = acknowledged.list.withLock { $0 }
@@ -96,7 +97,7 @@ struct ProcessTests {
         let after = signers[0].transaction(network: definition.networkID, contract: "devices", action: action.name, arguments: action.arguments)
         #expect(try await client2.submit(after.envelope.encoded, wait: 30).status == "committed")
         restarted.send(SIGTERM)
-        #expect(await restarted.waitForExit() == 0)
+        #expect(await restarted.waitForExit(timeout: .seconds(30)) == 0)
 
         let verified = try await ManagedProcess.medledger("verify", "--data", directory)
         #expect(verified.status == 0, "\(verified.stderr)")
@@ -167,6 +168,6 @@ struct ProcessTests {
         #expect(unknown.status != 0)
         #expect(unknown.stdout.contains("unknown_device"))
         node.send(SIGTERM)
-        #expect(await node.waitForExit() == 0)
+        #expect(await node.waitForExit(timeout: .seconds(30)) == 0)
     }
 }

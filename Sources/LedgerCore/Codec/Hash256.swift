@@ -33,6 +33,12 @@ public struct Hash256: Hashable, Sendable, Comparable, CustomStringConvertible, 
     }
 
     public var hex: String { Hex.encode(bytes) }
+
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    public static func == (lhs: Hash256, rhs: Hash256) -> Bool { lhs.bytes == rhs.bytes }
     public var description: String { hex }
 
     public static func < (lhs: Hash256, rhs: Hash256) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }

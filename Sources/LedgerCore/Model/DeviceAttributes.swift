@@ -101,24 +101,40 @@ public struct DeviceAttributes: BinaryCodable, Hashable, Codable {
         }
     }
 
+    // Encoding and decoding are written out field by field (no key paths): they run for every
+    // device transaction, twice.
     public func encode(to writer: inout BinaryWriter) {
         var count: UInt8 = 0
-        for field in Self.stringFields where self[keyPath: field.path] != nil { count += 1 }
-        for field in Self.integerFields where self[keyPath: field.path] != nil { count += 1 }
-        if active != nil { count += 1 }
+        for present in [manufacturer != nil, model != nil, firmwareVersion != nil, deviceType != nil, category != nil,
+                        speciality != nil, location != nil, productionDate != nil, lastServiceDate != nil, warrantyExpiry != nil,
+                        usageHours != nil, batteryLevel != nil, syncFrequencySeconds != nil, lastSync != nil, active != nil] where present {
+            count += 1
+        }
         writer.write(count)
-        for field in Self.stringFields {
-            if let value = self[keyPath: field.path] {
-                writer.write(field.tag)
-                writer.write(value)
-            }
+        func string(_ tag: UInt8, _ value: String?) {
+            guard let value else { return }
+            writer.write(tag)
+            writer.write(value)
         }
-        for field in Self.integerFields {
-            if let value = self[keyPath: field.path] {
-                writer.write(field.tag)
-                writer.write(value)
-            }
+        func integer(_ tag: UInt8, _ value: Int64?) {
+            guard let value else { return }
+            writer.write(tag)
+            writer.write(value)
         }
+        string(1, manufacturer)
+        string(2, model)
+        string(3, firmwareVersion)
+        string(4, deviceType)
+        string(5, category)
+        string(6, speciality)
+        string(7, location)
+        integer(8, productionDate)
+        integer(9, lastServiceDate)
+        integer(10, warrantyExpiry)
+        integer(11, usageHours)
+        integer(12, batteryLevel)
+        integer(13, syncFrequencySeconds)
+        integer(14, lastSync)
         if let active {
             writer.write(Self.activeTag)
             writer.write(active)
@@ -135,8 +151,20 @@ public struct DeviceAttributes: BinaryCodable, Hashable, Codable {
             guard tag > lastTag else { throw LedgerError(.malformedEncoding, "attributes: tags must be strictly increasing") }
             lastTag = tag
             switch tag {
-            case 1...7: self[keyPath: Self.stringFields[Int(tag) - 1].path] = try reader.readString("attribute", maxLength: 200)
-            case 8...14: self[keyPath: Self.integerFields[Int(tag) - 8].path] = try reader.readInt64("attribute")
+            case 1: manufacturer = try reader.readString("manufacturer", maxLength: 200)
+            case 2: model = try reader.readString("model", maxLength: 200)
+            case 3: firmwareVersion = try reader.readString("firmware_version", maxLength: 200)
+            case 4: deviceType = try reader.readString("device_type", maxLength: 200)
+            case 5: category = try reader.readString("category", maxLength: 200)
+            case 6: speciality = try reader.readString("speciality", maxLength: 200)
+            case 7: location = try reader.readString("location", maxLength: 200)
+            case 8: productionDate = try reader.readInt64("production_date")
+            case 9: lastServiceDate = try reader.readInt64("last_service_date")
+            case 10: warrantyExpiry = try reader.readInt64("warranty_expiry")
+            case 11: usageHours = try reader.readInt64("usage_hours")
+            case 12: batteryLevel = try reader.readInt64("battery_level")
+            case 13: syncFrequencySeconds = try reader.readInt64("sync_frequency_seconds")
+            case 14: lastSync = try reader.readInt64("last_sync")
             case Self.activeTag: active = try reader.readBool("attribute active")
             default: throw LedgerError(.malformedEncoding, "attributes: unknown tag \(tag)")
             }

@@ -155,7 +155,7 @@ public struct NetworkConfig: BinaryCodable, Hashable, Codable {
     public var clockSkewMilliseconds: UInt64
     public var approvalPolicy: ApprovalPolicy
 
-    public init(batchSize: UInt32 = 500, batchTimeoutMilliseconds: UInt32 = 20, maxTransactionBytes: UInt32 = 64 * 1024,
+    public init(batchSize: UInt32 = 2000, batchTimeoutMilliseconds: UInt32 = 20, maxTransactionBytes: UInt32 = 64 * 1024,
                 clockSkewMilliseconds: UInt64 = 5 * 60 * 1000, approvalPolicy: ApprovalPolicy = .majority) {
         self.batchSize = batchSize
         self.batchTimeoutMilliseconds = batchTimeoutMilliseconds
