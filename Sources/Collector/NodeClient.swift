@@ -20,6 +20,8 @@ public struct NodeClient: Sendable {
         public var network_id: Hash256
         public var network_name: String
         public var height: UInt64
+        /// The configuration in force (changed only by governance).
+        public var config: NetworkConfig
     }
 
     struct ErrorBody: Decodable {

@@ -124,18 +124,7 @@ extension LedgerNode {
     /// Throws if a block cannot be committed: the node must stop rather than diverge.
     public func run() async throws {
         for await batch in orderer.batches {
-            // Execution and the SQLite commit are blocking work: they run on the node's own thread,
-            // never on the cooperative pool, where busy request handlers could starve them.
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                commitQueue.async {
-                    do {
-                        try self.commitBlock(batch)
-                        continuation.resume()
-                    } catch {
-                        continuation.resume(throwing: error)
-                    }
-                }
-            }
+            try commitBlock(batch)
         }
         try store.record(refusals: takeRefusals())
         logger.info("node stopped", metadata: ["height": "\(tip.height)"])
@@ -150,6 +139,7 @@ extension LedgerNode {
         let (previous, frontier) = chain.withLock { ($0.tip, $0.frontier) }
         let refusals = takeRefusals()
         let blockTime = max(Clock.nowMilliseconds(), previous.timestamp)
+        let started = ContinuousClock.now
         let assembled = try store.withView { view in
             try BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
                                     proposer: identity.fingerprint, frontier: frontier, base: view, executor: executor)
@@ -163,6 +153,7 @@ extension LedgerNode {
                                     logRoot: header.logRoot, signer: identity.fingerprint, signature: identity.sign(body))
         let commitBatch = Self.batch(for: assembled, envelopes: batch.map(\.bytes), firstSequence: previous.logSize,
                                      signature: identity.sign(headerBytes), checkpoint: checkpoint, refusals: refusals)
+        let executed = ContinuousClock.now
         do {
             try store.commit(commitBatch)
         } catch {
@@ -221,6 +212,14 @@ extension LedgerNode {
             for continuation in state.subscribers.values { continuation.yield(event) }
         }
         for (continuation, status) in wake { continuation.resume(returning: status) }
-        logger.debug("block committed", metadata: ["height": "\(header.height)", "transactions": "\(batch.count)"])
+        let finished = ContinuousClock.now
+        logger.debug("block committed", metadata: [
+            "height": "\(header.height)", "transactions": "\(batch.count)",
+            "execute_ms": "\((executed - started).milliseconds)", "commit_ms": "\((finished - executed).milliseconds)",
+        ])
     }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

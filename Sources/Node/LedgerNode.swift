@@ -1,5 +1,4 @@
 import Crypto
-import Dispatch
 import Foundation
 import Synchronization
 public import Logging
@@ -29,8 +28,6 @@ public final class LedgerNode: Sendable {
     let orderer: SoloOrderer
     let executor = BlockExecutor()
     let logger: Logger
-    /// The thread that executes and commits blocks, one at a time.
-    let commitQueue = DispatchQueue(label: "medledger.commit", qos: .userInitiated)
 
     struct Chain {
         var tip: BlockHeader

@@ -78,7 +78,12 @@ public struct NetworkDefinition: Codable, Sendable, Hashable {
                 return try loadIdentity(member, directory: directory)
             }
         }
-        throw LedgerError(.notFound, "no member \(reference) in \(directory)/\(Self.fileName); members: \(allMemberNames.joined(separator: ", "))")
+        // Members issued after `init` (`medledger issue`) are found by their files.
+        if parts.count == 2, FileManager.default.fileExists(atPath: "\(directory)/orgs/\(parts[0])/\(parts[1]).pem") {
+            return try loadIdentity(MemberEntry(name: parts[1], role: .collector, certificate: "orgs/\(parts[0])/\(parts[1]).pem", fingerprint: .zero),
+                                    directory: directory)
+        }
+        throw LedgerError(.notFound, "no member \(reference) in \(directory); members: \(allMemberNames.joined(separator: ", "))")
     }
 
     /// The first member with `role` (optionally of one organisation).

@@ -91,7 +91,7 @@ public enum APIServer {
             let tip = node.tip
             return json(ChainView(networkID: node.network, networkName: node.networkName, height: tip.height, hash: tip.hash,
                                   timestamp: tip.timestamp, logSize: tip.logSize, logRoot: tip.logRoot, stateRoot: tip.stateRoot,
-                                  pending: node.pendingCount))
+                                  pending: node.pendingCount, config: node.config))
         }
 
         // Submit: binary envelope (application/octet-stream) or {"envelope": "<base64>"}.

@@ -52,9 +52,10 @@ struct ChainView: Codable {
     var logRoot: Hash256
     var stateRoot: Hash256
     var pending: Int
+    var config: NetworkConfig
 
     enum CodingKeys: String, CodingKey {
-        case height, hash, timestamp, pending
+        case height, hash, timestamp, pending, config
         case networkID = "network_id"
         case networkName = "network_name"
         case logSize = "log_size"

@@ -20,7 +20,7 @@ final class NodeHarness: Sendable {
         var spec = NetworkSpec.demo
         spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: 5)
         definition = try NetworkBuilder.build(spec, directory: directory)
-        node = try LedgerNode(directory: directory, logger: Logger(label: "test"))
+        node = try LedgerNode(directory: directory, logger: Logger.quiet)
         let node = self.node
         runner = Task { try await node.run() }
     }
@@ -154,7 +154,7 @@ struct NodeTests {
         _ = try await harness.commit(last)
         try await harness.stop()
         let tip = harness.node.tip
-        let reopened = try LedgerNode(directory: harness.directory, logger: Logger(label: "test"))
+        let reopened = try LedgerNode(directory: harness.directory, logger: Logger.quiet)
         #expect(reopened.tip == tip)
         #expect(try reopened.status(of: last.id) != .unknown)
 
@@ -162,7 +162,7 @@ struct NodeTests {
         defer { try? FileManager.default.removeItem(atPath: other) }
         _ = try NetworkBuilder.build(.demo, directory: other)
         #expect(throws: LedgerError.self) {
-            try LedgerNode(directory: other, databasePath: harness.databasePath, logger: Logger(label: "test"))
+            try LedgerNode(directory: other, databasePath: harness.databasePath, logger: Logger.quiet)
         }
     }
 }
@@ -247,4 +247,9 @@ struct TamperDetectionTests {
         #expect(!report.ok)
         #expect(report.failure?.contains("Merkle node") == true)
     }
+}
+
+extension Logger {
+    /// Tests assert on behaviour, not on log lines; keep the test output readable.
+    static var quiet: Logger { Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }) }
 }

@@ -171,3 +171,42 @@ struct ProcessTests {
         #expect(await node.waitForExit(timeout: .seconds(30)) == 0)
     }
 }
+
+extension ProcessTests {
+    /// Membership through the CLI: issue a certificate, propose it, approvals reach the majority,
+    /// and only then can the new collector write.
+    @Test func governanceThroughTheCommandLine() async throws {
+        let directory = Fixtures.temporaryPath("governance")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try await ManagedProcess.medledger("init", "--out", directory).status == 0)
+        let (node, url) = try await Self.startNode(directory)
+        let issued = try await ManagedProcess.medledger("issue", "--network", directory, "--org", "st-mary", "--name", "collector-2", "--role", "collector")
+        #expect(issued.status == 0, "\(issued.stderr)")
+        #expect(SecureFile.mode(of: directory + "/orgs/st-mary/collector-2.key") == 0o600)
+        let register = ["device", "register", "--network", directory, "--identity", "st-mary/collector-2", "--node", url.absoluteString,
+                        "--udi", "(01)00844588003288(21)G1", "--set", "manufacturer=Helix", "--set", "model=HX-1",
+                        "--set", "device_type=ventilator", "--set", "category=life_support", "--set", "speciality=intensive_care",
+                        "--set", "production_date=2023-05-01"]
+        let early = try await ManagedProcess.run(ManagedProcess.medledgerPath, register)
+        #expect(early.status != 0)
+        #expect(early.stderr.contains("unknown_member"))
+
+        let common = ["--network", directory, "--node", url.absoluteString]
+        let proposed = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["governance", "propose-member", "--identity", "st-mary/admin",
+                                                    "--certificate", directory + "/orgs/st-mary/collector-2.pem"] + common)
+        #expect(proposed.status == 0, "\(proposed.stderr)")
+        let id = try #require(proposed.stdout.split(separator: " ").first { $0.count == 64 }.map(String.init))
+        // Five organisations: a majority is three. Two approvals so far after this one.
+        for admin in ["north-general/admin", "medtech-research/admin"] {
+            let approved = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["governance", "approve", "--identity", admin, "--proposal", id] + common)
+            #expect(approved.status == 0, "\(approved.stderr)")
+        }
+        let notAdmin = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["governance", "approve", "--identity", "city-childrens/collector", "--proposal", id] + common)
+        #expect(notAdmin.status != 0)
+        #expect(notAdmin.stderr.contains("forbidden"))
+        let late = try await ManagedProcess.run(ManagedProcess.medledgerPath, register)
+        #expect(late.status == 0, "\(late.stderr) \(late.stdout)")
+        node.send(SIGTERM)
+        #expect(await node.waitForExit(timeout: .seconds(30)) == 0)
+    }
+}

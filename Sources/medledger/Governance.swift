@@ -1,0 +1,153 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import X509
+import SwiftASN1
+import LedgerCore
+import Node
+import Collector
+
+struct Governance: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Propose, approve and revoke: membership, organisations and configuration.",
+        discussion: """
+            A proposal takes effect in the transaction that reaches the network's approval policy \
+            (default: a majority of organisations, one vote each, cast by their admins). An admin revokes \
+            a certificate of their own organisation at once with `revoke`.
+
+            Examples:
+              medledger issue --network ./net --org st-mary --name pump-7 --role device
+              medledger governance propose-member --network ./net --identity st-mary/admin \\
+                  --certificate ./net/orgs/st-mary/pump-7.pem --device-udi '(01)00844588003288(21)P7'
+              medledger governance approve --network ./net --identity north-general/admin --proposal <id>
+              medledger governance revoke --network ./net --identity st-mary/admin --fingerprint <hex>
+            """
+    )
+
+    @Argument(help: "propose-member, propose-revoke, propose-config, approve or revoke.")
+    var action: String
+
+    @Option(name: .long, help: "Network directory.")
+    var network: String
+
+    @Option(name: .long, help: "Admin identity as org/name.")
+    var identity: String
+
+    @Option(name: .long, help: "Node API base URL.")
+    var node = "http://127.0.0.1:8080"
+
+    @Option(name: .long, help: "PEM certificate of the member to add (propose-member).")
+    var certificate: String?
+
+    @Option(name: .long, help: "UDI the device key is bound to (propose-member of a device).")
+    var deviceUDI: String?
+
+    @Option(name: .long, help: "Certificate fingerprint, 64 hex digits (propose-revoke, revoke).")
+    var fingerprint: String?
+
+    @Option(name: .long, help: "Proposal id, 64 hex digits (approve).")
+    var proposal: String?
+
+    @Option(name: .long, help: "New block size (propose-config).")
+    var batchSize: UInt32?
+
+    @Option(name: .long, help: "New block timeout in ms (propose-config).")
+    var batchTimeoutMs: UInt32?
+
+    func run() async throws {
+        let definition = try NetworkDefinition.load(directory: network)
+        let signer = try definition.identity(named: identity, directory: network)
+        let name: String
+        let arguments: [UInt8]
+        switch action {
+        case "propose-member":
+            guard let certificate, let pem = FileManager.default.contents(atPath: certificate),
+                  let parsed = try? Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
+            else { throw ValidationError("--certificate must name a PEM certificate file") }
+            name = "propose"
+            arguments = ProposalAction.addMember(MemberRegistration(certificate: parsed.derBytes, deviceUDI: deviceUDI)).encoded
+        case "propose-revoke":
+            guard let fingerprint = fingerprint.flatMap(Hash256.init(hex:)) else { throw ValidationError("--fingerprint must be 64 hex digits") }
+            name = "propose"
+            arguments = ProposalAction.revokeCertificate(fingerprint).encoded
+        case "propose-config":
+            // Start from the configuration in force, not the genesis one in network.json.
+            var config = try await NodeClient(baseURL: try url()).chain().config
+            if let batchSize { config.batchSize = batchSize }
+            if let batchTimeoutMs { config.batchTimeoutMilliseconds = batchTimeoutMs }
+            name = "propose"
+            arguments = ProposalAction.updateConfig(config).encoded
+        case "approve":
+            guard let id = proposal.flatMap(Hash256.init(hex:)) else { throw ValidationError("--proposal must be 64 hex digits") }
+            name = "approve"
+            arguments = id.bytes
+        case "revoke":
+            guard let fingerprint = fingerprint.flatMap(Hash256.init(hex:)) else { throw ValidationError("--fingerprint must be 64 hex digits") }
+            name = "revoke"
+            arguments = fingerprint.bytes
+        default:
+            throw ValidationError("action must be propose-member, propose-revoke, propose-config, approve or revoke")
+        }
+        let (_, envelope) = signer.transaction(network: definition.networkID, contract: "governance", action: name, arguments: arguments)
+        do {
+            let status = try await NodeClient(baseURL: try url()).submit(envelope.encoded, wait: 30)
+            if status.status == "committed", name == "propose" {
+                print("committed: proposal \(status.id.hex) in block \(status.height ?? 0); other organisations approve it with --proposal \(status.id.hex)")
+            } else {
+                print("\(status.status): transaction \(status.id.hex)\(status.height.map { " in block \($0)" } ?? "")\(status.code.map { " (\($0): \(status.message ?? ""))" } ?? "")")
+            }
+            if status.status == "rejected" { throw ExitCode(1) }
+        } catch let error as LedgerError {
+            throw UserError("refused: \(error.userMessage)")
+        }
+    }
+
+    func url() throws -> URL {
+        guard let url = URL(string: node) else { throw ValidationError("--node must be a URL") }
+        return url
+    }
+}
+
+struct Issue: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issue a member certificate and key from an organisation's CA in a network directory.",
+        discussion: """
+            Writes orgs/ORG/NAME.pem and orgs/ORG/NAME.key (0600). The certificate is usable on the ledger once \
+            a governance proposal registers it (`medledger governance propose-member`).
+
+            Example:
+              medledger issue --network ./net --org st-mary --name collector-2 --role collector
+            """
+    )
+
+    @Option(name: .long, help: "Network directory (holding orgs/ORG/ca.key).")
+    var network: String
+
+    @Option(name: .long, help: "Organisation id.")
+    var org: String
+
+    @Option(name: .long, help: "Member name (file name and certificate CN suffix).")
+    var name: String
+
+    @Option(name: .long, help: "Role: \(Role.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var role: String
+
+    func run() throws {
+        guard let role = Role(rawValue: role) else { throw ValidationError("unknown role \(self.role)") }
+        guard Organization.isValidID(name) else { throw ValidationError("--name must be a-z, 0-9 and -") }
+        let folder = network + "/orgs/" + org
+        do {
+            let caKey = try P256.Signing.PrivateKey(pemRepresentation: String(decoding: try SecureFile.read(folder + "/ca.key"), as: UTF8.self))
+            let caCertificate = try Certificate(pemEncoded: String(decoding: try SecureFile.read(folder + "/ca.pem"), as: UTF8.self))
+            let authority = CertificateAuthority(organization: org, privateKey: caKey, certificate: caCertificate)
+            let key = P256.Signing.PrivateKey()
+            let certificate = try authority.issue(name: "\(org)/\(name)", role: role, publicKey: key.publicKey)
+            try SecureFile.create(folder + "/\(name).key", text: key.pemRepresentation)
+            try SecureFile.create(folder + "/\(name).pem", text: try certificate.serializeAsPEM().pemString, mode: 0o644)
+            print("issued \(org)/\(name) [\(role.rawValue)] fingerprint \(certificate.fingerprint.hex)")
+            print("certificate: \(folder)/\(name).pem (register it with: medledger governance propose-member --certificate \(folder)/\(name).pem …)")
+        } catch let error as LedgerError {
+            throw UserError(error.userMessage)
+        }
+    }
+}
