@@ -76,9 +76,9 @@ enum Schema {
                     registered_at INTEGER NOT NULL,
                     updated_at INTEGER NOT NULL
                 ) WITHOUT ROWID;
+                -- Only the index the API uses; query indexes come with the queries that need them
+                -- (each index is another B-tree every device update dirties).
                 CREATE INDEX devices_owner ON devices(owner);
-                CREATE INDEX devices_type ON devices(device_type, manufacturer);
-                CREATE INDEX devices_updated ON devices(updated_at);
                 -- Signed checkpoints: (height, block hash, state root, log root) by a node.
                 CREATE TABLE checkpoints (
                     height INTEGER NOT NULL,

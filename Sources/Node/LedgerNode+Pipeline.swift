@@ -151,7 +151,7 @@ extension LedgerNode {
                                    logSize: header.logSize, logRoot: header.logRoot)
         let checkpoint = Checkpoint(height: header.height, blockHash: blockHash, stateRoot: header.stateRoot, logSize: header.logSize,
                                     logRoot: header.logRoot, signer: identity.fingerprint, signature: identity.sign(body))
-        let commitBatch = Self.batch(for: assembled, envelopes: batch.map(\.bytes), firstSequence: previous.logSize,
+        let commitBatch = Self.batch(for: assembled, transactions: batch, firstSequence: previous.logSize,
                                      signature: identity.sign(headerBytes), checkpoint: checkpoint, refusals: refusals)
         let executed = ContinuousClock.now
         do {

@@ -118,18 +118,19 @@ public final class LedgerNode: Sendable {
         else {
             throw LedgerError(.badSignature, "genesis block is not sealed by a node it registers")
         }
-        try store.commit(Self.batch(for: assembled, envelopes: genesis.envelopes, firstSequence: 0, signature: genesis.signature,
+        try store.commit(Self.batch(for: assembled, transactions: prepared, firstSequence: 0, signature: genesis.signature,
                                     checkpoint: nil, refusals: []))
     }
 
-    static func batch(for assembled: AssembledBlock, envelopes: [[UInt8]], firstSequence: UInt64, signature: [UInt8],
+    static func batch(for assembled: AssembledBlock, transactions prepared: [PreparedTransaction], firstSequence: UInt64, signature: [UInt8],
                       checkpoint: Checkpoint?, refusals: [Refusal]) -> CommitBatch {
         var transactions: [StoredTransaction] = []
-        for (index, (leaf, bytes)) in zip(assembled.leaves, envelopes).enumerated() {
-            let payload = try? Envelope(decoding: bytes).payload()
+        transactions.reserveCapacity(prepared.count)
+        for (index, (leaf, transaction)) in zip(assembled.leaves, prepared).enumerated() {
+            let payload = transaction.payload
             transactions.append(StoredTransaction(
                 sequence: firstSequence + UInt64(index), id: leaf.transactionID, height: leaf.height, index: leaf.index,
-                envelope: bytes, result: leaf.result, creator: payload?.creator ?? .zero, contract: payload?.contract ?? "",
+                envelope: transaction.bytes, result: leaf.result, creator: payload?.creator ?? .zero, contract: payload?.contract ?? "",
                 action: payload?.action ?? "", timestamp: payload?.timestamp ?? 0
             ))
         }
