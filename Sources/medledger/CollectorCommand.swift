@@ -83,14 +83,7 @@ struct DeviceCommand: AsyncParsableCommand {
     @Argument(help: "register, update, transfer, accept or decommission.")
     var action: String
 
-    @Option(name: .long, help: "Network directory.")
-    var network: String
-
-    @Option(name: .long, help: "Signing identity as org/name.")
-    var identity: String
-
-    @Option(name: .long, help: "Node API base URL.")
-    var node = "http://127.0.0.1:8080"
+    @OptionGroup var options: SubmitOptions
 
     @Option(name: .long, help: "Device UDI (GS1 or HIBCC).")
     var udi: String
@@ -122,18 +115,7 @@ struct DeviceCommand: AsyncParsableCommand {
             deviceAction = .decommission(udi: udi, reason: reason)
         default: throw ValidationError("action must be register, update, transfer, accept or decommission")
         }
-        let definition = try NetworkDefinition.load(directory: network)
-        let signer = try definition.identity(named: identity, directory: network)
-        let (_, envelope) = signer.transaction(network: definition.networkID, contract: "devices", action: deviceAction.name,
-                                               arguments: deviceAction.arguments)
-        guard let url = URL(string: node) else { throw ValidationError("--node must be a URL") }
-        do {
-            let status = try await NodeClient(baseURL: url).submit(envelope.encoded, wait: 30)
-            print("\(status.status): transaction \(status.id.hex)\(status.height.map { " in block \($0)" } ?? "")\(status.code.map { " (\($0): \(status.message ?? ""))" } ?? "")")
-            if status.status == "rejected" { throw ExitCode(1) }
-        } catch let error as LedgerError {
-            throw UserError("refused: \(error.userMessage)")
-        }
+        _ = try await options.submit(contract: "devices", action: deviceAction.name, arguments: deviceAction.arguments)
     }
 
     static func parse(_ assignments: [String]) throws -> DeviceAttributes {

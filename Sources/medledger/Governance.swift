@@ -27,14 +27,7 @@ struct Governance: AsyncParsableCommand {
     @Argument(help: "propose-member, propose-revoke, propose-config, approve or revoke.")
     var action: String
 
-    @Option(name: .long, help: "Network directory.")
-    var network: String
-
-    @Option(name: .long, help: "Admin identity as org/name.")
-    var identity: String
-
-    @Option(name: .long, help: "Node API base URL.")
-    var node = "http://127.0.0.1:8080"
+    @OptionGroup var options: SubmitOptions
 
     @Option(name: .long, help: "PEM certificate of the member to add (propose-member).")
     var certificate: String?
@@ -55,8 +48,6 @@ struct Governance: AsyncParsableCommand {
     var batchTimeoutMs: UInt32?
 
     func run() async throws {
-        let definition = try NetworkDefinition.load(directory: network)
-        let signer = try definition.identity(named: identity, directory: network)
         let name: String
         let arguments: [UInt8]
         switch action {
@@ -72,7 +63,7 @@ struct Governance: AsyncParsableCommand {
             arguments = ProposalAction.revokeCertificate(fingerprint).encoded
         case "propose-config":
             // Start from the configuration in force, not the genesis one in network.json.
-            var config = try await NodeClient(baseURL: try url()).chain().config
+            var config = try await options.client().chain().config
             if let batchSize { config.batchSize = batchSize }
             if let batchTimeoutMs { config.batchTimeoutMilliseconds = batchTimeoutMs }
             name = "propose"
@@ -88,23 +79,10 @@ struct Governance: AsyncParsableCommand {
         default:
             throw ValidationError("action must be propose-member, propose-revoke, propose-config, approve or revoke")
         }
-        let (_, envelope) = signer.transaction(network: definition.networkID, contract: "governance", action: name, arguments: arguments)
-        do {
-            let status = try await NodeClient(baseURL: try url()).submit(envelope.encoded, wait: 30)
-            if status.status == "committed", name == "propose" {
-                print("committed: proposal \(status.id.hex) in block \(status.height ?? 0); other organisations approve it with --proposal \(status.id.hex)")
-            } else {
-                print("\(status.status): transaction \(status.id.hex)\(status.height.map { " in block \($0)" } ?? "")\(status.code.map { " (\($0): \(status.message ?? ""))" } ?? "")")
-            }
-            if status.status == "rejected" { throw ExitCode(1) }
-        } catch let error as LedgerError {
-            throw UserError("refused: \(error.userMessage)")
+        let status = try await options.submit(contract: "governance", action: name, arguments: arguments)
+        if name == "propose" {
+            print("proposal \(status.id.hex): other organisations' admins approve it with --proposal \(status.id.hex)")
         }
-    }
-
-    func url() throws -> URL {
-        guard let url = URL(string: node) else { throw ValidationError("--node must be a URL") }
-        return url
     }
 }
 

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import LedgerCore
+import Node
+import Collector
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -79,4 +81,37 @@ struct UserError: Error, CustomStringConvertible {
 
 extension LedgerError {
     var userMessage: String { "\(message) [\(code)]" }
+}
+
+/// The options of commands that sign one transaction and submit it to a node.
+struct SubmitOptions: ParsableArguments {
+    @Option(name: .long, help: "Network directory.")
+    var network: String
+
+    @Option(name: .long, help: "Signing identity as org/name.")
+    var identity: String
+
+    @Option(name: .long, help: "Node API base URL.")
+    var node = "http://127.0.0.1:8080"
+
+    /// Signs, submits, waits for the outcome and prints it; exit 1 when refused or rejected.
+    func submit(contract: String, action: String, arguments: [UInt8]) async throws -> NodeClient.Status {
+        let definition = try NetworkDefinition.load(directory: network)
+        let signer = try definition.identity(named: identity, directory: network)
+        let (_, envelope) = signer.transaction(network: definition.networkID, contract: contract, action: action, arguments: arguments)
+        let status: NodeClient.Status
+        do {
+            status = try await client().submit(envelope.encoded, wait: 30)
+        } catch let error as LedgerError {
+            throw UserError("refused: \(error.userMessage)")
+        }
+        print("\(status.status): transaction \(status.id.hex)\(status.height.map { " in block \($0)" } ?? "")\(status.code.map { " (\($0): \(status.message ?? ""))" } ?? "")")
+        if status.status == "rejected" { throw ExitCode(1) }
+        return status
+    }
+
+    func client() throws -> NodeClient {
+        guard let url = URL(string: node) else { throw ValidationError("--node must be a URL") }
+        return NodeClient(baseURL: url)
+    }
 }
