@@ -112,10 +112,7 @@ let package = Package(
         .testTarget(
             name: "MedLedgerTests",
             dependencies: [
-                "LedgerCore", "Contracts", "LedgerStore", "Ordering",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"), "Node", "Server", "Collector",
+                "LedgerCore", "Contracts", "LedgerStore", "Ordering", "Node", "Server", "Collector",
                 "LedgerTesting", "medledger",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

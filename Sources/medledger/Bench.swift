@@ -88,7 +88,7 @@ struct Bench: AsyncParsableCommand {
             let collector = index % collectors.count
             let device = simulators[collector].newDevice(today: today)
             let action = DeviceAction.register(udi: device.udi, attributes: device.attributes)
-            let (id, envelope) = collectors[collector].transaction(network: node.network, contract: "devices", action: action.name, arguments: action.arguments)
+            let (_, envelope) = collectors[collector].transaction(network: node.network, contract: "devices", action: action.name, arguments: action.arguments)
             lastID = try node.submit(envelope.encoded)
             registered.append((device.udi, collector))
         }
