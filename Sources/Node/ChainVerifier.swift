@@ -98,8 +98,7 @@ public enum ChainVerifier {
         }
 
         // Signatures, in parallel, for creators already known before this block.
-        var prepared = verifySignatures(block.transactions.map(\.envelope), known: replay)
-        if height == 0 { prepared = prepared.map { PreparedTransaction(bytes: $0.bytes) } }
+        let prepared = verifySignatures(block.transactions.map(\.envelope), known: replay)
 
         let assembled = try BlockAssembler.assemble(prepared, network: network, previous: previous, blockTime: header.timestamp,
                                                 proposer: header.proposer, frontier: frontier, base: replay, executor: executor)
@@ -127,10 +126,10 @@ public enum ChainVerifier {
         guard expected == header else { throw Failure(description: "\(at): header does not match the replayed block") }
 
         // The proposer: a registered node, unrevoked at block time, whose key signed the header.
-        var after = replay
-        after.apply(assembled.execution.writes, transactionIDs: [])
-        let proposerState = height == 0 ? after : replay
-        guard let bytes = try proposerState.value(forKey: StateKey.member(header.proposer)),
+        // Block 0 registers its own proposer; later proposers must be registered before their block.
+        let proposerKey = StateKey.member(header.proposer)
+        let proposerBytes = height == 0 ? assembled.execution.writes.lookup(proposerKey) ?? nil : try replay.value(forKey: proposerKey)
+        guard let bytes = proposerBytes,
               let proposer = try? Member(decoding: bytes), proposer.role == .node
         else { throw Failure(description: "\(at): proposer \(header.proposer.hex.prefix(16))… is not a registered node") }
         if let revokedAt = proposer.revokedAt, revokedAt <= header.timestamp {
