@@ -16,21 +16,15 @@ public struct DeviceContract: Contract {
 
     public func execute(_ context: inout TransactionContext) throws(LedgerError) {
         let action = try DeviceAction(action: context.payload.action, arguments: context.payload.arguments)
-        let creator = try context.require(role: Self.writers.union([.device]), action: "write device records")
+        let creator = try context.requireCreator()
+        try Self.validate(action, creator: creator)
         switch action {
         case .register(let udi, let attributes):
-            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot register devices") }
-            try UDI.validate(udi)
             guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
                 throw LedgerError(.forbidden, "only hospitals register devices; \(creator.organization) is not a hospital")
             }
             guard try context.get(StateKey.device(udi)) == nil else {
                 throw LedgerError(.deviceExists, "device \(udi) is already registered")
-            }
-            try attributes.validate()
-            let missing = attributes.missingRequired
-            guard missing.isEmpty else {
-                throw LedgerError(.missingField, "registration is missing \(missing.joined(separator: ", "))")
             }
             var initial = attributes
             if initial.active == nil { initial.active = true }
@@ -41,17 +35,11 @@ public struct DeviceContract: Contract {
 
         case .update(let udi, let event, let changes):
             var record = try ownedRecord(udi, creator: creator, context)
-            guard Self.isValidEvent(event) else {
-                throw LedgerError(.invalidArgument, "event must be 1...64 of a-z and _, got \"\(event.prefix(64))\"")
-            }
-            guard !changes.isEmpty else { throw LedgerError(.missingField, "an update must change at least one field") }
-            try changes.validate()
             record.attributes = record.attributes.merging(changes)
             try commit(&record, event: event, &context)
 
         case .transfer(let udi, let to):
             var record = try ownedRecord(udi, creator: creator, context)
-            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot transfer itself") }
             guard to != record.owner else { throw LedgerError(.invalidArgument, "device \(udi) already belongs to \(to)") }
             guard let target = try context.organization(to), target.active else {
                 throw LedgerError(.unknownOrganization, "no active organisation \(to)")
@@ -65,17 +53,15 @@ public struct DeviceContract: Contract {
                 throw LedgerError(.unknownDevice, "no device \(udi)")
             }
             guard record.status == .active else { throw LedgerError(.deviceDecommissioned, "device \(udi) is decommissioned") }
-            guard Self.writers.contains(creator.role), record.pendingTransferTo == creator.organization else {
+            guard record.pendingTransferTo == creator.organization else {
                 throw LedgerError(.forbidden, "no transfer of \(udi) to \(creator.organization) is pending")
             }
             record.owner = creator.organization
             record.pendingTransferTo = nil
             try commit(&record, event: "transfer", &context)
 
-        case .decommission(let udi, let reason):
+        case .decommission(let udi, _):
             var record = try ownedRecord(udi, creator: creator, context)
-            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot decommission itself") }
-            guard !reason.isEmpty else { throw LedgerError(.missingField, "decommissioning needs a reason") }
             record.status = .decommissioned
             record.attributes.active = false
             record.pendingTransferTo = nil
@@ -84,8 +70,13 @@ public struct DeviceContract: Contract {
     }
 
     public func preflight(_ payload: TransactionPayload, creator: Member) throws(LedgerError) {
-        let action = try DeviceAction(action: payload.action, arguments: payload.arguments)
-        guard Self.writers.union([.device]).contains(creator.role) else {
+        try Self.validate(DeviceAction(action: payload.action, arguments: payload.arguments), creator: creator)
+    }
+
+    /// Every check that needs no state: the creator's role, identifier syntax, field values and
+    /// required fields. Admission runs it early (``preflight(_:creator:)``); execution runs it first.
+    static func validate(_ action: DeviceAction, creator: Member) throws(LedgerError) {
+        guard writers.union([.device]).contains(creator.role) else {
             throw LedgerError(.forbidden, "role \(creator.role.rawValue) may not write device records")
         }
         switch action {
@@ -99,10 +90,15 @@ public struct DeviceContract: Contract {
             if creator.role == .device, creator.deviceUDI != udi {
                 throw LedgerError(.forbidden, "a device key may only update its own device")
             }
-            guard Self.isValidEvent(event) else { throw LedgerError(.invalidArgument, "event must be 1...64 of a-z and _") }
+            guard isValidEvent(event) else {
+                throw LedgerError(.invalidArgument, "event must be 1...64 of a-z and _, got \"\(event.prefix(64))\"")
+            }
             guard !changes.isEmpty else { throw LedgerError(.missingField, "an update must change at least one field") }
             try changes.validate()
-        case .transfer, .acceptTransfer, .decommission:
+        case .decommission(_, let reason):
+            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot decommission devices") }
+            guard !reason.isEmpty else { throw LedgerError(.missingField, "decommissioning needs a reason") }
+        case .transfer, .acceptTransfer:
             guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot \(action.name) devices") }
         }
     }
@@ -115,9 +111,6 @@ public struct DeviceContract: Contract {
         guard record.status == .active else { throw LedgerError(.deviceDecommissioned, "device \(udi) is decommissioned") }
         guard record.owner == creator.organization else {
             throw LedgerError(.forbidden, "device \(udi) belongs to \(record.owner); \(creator.organization) may not write it")
-        }
-        if creator.role == .device, creator.deviceUDI != udi {
-            throw LedgerError(.forbidden, "a device key may only update its own device")
         }
         return record
     }
