@@ -15,9 +15,9 @@ extension LedgerStore {
             let header = batch.header
             let headerBytes = header.encoded
             try db.execute(
-                sql: "INSERT INTO blocks (height, hash, header, signature, tx_count, log_size, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                sql: "INSERT INTO blocks (height, hash, header, signature, tx_count, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [Int64(header.height), Data(Hash256.of(headerBytes).bytes), Data(headerBytes), Data(batch.signature),
-                            Int64(header.transactionCount), Int64(header.logSize), header.timestamp]
+                            Int64(header.transactionCount), header.timestamp]
             )
             let insertTransaction = try db.cachedStatement(sql: """
                 INSERT INTO transactions (seq, tx_id, height, idx, envelope, status, write_set_hash, creator, contract, action, timestamp)

@@ -40,10 +40,6 @@ public final class LedgerStore: Sendable {
 
     // MARK: Reads
 
-    public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try writer.read(body)
-    }
-
     /// The header of the last committed block, if any.
     public func tip() throws -> BlockHeader? {
         try writer.read { db in
@@ -148,25 +144,6 @@ public final class LedgerStore: Sendable {
         }
     }
 
-    public func checkpoints(height: UInt64) throws -> [Checkpoint] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints WHERE height = ?", arguments: [Int64(height)]).compactMap { row in
-                var reader = BinaryReader([UInt8](row["body"] as Data))
-                guard (try? reader.readRaw(count: 4)) != nil,
-                      let h = try? reader.readUInt64(), let bh = try? reader.readHash(), let sr = try? reader.readHash(),
-                      let ls = try? reader.readUInt64(), let lr = try? reader.readHash(),
-                      let signer = Hash256(bytes: [UInt8](row["signer"] as Data))
-                else { return nil }
-                return Checkpoint(height: h, blockHash: bh, stateRoot: sr, logSize: ls, logRoot: lr, signer: signer,
-                                  signature: [UInt8](row["signature"] as Data))
-            }
-        }
-    }
-
-    public func refusalCount() throws -> Int {
-        try writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM refusals") ?? 0 }
-    }
-
     public func recentRefusals(limit: Int) throws -> [Refusal] {
         try writer.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM refusals ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
@@ -228,14 +205,6 @@ public final class LedgerStore: Sendable {
             try MerkleTree.consistencyProof(first: first, second: second) { try subtreeHash(db, $0, $1) }
         }
     }
-
-    /// The header of the first block after which the log holds exactly `size` leaves, if any.
-    public func header(logSize size: UInt64) throws -> BlockHeader? {
-        try writer.read { db in
-            try Data.fetchOne(db, sql: "SELECT header FROM blocks WHERE log_size = ? ORDER BY height LIMIT 1", arguments: [Int64(size)])
-                .map { try BlockHeader(decoding: [UInt8]($0)) }
-        }
-    }
 }
 
 extension LedgerStore {
@@ -248,9 +217,5 @@ extension LedgerStore {
             }
             return try String.fetchAll(db, sql: "SELECT udi FROM devices ORDER BY udi LIMIT ? OFFSET ?", arguments: [limit, offset])
         }
-    }
-
-    public func deviceCount() throws -> Int {
-        try writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM devices") ?? 0 }
     }
 }

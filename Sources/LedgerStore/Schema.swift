@@ -12,10 +12,8 @@ enum Schema {
                     header BLOB NOT NULL,
                     signature BLOB NOT NULL,
                     tx_count INTEGER NOT NULL,
-                    log_size INTEGER NOT NULL,
                     timestamp INTEGER NOT NULL
                 );
-                CREATE INDEX blocks_log_size ON blocks(log_size);
                 -- seq is the transaction's index in the global Merkle log.
                 CREATE TABLE transactions (
                     seq INTEGER PRIMARY KEY,

@@ -80,8 +80,7 @@ public struct NetworkDefinition: Codable, Sendable, Hashable {
         }
         // Members issued after `init` (`medledger issue`) are found by their files.
         if parts.count == 2, FileManager.default.fileExists(atPath: "\(directory)/orgs/\(parts[0])/\(parts[1]).pem") {
-            return try loadIdentity(MemberEntry(name: parts[1], role: .collector, certificate: "orgs/\(parts[0])/\(parts[1]).pem", fingerprint: .zero),
-                                    directory: directory)
+            return try Self.loadIdentity(certificate: "orgs/\(parts[0])/\(parts[1]).pem", directory: directory)
         }
         throw LedgerError(.notFound, "no member \(reference) in \(directory); members: \(allMemberNames.joined(separator: ", "))")
     }
@@ -95,7 +94,12 @@ public struct NetworkDefinition: Codable, Sendable, Hashable {
     }
 
     public func loadIdentity(_ member: MemberEntry, directory: String) throws(LedgerError) -> SigningIdentity {
-        let certificatePath = directory + "/" + member.certificate
+        try Self.loadIdentity(certificate: member.certificate, directory: directory)
+    }
+
+    /// The key beside a PEM certificate (`NAME.pem` → `NAME.key`), relative to `directory`.
+    static func loadIdentity(certificate: String, directory: String) throws(LedgerError) -> SigningIdentity {
+        let certificatePath = directory + "/" + certificate
         let keyPath = String(certificatePath.dropLast(4)) + ".key"
         do {
             return try SigningIdentity(
@@ -105,7 +109,7 @@ public struct NetworkDefinition: Codable, Sendable, Hashable {
         } catch let error as LedgerError {
             throw error
         } catch {
-            throw LedgerError(.invalidCertificate, "cannot load identity \(member.name): \(error)")
+            throw LedgerError(.invalidCertificate, "cannot load identity \(certificate): \(error)")
         }
     }
 

@@ -44,10 +44,6 @@ public final class NodeMetrics: Sendable {
         state.withLock { $0.refusedByCode[code, default: 0] += 1 }
     }
 
-    func setPending(_ pending: Int) {
-        state.withLock { $0.pending = pending }
-    }
-
     /// Transactions per second over the last 10 seconds.
     public var throughput: Double {
         let now = Date().timeIntervalSince1970

@@ -18,14 +18,7 @@ struct Collector: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Network directory (for the collector's key and certificate).")
-    var network: String
-
-    @Option(name: .long, help: "Collector identity as org/name.")
-    var identity: String
-
-    @Option(name: .long, help: "Node API base URL.")
-    var node = "http://127.0.0.1:8080"
+    @OptionGroup var options: SubmitOptions
 
     @Option(name: .long, help: "Devices to register before sending events.")
     var devices = 20
@@ -45,13 +38,13 @@ struct Collector: AsyncParsableCommand {
     func run() async throws {
         Logs.bootstrap(level: logLevel)
         let logger = Logger(label: "medledger.collector")
+        let network = options.network
         let definition = try NetworkDefinition.load(directory: network)
-        let signer = try definition.identity(named: identity, directory: network)
-        let organization = identity.split(separator: "/").first.map(String.init) ?? identity
-        try SecureFileDirectory.ensure(network + "/collectors")
+        let signer = try definition.identity(named: options.identity, directory: network)
+        let organization = options.identity.split(separator: "/").first.map(String.init) ?? options.identity
+        try SecureFile.makeDirectory(network + "/collectors")
         let box = try Outbox(path: outbox ?? network + "/collectors/\(organization).outbox.sqlite")
-        guard let url = URL(string: node) else { throw ValidationError("--node must be a URL") }
-        let client = NodeClient(baseURL: url)
+        let client = try options.client()
         let collector = HospitalCollector(hospital: organization, identity: signer, network: definition.networkID, client: client,
                                           outbox: box, seed: UInt64(Date().timeIntervalSince1970), logger: logger)
         let deadline = duration.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }

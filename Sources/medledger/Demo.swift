@@ -65,7 +65,7 @@ struct Demo: AsyncParsableCommand {
             .init(service: LedgerNodeService(node: node)),
             .init(service: app),
         ]
-        try SecureFileDirectory.ensure(data + "/collectors")
+        try SecureFile.makeDirectory(data + "/collectors")
         for (offset, organization) in definition.organizations.enumerated() where organization.kind == .hospital {
             guard let member = organization.members.first(where: { $0.role == .collector }) else { continue }
             let identity = try definition.loadIdentity(member, directory: data)
@@ -172,12 +172,6 @@ struct TimerService: Service {
         try? await cancelWhenGracefulShutdown {
             try await Task.sleep(for: duration)
         }
-    }
-}
-
-enum SecureFileDirectory {
-    static func ensure(_ path: String) throws {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 }
 

@@ -217,15 +217,6 @@ public enum ProposalAction: BinaryCodable, Hashable {
     case revokeCertificate(Hash256)
     case updateConfig(NetworkConfig)
 
-    public var summary: String {
-        switch self {
-        case .addOrganization(let org, _): "add organisation \(org.id)"
-        case .addMember: "add member"
-        case .revokeCertificate(let fp): "revoke certificate \(fp.hex.prefix(16))"
-        case .updateConfig: "update configuration"
-        }
-    }
-
     public func encode(to writer: inout BinaryWriter) {
         switch self {
         case .addOrganization(let org, let members):
