@@ -44,6 +44,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Privacy",
+            dependencies: [
+                "LedgerCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "LedgerStore",
             dependencies: [
                 "LedgerCore", "Contracts",
@@ -89,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerCore", "Node", "Server", "Collector", "LedgerStore", "Contracts",
+                "LedgerCore", "Privacy", "Node", "Server", "Collector", "LedgerStore", "Contracts",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -112,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "MedLedgerTests",
             dependencies: [
-                "LedgerCore", "Contracts", "LedgerStore", "Ordering", "Node", "Server", "Collector",
+                "LedgerCore", "Contracts", "Privacy", "LedgerStore", "Ordering", "Node", "Server", "Collector",
                 "LedgerTesting", "medledger",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

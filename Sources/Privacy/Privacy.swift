@@ -1,0 +1,1 @@
+// Differential-privacy mechanisms: exact discrete samplers and their calibration.
