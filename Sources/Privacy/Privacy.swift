@@ -1,1 +1,0 @@
-// Differential-privacy mechanisms: exact discrete samplers and their calibration.
