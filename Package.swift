@@ -52,6 +52,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Research",
+            dependencies: ["LedgerCore", "Privacy"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "LedgerStore",
             dependencies: [
                 "LedgerCore", "Contracts",
@@ -67,7 +72,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "LedgerCore", "Contracts", "LedgerStore", "Ordering",
+                "LedgerCore", "Contracts", "LedgerStore", "Ordering", "Research", "Privacy",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -97,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerCore", "Privacy", "Node", "Server", "Collector", "LedgerStore", "Contracts",
+                "LedgerCore", "Privacy", "Research", "Node", "Server", "Collector", "LedgerStore", "Contracts",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -120,7 +125,7 @@ let package = Package(
         .testTarget(
             name: "MedLedgerTests",
             dependencies: [
-                "LedgerCore", "Contracts", "Privacy", "LedgerStore", "Ordering", "Node", "Server", "Collector",
+                "LedgerCore", "Contracts", "Privacy", "Research", "LedgerStore", "Ordering", "Node", "Server", "Collector",
                 "LedgerTesting", "medledger",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -7,6 +7,14 @@ Written from docs/formats.md only, with the Python standard library and the `cry
 package. It never re-serializes what it verifies: every hash and signature is computed over the
 exact bytes found in the export.
 
+Besides the chain (hashes, signatures, log, state roots) it checks every committed transaction
+against what its contract allows without replaying the device state (docs/formats.md §14). The
+genesis write set is recomputed from the genesis configuration. For `research.answer` it also
+checks the researcher's embedded, signed `research.ask`, the query against the research policy
+and the answer's noise against the query, and, since the research state (rq/, rqa/, rspent/) is
+written by nothing else, rebuilds that state from the export to decide cache hits, duplicate asks
+and budget usage and to recompute those transactions' write sets.
+
 On success it prints one JSON line {"ok": true, "blocks": N, "transactions": M, ...} and exits 0.
 On the first failure it prints one JSON line {"ok": false, "block": h, "transaction": i, "error": ...}
 (plus a readable line on stderr) and exits 1.
@@ -22,6 +30,7 @@ import os
 import struct
 import sys
 import time
+import unicodedata
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -47,7 +56,7 @@ STATUS_TABLE = [
     "certificate_revoked", "invalid_certificate", "forbidden", "payload_too_large", "duplicate_transaction",
     "timestamp_skew", "wrong_network", "invalid_udi", "unknown_device", "device_exists",
     "device_decommissioned", "missing_field", "invalid_argument", "unknown_action", "unknown_proposal",
-    "proposal_closed", "already_approved", "internal_error", "invalid_configuration",
+    "proposal_closed", "already_approved", "internal_error", "invalid_configuration", "budget_exhausted",
 ]
 STATUS_DUPLICATE = 1 + STATUS_TABLE.index("duplicate_transaction")
 
@@ -176,9 +185,8 @@ def decode_header(data):
             "log_size": log_size, "log_root": log_root, "state_root": state_root, "proposer": proposer}
 
 
-def decode_envelope(data):
+def read_envelope(r):
     """Envelope: u8 version (1) | bytes payload (<= 1 MiB) | bytes signature (<= 128, must be 64)."""
-    r = Reader(data)
     version = r.u8("envelope version")
     if version != 1:
         raise DecodeError(f"envelope: unsupported version {version}, expected 1")
@@ -186,6 +194,12 @@ def decode_envelope(data):
     signature = r.bytes_("envelope signature", 128)
     if len(signature) != 64:
         raise DecodeError(f"envelope: signature must be 64 bytes (raw P-256 r||s), got {len(signature)}")
+    return payload, signature
+
+
+def decode_envelope(data):
+    r = Reader(data)
+    payload, signature = read_envelope(r)
     r.end("Envelope")
     return payload, signature
 
@@ -222,14 +236,92 @@ def read_policy(r):
     raise DecodeError(f"policy: unknown kind {kind}")
 
 
+# QueryField raw values (QuerySpec.swift) -> categorical?
+QUERY_FIELDS = {
+    "hospital": True, "manufacturer": True, "model": True, "firmware_version": True, "device_type": True,
+    "category": True, "speciality": True, "location": True, "active": True, "status": True,
+    "production_date": False, "last_service_date": False, "warranty_expiry": False, "usage_hours": False,
+    "battery_level": False, "sync_frequency_seconds": False, "last_sync": False, "updated_at": False,
+    "age_days": False, "warranty_days": False,
+}
+INHERENTLY_CLOSED = {"hospital", "active", "status"}  # QueryRequest.inherentlyClosed
+MIN_EPSILON_MICROS = 1000                             # QueryRequest.minimumEpsilonMicros (ε 0.001)
+MAX_FILTERS, MAX_VALUES, MAX_BINS = 16, 256, 100      # QuerySpec limits
+LAPLACE, GAUSSIAN = 1, 2                              # NoiseMechanism raw values
+MECHANISM_NAMES = {LAPLACE: "laplace", GAUSSIAN: "gaussian"}
+
+
+def read_budget(r, what="budget"):
+    """PrivacyBudget: u64 epsilonMicros | u64 deltaPicos."""
+    return (r.u64(f"{what} epsilon"), r.u64(f"{what} delta"))
+
+
+def read_research_policy(r):
+    """ResearchPolicy (ResearchPolicy.swift)."""
+    roles = []
+    for _ in range(r.count("research roles", 16)):
+        role = r.string("research roles")
+        if role not in ROLES:
+            raise DecodeError(f"research: unknown role {role}")
+        roles.append(role)
+    p = {"allowed_roles": roles,
+         "max_epsilon": r.u64("research max epsilon"),
+         "delta_per_query": r.u64("research delta per query"),
+         "budget": read_budget(r),
+         "period": r.u64("research period")}
+    p["bounds"] = [(r.enum("bounds field", QUERY_FIELDS), r.i64("bounds lower"), r.i64("bounds upper"))
+                   for _ in range(r.count("research bounds", 64))]
+    domains = []
+    for _ in range(r.count("research domains", 64)):
+        field = r.enum("domain field", QUERY_FIELDS)
+        domains.append((field, [r.string("domain values") for _ in range(r.count("domain values", 256))]))
+    p["domains"] = domains
+    p["max_groups"] = r.u32("research max groups")
+    return p
+
+
+def _utf8_increasing(values):
+    b = [v.encode("utf-8") for v in values]
+    return all(x < y for x, y in zip(b, b[1:]))
+
+
+def research_policy_error(p):
+    """ResearchPolicy.validate()."""
+    roles = p["allowed_roles"]
+    if not roles or roles != sorted(set(roles)):
+        return "research.allowedRoles must be non-empty, sorted and distinct"
+    if not MIN_EPSILON_MICROS <= p["max_epsilon"] <= 100_000_000:
+        return "research.maxEpsilonPerQuery must be 0.001...100"
+    if not 2 <= p["delta_per_query"] <= 10_000_000_000:
+        return "research.deltaPerQuery must be 2e-12...0.01 (it may be split in two)"
+    if p["period"] < 60_000:
+        return "research.period must be at least a minute"
+    bounds = p["bounds"]
+    if not _utf8_increasing([f for f, _, _ in bounds]) or not all(
+            not QUERY_FIELDS[f] and lo < hi and abs(lo) <= 1_000_000_000 and abs(hi) <= 1_000_000_000 for f, lo, hi in bounds):
+        return "research.bounds: one entry per numeric field, sorted, lower < upper, |bound| <= 1e9"
+    domains = p["domains"]
+    if not _utf8_increasing([f for f, _ in domains]) or not all(
+            QUERY_FIELDS[f] and 1 <= len(values) <= 256 and _utf8_increasing(values) for f, values in domains):
+        return "research.domains: one entry per categorical field, sorted, 1...256 sorted distinct values"
+    if not 1 <= p["max_groups"] <= 10_000:
+        return "research.maxGroups must be 1...10000"
+    return None
+
+
 def read_config(r):
-    return {
+    """NetworkConfig; "encoded" keeps the exact bytes it was decoded from (the value of state key cfg)."""
+    start = r.o
+    c = {
         "batch_size": r.u32("config batchSize"),
         "batch_timeout": r.u32("config batchTimeout"),
         "max_transaction_bytes": r.u32("config maxTransactionBytes"),
         "clock_skew": r.u64("config clockSkew"),
         "policy": read_policy(r),
+        "research": read_research_policy(r),
     }
+    c["encoded"] = r.b[start:r.o]
+    return c
 
 
 def config_error(c):
@@ -242,7 +334,7 @@ def config_error(c):
         return "maxTransactionBytes must be 1 KiB...1 MiB"
     if not 1000 <= c["clock_skew"] <= 86_400_000:
         return "clockSkewMilliseconds must be 1 s...1 day"
-    return None
+    return research_policy_error(c["research"])
 
 
 def read_organization(r):
@@ -272,6 +364,9 @@ def read_proposal_action(r):
         return ("revokeCertificate", r.hash("proposal fingerprint"))
     if kind == 4:
         return ("updateConfig", read_config(r))
+    if kind == 5:
+        member = r.hash("proposal member")
+        return ("setResearchBudget", member, read_budget(r) if r.boolean("proposal budget present") else None)
     raise DecodeError(f"proposal: unknown action {kind}")
 
 
@@ -356,6 +451,256 @@ def valid_event(event):
 
 def valid_org_id(i):
     return 0 < len(i) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in i)
+
+
+# ----------------------------------------------------------------------------------------------
+# Research queries (QuerySpec.swift, Noise.swift, QueryAnswer.swift, QueryRequest+Policy.swift)
+# ----------------------------------------------------------------------------------------------
+
+def read_query_spec(r):
+    """QuerySpec: u8 kind [+ fields] | u32 filter count (<= 16) | filters."""
+    tag = r.u8("query kind")
+    if tag == 1:
+        kind = ("count",)
+    elif tag == 2:
+        kind = ("grouped_field", r.enum("query group field", QUERY_FIELDS))
+    elif tag == 3:
+        field = r.enum("query bin field", QUERY_FIELDS)
+        n = r.u32("query bin count")
+        if n > MAX_BINS:
+            raise DecodeError("query: too many bin edges")
+        kind = ("grouped_bins", field, [r.i64("query bin edge") for _ in range(n)])
+    elif tag == 4:
+        kind = ("sum", r.enum("query sum field", QUERY_FIELDS))
+    elif tag == 5:
+        kind = ("average", r.enum("query average field", QUERY_FIELDS))
+    else:
+        raise DecodeError(f"query: unknown kind {tag}")
+    n = r.u32("query filter count")
+    if n > MAX_FILTERS:
+        raise DecodeError("query: too many filters")
+    filters = []
+    for _ in range(n):
+        ftag = r.u8("query filter kind")
+        field = r.enum("query filter field", QUERY_FIELDS)
+        if ftag == 1:
+            filters.append(("one_of", field, [r.string("query filter values") for _ in range(r.count("query filter values", MAX_VALUES))]))
+        elif ftag == 2:
+            filters.append(("range", field, r.opt_i64("query filter lower"), r.opt_i64("query filter upper")))
+        elif ftag == 3:
+            filters.append(("prefix", field, r.string("query filter prefix", 200)))
+        else:
+            raise DecodeError(f"query: unknown filter kind {ftag}")
+    return {"kind": kind, "filters": filters}
+
+
+def decode_query_request(data):
+    """QueryRequest: QuerySpec | u8 mechanism | u64 epsilonMicros | optional<u64> asOfHeight; no trailing bytes.
+    "key_prefix" is the exact bytes spec | mechanism | epsilon that the MLQ1 cache key hashes."""
+    r = Reader(data)
+    spec = read_query_spec(r)
+    mechanism = r.u8("query mechanism")
+    if mechanism not in MECHANISM_NAMES:
+        raise DecodeError("query: unknown mechanism")
+    epsilon = r.u64("query epsilon")
+    key_prefix = data[:r.o]
+    as_of = r.u64("query asOf") if r.boolean("query asOf present") else None
+    r.end("QueryRequest")
+    return {"spec": spec, "mechanism": mechanism, "epsilon": epsilon, "as_of": as_of, "key_prefix": key_prefix}
+
+
+def query_key(request, height):
+    """QueryRequest.key(height:) = H("MLQ1" | spec | u8 mechanism | u64 epsilon | u64 height), over the request's own bytes."""
+    return sha256(b"MLQ1" + request["key_prefix"] + struct.pack(">Q", height))
+
+
+def read_noise(r):
+    """NoiseDescription: u8 mechanism | u64 sensitivity, epsilonMicros, deltaPicos, scaleNumerator, scaleDenominator (> 0), halfWidth95."""
+    mechanism = r.u8("noise mechanism")
+    if mechanism not in MECHANISM_NAMES:
+        raise DecodeError("noise: unknown mechanism")
+    n = {"mechanism": mechanism, "sensitivity": r.u64("noise sensitivity"), "epsilon": r.u64("noise epsilon"),
+         "delta": r.u64("noise delta"), "scale_numerator": r.u64("noise scale numerator"),
+         "scale_denominator": r.u64("noise scale denominator")}
+    if n["scale_denominator"] == 0:
+        raise DecodeError("noise: zero scale denominator")
+    n["half_width95"] = r.u64("noise half width")
+    return n
+
+
+def read_noisy_value(r):
+    return {"value": r.i64("noisy value"), "noise": read_noise(r)}
+
+
+def read_query_answer(r):
+    """QueryAnswer: u64 height | i64 referenceTime | u8 kind | result."""
+    a = {"height": r.u64("answer height"), "reference_time": r.i64("answer reference time")}
+    kind = r.u8("answer kind")
+    if kind == 1:
+        a["result"] = ("count", read_noisy_value(r))
+    elif kind == 2:
+        a["result"] = ("sum", read_noisy_value(r), r.i64("answer lower"), r.i64("answer upper"))
+    elif kind == 3:
+        a["result"] = ("average", read_noisy_value(r), read_noisy_value(r), r.i64("answer center"),
+                       r.i64("answer lower"), r.i64("answer upper"))  # centeredSum, count, center, lower, upper
+    elif kind == 4:
+        groups = [(r.string("group label", 256), r.i64("group value")) for _ in range(r.count("answer groups", 10_000))]
+        a["result"] = ("grouped", groups, read_noise(r), r.opt_i64("answer threshold"))
+    else:
+        raise DecodeError(f"answer: unknown kind {kind}")
+    return a
+
+
+def decode_research_release(data):
+    """ResearchRelease (arguments of research.answer): Envelope (the researcher's research.ask) | QueryAnswer.
+    Returns the ask's payload and signature, and the answer with its exact bytes."""
+    r = Reader(data)
+    ask_payload, ask_signature = read_envelope(r)
+    start = r.o
+    answer = read_query_answer(r)
+    r.end("ResearchRelease")
+    answer["encoded"] = data[start:]
+    return ask_payload, ask_signature, answer
+
+
+def _canonically_distinct(values):
+    """Swift compares Strings by canonical equivalence (Set, ==): NFC-equal values are duplicates."""
+    return len({unicodedata.normalize("NFC", v) for v in values}) == len(values)
+
+
+def query_spec_error(spec):
+    """QuerySpec.validate(): canonical form (filters strictly increasing by field, set values strictly
+    increasing by UTF-8 bytes and distinct), field kinds, sizes."""
+    filters = spec["filters"]
+    fields = [f[1] for f in filters]
+    if any(a.encode() > b.encode() for a, b in zip(fields, fields[1:])) or any(
+            f[0] == "one_of" and (not _utf8_increasing(f[2]) or not _canonically_distinct(f[2])) for f in filters):
+        return "query is not in canonical form (filters sorted by field, values sorted and distinct)"
+    if len(filters) > MAX_FILTERS:
+        return f"at most {MAX_FILTERS} filters"
+    for a, b in zip(fields, fields[1:]):
+        if a == b:
+            return f"at most one filter per field ({a} appears twice)"
+    for f in filters:
+        field = f[1]
+        if f[0] == "one_of":
+            if not QUERY_FIELDS[field]:
+                return f"{field} is numeric: filter it with a range"
+            if not 1 <= len(f[2]) <= MAX_VALUES or not all(0 < len(v.encode()) <= 200 for v in f[2]):
+                return f"{field}: give 1...{MAX_VALUES} values of 1...200 bytes"
+        elif f[0] == "range":
+            if QUERY_FIELDS[field]:
+                return f"{field} is categorical: filter it with values or a prefix"
+            if f[2] is None and f[3] is None:
+                return f"{field}: a range needs a bound"
+            if f[2] is not None and f[3] is not None and f[2] > f[3]:
+                return f"{field}: lower bound above upper bound"
+        else:
+            if not QUERY_FIELDS[field]:
+                return f"{field} is numeric: filter it with a range"
+            if not 0 < len(f[2].encode()) <= 200:
+                return f"{field}: prefix must be 1...200 bytes"
+    kind = spec["kind"]
+    if kind[0] == "grouped_field" and not QUERY_FIELDS[kind[1]]:
+        return f"group {kind[1]} in bins: it is numeric"
+    if kind[0] == "grouped_bins":
+        if QUERY_FIELDS[kind[1]]:
+            return f"{kind[1]} is categorical: group by the field itself"
+        edges = kind[2]
+        if not 1 <= len(edges) <= MAX_BINS or not all(a < b for a, b in zip(edges, edges[1:])):
+            return f"bins need 1...{MAX_BINS} strictly increasing edges"
+    if kind[0] in ("sum", "average") and QUERY_FIELDS[kind[1]]:
+        return f"{kind[1]} is categorical: it has no sum or average"
+    return None
+
+
+def _bounds_of(policy, field):
+    for f, lo, hi in policy["bounds"]:
+        if f == field:
+            return lo, hi
+    return None
+
+
+def query_request_error(request, policy):
+    """QueryRequest.validate(policy:)."""
+    problem = query_spec_error(request["spec"])
+    if problem:
+        return problem
+    eps, kind = request["epsilon"], request["spec"]["kind"]
+    if eps < MIN_EPSILON_MICROS:
+        return "ε must be at least 0.001"
+    if kind[0] == "average" and eps < 2 * MIN_EPSILON_MICROS:
+        return "an average splits ε between its sum and its count: ε must be at least 0.002"
+    if eps > policy["max_epsilon"]:
+        return f"ε {eps / 1e6:g} exceeds the per-query maximum {policy['max_epsilon'] / 1e6:g}"
+    if kind[0] in ("sum", "average") and _bounds_of(policy, kind[1]) is None:
+        return f"{kind[1]} has no declared clamping bounds"
+    return None
+
+
+def is_open_domain(request, policy):
+    kind = request["spec"]["kind"]
+    return (kind[0] == "grouped_field" and kind[1] not in INHERENTLY_CLOSED
+            and all(f != kind[1] for f, _ in policy["domains"]))
+
+
+def query_cost(request, policy):
+    """QueryRequest.cost(policy:): (ε, δ) — δ only for Gaussian noise or open-domain partition selection."""
+    needs_delta = request["mechanism"] == GAUSSIAN or is_open_domain(request, policy)
+    return request["epsilon"], policy["delta_per_query"] if needs_delta else 0
+
+
+def query_split(request, policy):
+    """QueryRequest.split(policy:) -> (count share, sum share)."""
+    eps, delta = query_cost(request, policy)
+    kind = request["spec"]["kind"][0]
+    if kind == "average":
+        return (eps // 2, delta // 2), (eps - eps // 2, delta - delta // 2)
+    if kind in ("grouped_field", "grouped_bins") and request["mechanism"] == GAUSSIAN and is_open_domain(request, policy):
+        return (eps, delta // 2), (0, 0)
+    return (eps, delta), (0, 0)
+
+
+def answer_structure_error(answer, request, policy):
+    """ResearchContract.checkStructure: the answer spends exactly the request's ε/δ shares, with its
+    mechanism and the sensitivities the policy's bounds imply."""
+    first, second = query_split(request, policy)
+
+    def noise_error(noise, share, sensitivity):
+        if (noise["mechanism"] != request["mechanism"] or (noise["epsilon"], noise["delta"]) != share
+                or noise["sensitivity"] != sensitivity):
+            return ("the answer's noise does not match the request (mechanism %s/%s, ε/δ %d/%d for a share of %d/%d, "
+                    "sensitivity %d for %d)" % (MECHANISM_NAMES[noise["mechanism"]], MECHANISM_NAMES[request["mechanism"]],
+                                                noise["epsilon"], noise["delta"], share[0], share[1],
+                                                noise["sensitivity"], sensitivity))
+        return None
+
+    kind, result = request["spec"]["kind"], answer["result"]
+    if kind[0] == "count" and result[0] == "count":
+        return noise_error(result[1]["noise"], first, 1)
+    if kind[0] == "sum" and result[0] == "sum":
+        lower, upper = result[2], result[3]
+        if _bounds_of(policy, kind[1]) != (lower, upper):
+            return "the answer's clamping bounds are not the policy's"
+        return noise_error(result[1]["noise"], first, max(abs(lower), abs(upper)))
+    if kind[0] == "average" and result[0] == "average":
+        total, count, center, lower, upper = result[1:]
+        if _bounds_of(policy, kind[1]) != (lower, upper) or center != lower + (upper - lower) // 2:
+            return "the answer's clamping bounds are not the policy's"
+        return (noise_error(count["noise"], first, 1)
+                or noise_error(total["noise"], second, max(upper - center, center - lower)))
+    if kind[0] in ("grouped_field", "grouped_bins") and result[0] == "grouped":
+        groups, noise, threshold = result[1:]
+        problem = noise_error(noise, first, 1)
+        if problem:
+            return problem
+        open_domain = is_open_domain(request, policy)
+        if (threshold is not None) != open_domain:
+            return "an open-domain grouped count needs a release threshold, a closed one must not have one"
+        if len(groups) > (policy["max_groups"] if open_domain else MAX_BINS + 260):
+            return "the answer releases too many groups"
+        return None
+    return "the answer is not of the kind the query asks for"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -758,7 +1103,8 @@ class Verifier:
     def __init__(self, export, allow_invalid_refused=False):
         self.export = export
         self.lenient = allow_invalid_refused
-        self.stats = {"committed": 0, "refused": 0, "refused_invalid_envelope": 0}
+        self.stats = {"committed": 0, "refused": 0, "refused_invalid_envelope": 0, "research_answers": 0,
+                      "research_cache_hits": 0, "research_write_sets_recomputed": 0}
 
     # -- top level, organisations and certificates -------------------------------------------------
 
@@ -828,6 +1174,15 @@ class Verifier:
         self.seen_ids = set()
         self.proposals = {}           # id of a committed propose -> ProposalAction
         self.skew_bound = MAX_CLOCK_SKEW
+        # Configurations that may be in force: genesis, then every committed updateConfig proposal
+        # (whether one took effect depends on votes, which this verifier does not count).
+        self.configs = []
+        self.budget_overrides = {}    # fingerprint -> budgets of committed setResearchBudget proposals (None = default)
+        # Research state, complete from the export because only committed research.answer writes it:
+        self.query_keys = {}          # key of rq/<key> -> SHA-256 of the recorded answer
+        self.answered_asks = set()    # ask ids of rqa/<ask id>
+        self.usage = {}               # fingerprint -> rspent/<fp> value as (period, ε, δ, queries)
+        self.usage_known = True       # false once the period or a cost depends on which configuration is in force
         self.genesis = None
         previous_hash = ZERO
         previous_state = ZERO
@@ -907,6 +1262,9 @@ class Verifier:
             "committed": self.stats["committed"],
             "refused": self.stats["refused"],
             "refused_invalid_envelope": self.stats["refused_invalid_envelope"],
+            "research_answers": self.stats["research_answers"],
+            "research_cache_hits": self.stats["research_cache_hits"],
+            "research_write_sets_recomputed": self.stats["research_write_sets_recomputed"],
             "organizations": len(self.organizations),
             "certificates": len(self.certificates),
             "log_size": self.frontier.size,
@@ -975,7 +1333,7 @@ class Verifier:
                 if height == 0:
                     self.check_genesis_transaction(payload, payload_bytes, signature, write_set_hash, tx_id, where)
                 else:
-                    self.check_committed(payload, creator, block_time, tx_id, where)
+                    self.check_committed(payload, creator, height, block_time, tx_id, write_set_hash, where)
             else:
                 self.stats["refused"] += 1
 
@@ -1018,10 +1376,9 @@ class Verifier:
         ids = sorted(roots, key=lambda s: s.encode())
         writes["orgs"] = struct.pack(">I", len(ids)) + b"".join(encode_string(i) for i in ids)
         c = g["config"]
-        policy = c["policy"]
-        policy_bytes = {"majority": b"\x01", "all": b"\x02"}.get(policy[0]) or b"\x03" + struct.pack(">I", policy[1])
-        writes["cfg"] = struct.pack(">IIIQ", c["batch_size"], c["batch_timeout"], c["max_transaction_bytes"],
-                                    c["clock_skew"]) + policy_bytes
+        # The cfg value is the NetworkConfig encoding, i.e. exactly the bytes of the genesis arguments
+        # it was decoded from (the encoding is canonical; nothing is re-serialised here).
+        writes["cfg"] = c["encoded"]
         writes["net"] = struct.pack(">I", 1) + encode_string(g["name"])
         founder = None
         members = {}
@@ -1052,6 +1409,7 @@ class Verifier:
             raise Failure("genesis write_set_hash differs from the write set recomputed from the genesis configuration", **where)
         self.genesis = {"name": g["name"], "config": c, "members": members}
         self.skew_bound = c["clock_skew"]
+        self.configs = [c]
 
     def check_genesis_block(self, h):
         proposer = self.genesis["members"].get(h["proposer"])
@@ -1060,7 +1418,7 @@ class Verifier:
 
     # -- committed transactions (checks that need no ledger state) ---------------------------------
 
-    def check_committed(self, p, creator, block_time, tx_id, where):
+    def check_committed(self, p, creator, height, block_time, tx_id, write_set_hash, where):
         org = self.organizations.get(creator.organization)
         if org is None or not org["active"]:
             raise Failure(f"committed, but the creator's organisation {creator.organization} is not an active member", **where)
@@ -1076,6 +1434,8 @@ class Verifier:
                 self.check_device(p, creator, where)
             elif contract == "governance":
                 self.check_governance(p, creator, block_time, tx_id, where)
+            elif contract == "research":
+                self.check_research(p, creator, height, block_time, tx_id, write_set_hash, where)
             else:
                 raise Failure(f"committed, but there is no contract named {contract!r}", **where)
         except DecodeError as err:
@@ -1153,6 +1513,19 @@ class Verifier:
                     raise Failure(f"committed proposal with an invalid configuration: {problem}", **where)
                 # It may have taken effect: from here on only the larger skew is a safe bound.
                 self.skew_bound = max(self.skew_bound, proposal[1]["clock_skew"])
+                if proposal[1] not in self.configs:
+                    self.configs.append(proposal[1])
+            elif kind == "setResearchBudget":
+                # GovernanceContract.validate: the member exists and has a role the research policy allows.
+                member = self.certificates.get(proposal[1])
+                if member is None:
+                    raise Failure("committed setResearchBudget for a certificate that is not in certificates", **where)
+                if not any(member.role in c["research"]["allowed_roles"] for c in self.configs):
+                    raise Failure(f"committed setResearchBudget for a member with role {member.role}, "
+                                  "which the research policy does not allow to ask queries", **where)
+                overrides = self.budget_overrides.setdefault(proposal[1], [])
+                if proposal[2] not in overrides:
+                    overrides.append(proposal[2])
             elif kind == "addOrganization":
                 org, registrations = proposal[1], proposal[2]
                 if not valid_org_id(org["id"]) or not org["name"]:
@@ -1178,6 +1551,139 @@ class Verifier:
                     raise Failure("committed proposal revokes a certificate that is not in certificates", **where)
         except CertificateError as err:
             raise Failure(f"committed proposal: {err}", **where) from None
+
+    def check_research(self, p, creator, height, block_time, tx_id, write_set_hash, where):
+        """ResearchContract.execute for a committed research.answer.
+
+        Checked from the export alone: the action and the creator's role; the arguments decode exactly
+        (a whole research.ask Envelope, then a QueryAnswer); the embedded ask decodes, is a research.ask for
+        this network, and its creator's certificate (from `certificates`) verifies its signature; the asker's
+        organisation is active, the certificate is valid and not revoked at block time and its role is
+        allowed; the ask's time is within the clock skew of block time; the ask was not answered before; the
+        request is canonical and valid under the policy (ε within [0.001 (0.002 for averages),
+        maxEpsilonPerQuery], declared bounds); the answer's height is below this block's (and is asOfHeight
+        when one is given); for a first answer (not a cache hit) its structure (mechanism, exact ε/δ shares,
+        which sum to the request's ε, sensitivities, clamping bounds, threshold) matches the request; the
+        budget (policy default or a governance override) covers the spending; and the write set.
+
+        The research state (rq/, rqa/, rspent/) is written by committed research.answer transactions
+        only, so it is rebuilt here from the export, which decides cache hits, duplicate asks and
+        budget usage exactly. The configuration in force and rbud/ overrides depend on governance
+        votes, which this verifier does not count: a check passes if it passes under any configuration
+        that may be in force (genesis or a committed updateConfig proposal) and any budget that may
+        apply; the budget and the write set are checked only while the period and the cost do not depend on
+        that choice (otherwise rspent/ can no longer be followed, and both are skipped from then on).
+        Not checked: that the asker was already registered when the answer executed (the export does not
+        say when a certificate was registered), and the released values themselves (they depend on the
+        device state and on the node's random noise; only their structure is checked).
+        """
+        action = p["action"]
+        if action != "answer":
+            raise Failure(f"committed research.{action}: only research.answer can commit (a research.ask is given to a node, "
+                          "which answers it)", **where)
+        if creator.role != "node":
+            raise Failure(f"committed, but role {creator.role} may not release research answers (only node)", **where)
+        ask_bytes, ask_signature, answer = decode_research_release(p["arguments"])
+        try:
+            ask = decode_payload(ask_bytes)
+        except DecodeError as err:
+            raise Failure(f"committed research.answer, but its embedded ask does not decode: {err}", **where) from None
+        ask_id = sha256(ask_bytes)
+        where = dict(where, ask_id=ask_id.hex())
+        if ask["network"] != p["network"]:
+            raise Failure("committed research.answer for an ask of another network", **where)
+        if ask["contract"] != "research" or ask["action"] != "ask":
+            raise Failure(f"committed research.answer, but the embedded transaction is {ask['contract']}.{ask['action']}, "
+                          "not research.ask", **where)
+        try:
+            request = decode_query_request(ask["arguments"])
+        except DecodeError as err:
+            raise Failure(f"committed research.answer, but the ask's query does not decode: {err}", **where) from None
+
+        asker = self.certificates.get(ask["creator"])
+        if asker is None:
+            raise Failure(f"committed research.answer, but the asker {ask['creator'].hex()} is not in certificates", **where)
+        org = self.organizations.get(asker.organization)
+        if org is None or not org["active"]:
+            raise Failure(f"committed research.answer, but the asker's organisation {asker.organization} is not an active member", **where)
+        # The contract refuses revokedAt <= T; only the final revoked_at is exported and a revocation
+        # later in this same block has revokedAt == T, so equality is accepted (as for creators).
+        if asker.revoked_at is not None and asker.revoked_at < block_time:
+            raise Failure("committed research.answer for an asker whose certificate was revoked before the block", **where)
+        if not asker.not_before <= block_time <= asker.not_after:
+            raise Failure("committed research.answer, but the asker's certificate is not valid at block time", **where)
+        if not any(asker.role in c["research"]["allowed_roles"] for c in self.configs):
+            raise Failure(f"committed research.answer for an asker with role {asker.role}, which the research policy "
+                          "does not allow to ask queries", **where)
+        if not ecdsa_valid(asker.key, ask_signature, ask_bytes):
+            raise Failure("committed research.answer, but the ask's signature does not verify against the asker's certificate", **where)
+        if abs(ask["timestamp"] - block_time) > self.skew_bound:
+            raise Failure(f"committed research.answer, but the ask was signed more than {self.skew_bound} ms from block time", **where)
+        if ask_id in self.answered_asks:
+            raise Failure("committed research.answer for an ask that was already answered (duplicate_transaction)", **where)
+        if request["as_of"] is not None and request["as_of"] != answer["height"]:
+            raise Failure(f"committed research.answer: the query asks about block {request['as_of']}, "
+                          f"the answer is about block {answer['height']}", **where)
+        if answer["height"] >= height:
+            raise Failure(f"committed research.answer about block {answer['height']}, which is not below this block", **where)
+
+        key = query_key(request, answer["height"])
+        cache_hit = key in self.query_keys
+        if cache_hit and sha256(answer["encoded"]) != self.query_keys[key]:
+            raise Failure("committed research.answer for a question answered before, but it does not repeat the recorded "
+                          "answer (invalid_argument)", **where)
+        problems = []
+        for c in self.configs:
+            policy = c["research"]
+            problem = None
+            if asker.role not in policy["allowed_roles"]:
+                problem = f"role {asker.role} may not ask research queries"
+            else:
+                # A cache hit repeats the recorded answer (checked above); its structure was checked then.
+                problem = query_request_error(request, policy) or (
+                    None if cache_hit else answer_structure_error(answer, request, policy))
+            problems.append(problem)
+        fitting = [c for c, problem in zip(self.configs, problems) if problem is None]
+        if not fitting:
+            scope = "" if len(self.configs) == 1 else f" (under each of the {len(self.configs)} configurations that may be in force)"
+            raise Failure(f"committed research.answer would be refused{scope}: {problems[-1]}", **where)
+
+        self.stats["research_answers"] += 1
+        writes = {"rqa/" + ask_id.hex(): key + tx_id}  # QueryAskRecord: key | answer transaction id
+        if cache_hit:
+            self.stats["research_cache_hits"] += 1
+        else:
+            self.query_keys[key] = sha256(answer["encoded"])
+            outcomes = {(c["research"]["period"], query_cost(request, c["research"])) for c in fitting}
+            if len(outcomes) != 1:
+                self.usage_known = False
+            if not self.usage_known:
+                writes = None  # rspent/ now depends on which configuration was in force: not recomputed.
+            else:
+                (period_ms, cost), = outcomes
+                fp = asker.fingerprint
+                period = max(block_time, 0) // period_ms
+                previous = self.usage.get(fp)
+                if previous is None or previous[0] != period:
+                    previous = (period, 0, 0, 0)
+                spent = (previous[1] + cost[0], previous[2] + cost[1])
+                limits = [c["research"]["budget"] for c in fitting] + [b for b in self.budget_overrides.get(fp, []) if b is not None]
+                if max(spent) >= 1 << 64 or not any(spent[0] <= lim[0] and spent[1] <= lim[1] for lim in limits):
+                    raise Failure(f"committed research.answer would exceed the asker's privacy budget (budget_exhausted): "
+                                  f"spent ε {spent[0] / 1e6:g}, δ {spent[1] / 1e12:g} this period", **where)
+                usage = (period, spent[0], spent[1], previous[3] + 1)
+                self.usage[fp] = usage
+                writes["rspent/" + fp.hex()] = struct.pack(">QQQQ", *usage)  # BudgetUsage
+                # QueryRecord: key | asker | ask id | request | answer | H(answer) | cost | recordedAt,
+                # with the request and the answer as the exact bytes found in the transaction.
+                writes["rq/" + key.hex()] = (key + fp + ask_id + ask["arguments"] + answer["encoded"] + sha256(answer["encoded"])
+                                             + struct.pack(">QQq", cost[0], cost[1], block_time))
+        self.answered_asks.add(ask_id)
+        if writes is not None:
+            if sha256(encode_write_set(writes)) != write_set_hash:
+                raise Failure("write_set_hash differs from the research write set recomputed from the export ("
+                              + ", ".join(sorted(k.split("/")[0] + "/" for k in writes)) + ")", **where)
+            self.stats["research_write_sets_recomputed"] += 1
 
 
 # ----------------------------------------------------------------------------------------------

@@ -64,6 +64,22 @@ public struct NodeClient: Sendable {
         try await send(URLRequest(url: baseURL.appendingPathComponent("v1/chain")))
     }
 
+    /// GET `path` (relative to the base URL) and decode its JSON.
+    public func get<T: Decodable>(_ path: String, query: [URLQueryItem] = []) async throws -> T {
+        var components = URLComponents(url: baseURL.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
+        if !query.isEmpty { components.queryItems = query }
+        return try await send(URLRequest(url: components.url!))
+    }
+
+    /// POST a binary envelope to `path` and decode the JSON answer.
+    public func post<T: Decodable>(_ path: String, envelope: [UInt8]) async throws -> T {
+        var request = URLRequest(url: baseURL.appendingPathComponent(path))
+        request.httpMethod = "POST"
+        request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(envelope)
+        return try await send(request)
+    }
+
     func send<T: Decodable>(_ request: URLRequest) async throws -> T {
         let (data, response) = try await session.data(for: request)
         guard let http = response as? HTTPURLResponse else { throw LedgerError(.io, "no HTTP response") }

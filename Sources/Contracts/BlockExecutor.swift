@@ -67,7 +67,7 @@ public struct BlockExecution: Sendable {
 public struct BlockExecutor: Sendable {
     public let contracts: [any Contract]
 
-    public init(contracts: [any Contract] = [GovernanceContract(), DeviceContract()]) {
+    public init(contracts: [any Contract] = [GovernanceContract(), DeviceContract(), ResearchContract()]) {
         self.contracts = contracts
     }
 

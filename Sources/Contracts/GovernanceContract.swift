@@ -154,6 +154,13 @@ public struct GovernanceContract: Contract {
             guard member.revokedAt == nil else { throw LedgerError(.certificateRevoked, "certificate is already revoked") }
         case .updateConfig(let config):
             try config.validate()
+        case .setResearchBudget(let fingerprint, _):
+            guard let member = try context.get(Member.self, StateKey.member(fingerprint)) else {
+                throw LedgerError(.unknownMember, "no member has certificate \(fingerprint.hex.prefix(16))…")
+            }
+            guard try context.config().research.allowedRoles.contains(member.role) else {
+                throw LedgerError(.invalidArgument, "\(member.certificate.name) has role \(member.role.rawValue), which may not ask research queries")
+            }
         }
     }
 
@@ -179,6 +186,12 @@ public struct GovernanceContract: Contract {
             context.put(StateKey.member(fingerprint), member)
         case .updateConfig(let config):
             context.put(StateKey.config, config)
+        case .setResearchBudget(let fingerprint, let budget):
+            if let budget {
+                context.put(StateKey.researchBudget(fingerprint), budget)
+            } else {
+                context.delete(StateKey.researchBudget(fingerprint))
+            }
         }
     }
 

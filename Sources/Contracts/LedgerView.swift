@@ -18,6 +18,14 @@ public enum StateKey {
     public static func member(_ fingerprint: Hash256) -> String { "mem/" + fingerprint.hex }
     public static func proposal(_ id: Hash256) -> String { "prop/" + id.hex }
     public static func device(_ udi: String) -> String { DeviceRecord.key(udi) }
+    /// A released query answer, by its key (``QueryRequest/key(height:)``).
+    public static func query(_ key: Hash256) -> String { "rq/" + key.hex }
+    /// The key of the answer given to a researcher's `research.ask` transaction, by its id.
+    public static func queryAsk(_ id: Hash256) -> String { "rqa/" + id.hex }
+    /// A researcher's spending in the current period.
+    public static func researchSpent(_ fingerprint: Hash256) -> String { "rspent/" + fingerprint.hex }
+    /// A researcher's budget per period when governance set one (otherwise the policy's default).
+    public static func researchBudget(_ fingerprint: Hash256) -> String { "rbud/" + fingerprint.hex }
 }
 
 /// The writes of one transaction or block: key → new value, `nil` meaning deleted.

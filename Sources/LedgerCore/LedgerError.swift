@@ -37,6 +37,7 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let verificationFailed = Code(rawValue: "verification_failed")
         public static let storage = Code(rawValue: "storage_error")
         public static let invalidConfiguration = Code(rawValue: "invalid_configuration")
+        public static let budgetExhausted = Code(rawValue: "budget_exhausted")
         public static let io = Code(rawValue: "io_error")
         public static let `internal` = Code(rawValue: "internal_error")
 
@@ -61,7 +62,7 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
             .certificateRevoked, .invalidCertificate, .forbidden, .payloadTooLarge, .duplicateTransaction,
             .timestampSkew, .wrongNetwork, .invalidUDI, .unknownDevice, .deviceExists,
             .deviceDecommissioned, .missingField, .invalidArgument, .unknownAction, .unknownProposal,
-            .proposalClosed, .alreadyApproved, .internal, .invalidConfiguration,
+            .proposalClosed, .alreadyApproved, .internal, .invalidConfiguration, .budgetExhausted,
         ]
     }
 

@@ -42,3 +42,16 @@ public enum PlainSQLiteBaseline {
         return Double(records.count) / max(seconds, 1e-9)
     }
 }
+
+extension LedgerStore {
+    /// Runs a read-only SQL query over this database and returns how long it took, in ms: the
+    /// plain-SQL baseline of `medledger bench --queries` (never used to answer researchers).
+    public func timeBaselineQuery(_ sql: String, arguments: [String]) throws -> Double {
+        try writer.read { db in
+            let started = ContinuousClock.now
+            _ = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+            let elapsed = (ContinuousClock.now - started).components
+            return Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
+        }
+    }
+}

@@ -96,6 +96,11 @@ enum Schema {
                 );
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            // The research audit trail lists research transactions; a partial index holds only
+            // those, so device traffic pays nothing for it.
+            try db.execute(sql: "CREATE INDEX transactions_research ON transactions(seq) WHERE contract = 'research'")
+        }
         return migrator
     }
 }

@@ -7,10 +7,10 @@ import Glibc
 /// A child process started by a test: its output lines as they arrive, its exit status, and
 /// signals sent to exactly this pid (never by name).
 public final class ManagedProcess: Sendable {
-    public let process: Process
+    public let pid: pid_t
     let output = Mutex<(lines: [String], partial: String, waiters: [(String, CheckedContinuation<String?, Never>)])>(([], "", []))
-    /// The status becomes visible once the process has exited and both pipes reached end of file.
-    let exit = Mutex<(status: Int32?, open: Int, waiters: [CheckedContinuation<Int32, Never>])>((nil, 3, []))
+    /// The status becomes visible once the process has been reaped and both pipes reached end of file.
+    let exit = Mutex<(status: Int32?, signal: Int32?, open: Int, waiters: [CheckedContinuation<Int32, Never>])>((nil, nil, 3, []))
     public let errors = Mutex("")
 
     /// The `medledger` executable built next to the test bundle.
@@ -24,56 +24,104 @@ public final class ManagedProcess: Sendable {
         return FileManager.default.currentDirectoryPath + "/.build/debug/medledger"
     }
 
+    /// Starts `executable` with `arguments`, stdin from /dev/null, stdout and stderr captured.
+    ///
+    /// Spawned with `posix_spawn`, not Foundation's `Process`: the pipes are created close-on-exec
+    /// (so a child started concurrently by another test never inherits them and holds them open),
+    /// they are drained by blocking reads on their own threads, and the child is reaped by
+    /// `waitpid` on a third. No run-loop callback can be missed, so a test never waits forever
+    /// for an exit that already happened.
     public init(_ executable: String, _ arguments: [String]) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let stdout = Pipe(), stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        stdout.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                self.closed(status: nil)
-                return
+        // Pipes are made close-on-exec and the child spawned under one lock, so no other child
+        // started by a test can inherit these descriptors between `pipe` and `fcntl`.
+        var stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
+        let (child, result) = try Self.spawnLock.withLock { _ throws -> (pid_t, Int32) in
+            guard pipe(&stdoutPipe) == 0 else { throw POSIXError(.EMFILE) }
+            guard pipe(&stderrPipe) == 0 else {
+                close(stdoutPipe[0]); close(stdoutPipe[1])
+                throw POSIXError(.EMFILE)
             }
-            let ready = self.output.withLock { state -> [(CheckedContinuation<String?, Never>, String)] in
-                state.partial += String(decoding: data, as: UTF8.self)
-                var parts = state.partial.components(separatedBy: "\n")
-                state.partial = parts.removeLast()
-                state.lines += parts
-                var resumed: [(CheckedContinuation<String?, Never>, String)] = []
-                state.waiters.removeAll { waiter in
-                    guard let line = parts.first(where: { $0.contains(waiter.0) }) ?? nil else { return false }
-                    resumed.append((waiter.1, line))
-                    return true
-                }
-                return resumed
-            }
-            for (continuation, line) in ready { continuation.resume(returning: line) }
+            for descriptor in stdoutPipe + stderrPipe { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+            return Self.spawn(executable, arguments, stdout: stdoutPipe[1], stderr: stderrPipe[1])
         }
-        stderr.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                self.closed(status: nil)
+        close(stdoutPipe[1])
+        close(stderrPipe[1])
+        guard result == 0 else {
+            close(stdoutPipe[0]); close(stderrPipe[0])
+            throw POSIXError(POSIXErrorCode(rawValue: result) ?? .ENOENT)
+        }
+        pid = child
+        Self.drain(stdoutPipe[0]) { [weak self] data in self?.received(stdout: data) } finished: { [weak self] in self?.closed(status: nil, signal: nil) }
+        Self.drain(stderrPipe[0]) { [weak self] data in self?.errors.withLock { $0 += String(decoding: data, as: UTF8.self) } } finished: { [weak self] in self?.closed(status: nil, signal: nil) }
+        Thread.detachNewThread { [weak self] in
+            var status: Int32 = 0
+            while waitpid(child, &status, 0) == -1, errno == EINTR {}
+            // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (the C macros are not imported).
+            let signal = status & 0x7f
+            if signal == 0 {
+                self?.closed(status: (status >> 8) & 0xff, signal: nil)
             } else {
-                self.errors.withLock { $0 += String(decoding: data, as: UTF8.self) }
+                self?.closed(status: 128 + signal, signal: signal)
             }
         }
-        process.terminationHandler = { [weak self] process in
-            self?.closed(status: process.terminationStatus)
-        }
-        try process.run()
     }
 
-    private func closed(status: Int32?) {
+    static let spawnLock = Mutex(())
+
+    static func spawn(_ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32) -> (pid_t, Int32) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        var child: pid_t = 0
+        let result = posix_spawn(&child, executable, &actions, nil, argv, environ)
+        for pointer in argv { free(pointer) }
+        posix_spawn_file_actions_destroy(&actions)
+        return (child, result)
+    }
+
+    /// Reads `descriptor` until end of file on a dedicated thread, then closes it.
+    static func drain(_ descriptor: Int32, _ body: @escaping @Sendable ([UInt8]) -> Void, finished: @escaping @Sendable () -> Void) {
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    body(Array(buffer[0..<count]))
+                } else if count == 0 || errno != EINTR {
+                    break
+                }
+            }
+            close(descriptor)
+            finished()
+        }
+    }
+
+    private func received(stdout data: [UInt8]) {
+        let ready = output.withLock { state -> [(CheckedContinuation<String?, Never>, String)] in
+            state.partial += String(decoding: data, as: UTF8.self)
+            var parts = state.partial.components(separatedBy: "\n")
+            state.partial = parts.removeLast()
+            state.lines += parts
+            var resumed: [(CheckedContinuation<String?, Never>, String)] = []
+            state.waiters.removeAll { waiter in
+                guard let line = parts.first(where: { $0.contains(waiter.0) }) else { return false }
+                resumed.append((waiter.1, line))
+                return true
+            }
+            return resumed
+        }
+        for (continuation, line) in ready { continuation.resume(returning: line) }
+    }
+
+    private func closed(status: Int32?, signal: Int32?) {
         let (final, waiters) = exit.withLock { state -> (Int32?, [CheckedContinuation<Int32, Never>]) in
-            if let status { state.status = status }
+            if let status {
+                state.status = status
+                state.signal = signal
+            }
             state.open -= 1
             guard state.open == 0, let status = state.status else { return (nil, []) }
             defer { state.waiters = [] }
@@ -94,11 +142,14 @@ public final class ManagedProcess: Sendable {
         for waiter in waiters { waiter.resume(returning: final) }
     }
 
+    /// The signal that ended the process, once it has exited (nil if it exited normally).
+    public var terminatingSignal: Int32? { exit.withLock { $0.signal } }
+
+    private var isRunning: Bool { exit.withLock { $0.status == nil } }
+
     public convenience init(medledger arguments: String...) throws {
         try self.init(Self.medledgerPath, arguments)
     }
-
-    public var pid: Int32 { process.processIdentifier }
 
     public var stdoutLines: [String] { output.withLock { $0.lines } }
 
@@ -142,7 +193,7 @@ public final class ManagedProcess: Sendable {
 
     /// Sends `signal` to this process (and only this one).
     public func send(_ signal: Int32) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        if isRunning { kill(pid, signal) }
     }
 
     /// Runs a command to completion and returns its exit status and output.
@@ -157,7 +208,11 @@ public final class ManagedProcess: Sendable {
         try await run(medledgerPath, arguments)
     }
 
+    public static func medledger(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await run(medledgerPath, arguments)
+    }
+
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if isRunning { kill(pid, SIGKILL) }
     }
 }

@@ -27,12 +27,44 @@ extension LedgerNode {
     }
 
     private func admit(_ bytes: [UInt8]) throws(LedgerError) -> Hash256 {
-        let (config, pendingCount) = chain.withLock { ($0.config, $0.pending.count) }
-        guard bytes.count <= Int(config.maxTransactionBytes) else {
-            throw LedgerError(.payloadTooLarge, "transaction is \(bytes.count) bytes; the limit is \(config.maxTransactionBytes)")
-        }
+        let pendingCount = chain.withLock { $0.pending.count }
         guard pendingCount < Self.maxPending else {
             throw LedgerError(.overloaded, "\(pendingCount) transactions are waiting to be ordered; retry later")
+        }
+        let (envelope, payload, member) = try checkSigned(bytes)
+        guard let contract = executor.contract(named: payload.contract) else {
+            throw LedgerError(.unknownAction, "no contract named \(payload.contract)")
+        }
+        try contract.preflight(payload, creator: member)
+        let id = envelope.id
+        // Claim the id before looking at the database: the committer clears a pending id only after
+        // the block holding it is stored, so a resubmission is caught by one check or the other.
+        let claimed = chain.withLock { state -> Bool in
+            guard state.pending[id] == nil else { return false }
+            state.pending[id] = Date().timeIntervalSince1970
+            return true
+        }
+        guard claimed else { throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already pending") }
+        let known: Bool
+        do { known = try store.containsTransaction(id) } catch {
+            _ = chain.withLock { $0.pending.removeValue(forKey: id) }
+            throw LedgerError(.storage, "replay check failed")
+        }
+        if known {
+            _ = chain.withLock { $0.pending.removeValue(forKey: id) }
+            throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already on the ledger")
+        }
+        orderer.submit(PreparedTransaction(envelope: envelope, bytes: bytes, payload: payload, signatureVerified: true))
+        return id
+    }
+
+    /// The checks every signed envelope passes before anything acts on it: size, encoding,
+    /// network, creator (registered, organisation active, not revoked, certificate valid now),
+    /// timestamp skew against this node's clock, signature.
+    func checkSigned(_ bytes: [UInt8]) throws(LedgerError) -> (Envelope, TransactionPayload, Member) {
+        let config = chain.withLock { $0.config }
+        guard bytes.count <= Int(config.maxTransactionBytes) else {
+            throw LedgerError(.payloadTooLarge, "transaction is \(bytes.count) bytes; the limit is \(config.maxTransactionBytes)")
         }
         let envelope = try Envelope(decoding: bytes)
         let payload = try envelope.payload()
@@ -58,30 +90,7 @@ extension LedgerNode {
         guard SignatureCheck.isValid(signature: envelope.signature, message: envelope.payloadBytes, publicKey: cached.key) else {
             throw LedgerError(.badSignature, "signature does not verify against the creator's certificate")
         }
-        guard let contract = executor.contract(named: payload.contract) else {
-            throw LedgerError(.unknownAction, "no contract named \(payload.contract)")
-        }
-        try contract.preflight(payload, creator: member)
-        let id = envelope.id
-        // Claim the id before looking at the database: the committer clears a pending id only after
-        // the block holding it is stored, so a resubmission is caught by one check or the other.
-        let claimed = chain.withLock { state -> Bool in
-            guard state.pending[id] == nil else { return false }
-            state.pending[id] = Date().timeIntervalSince1970
-            return true
-        }
-        guard claimed else { throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already pending") }
-        let known: Bool
-        do { known = try store.containsTransaction(id) } catch {
-            _ = chain.withLock { $0.pending.removeValue(forKey: id) }
-            throw LedgerError(.storage, "replay check failed")
-        }
-        if known {
-            _ = chain.withLock { $0.pending.removeValue(forKey: id) }
-            throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already on the ledger")
-        }
-        orderer.submit(PreparedTransaction(envelope: envelope, bytes: bytes, payload: payload, signatureVerified: true))
-        return id
+        return (envelope, payload, member)
     }
 
     func refuse(_ error: LedgerError, bytes: [UInt8]) {
@@ -160,6 +169,7 @@ extension LedgerNode {
             logger.critical("block commit failed; stopping", metadata: ["height": "\(header.height)", "error": "\(error)"])
             throw error
         }
+        applyToDeviceTable(assembled.execution.writes, height: header.height, time: header.timestamp)
         let membershipChanged = assembled.execution.writes.entries.keys.contains {
             $0.hasPrefix("mem/") || $0.hasPrefix("org/") || $0 == StateKey.config
         }

@@ -6,6 +6,7 @@ public import LedgerCore
 public import Contracts
 public import LedgerStore
 public import Ordering
+import Research
 
 /// A member's key, parsed once.
 struct CachedMember: Sendable {
@@ -56,6 +57,8 @@ public final class LedgerNode: Sendable {
 
     let chain: Mutex<Chain>
     let listeners = Mutex(Listeners())
+    /// The committed device state in columns for research queries; built on the first query.
+    let deviceTable = Mutex<DeviceTable?>(nil)
 
     /// Most admitted-but-uncommitted transactions; beyond it submissions get `overloaded`.
     public static let maxPending = 200_000

@@ -51,6 +51,7 @@ public enum APIServer {
         case .notFound, .unknownDevice, .unknownProposal: .notFound
         case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned: .conflict
         case .payloadTooLarge: .contentTooLarge
+        case .budgetExhausted: .tooManyRequests
         case .overloaded: .serviceUnavailable
         default: .internalServerError
         }
@@ -100,16 +101,7 @@ public enum APIServer {
                 var request = request
                 let limit = Int(node.config.maxTransactionBytes) * 2 + 1024
                 let body = try await request.collectBody(upTo: limit)
-                var bytes = [UInt8](buffer: body)
-                let contentType = request.headers[.contentType] ?? ""
-                if contentType.hasPrefix("application/json") {
-                    struct Submission: Decodable { var envelope: String }
-                    guard let submission = try? JSONDecoder().decode(Submission.self, from: Data(bytes)),
-                          let decoded = Data(base64Encoded: submission.envelope) else {
-                        throw LedgerError(.malformedEncoding, "expected JSON {\"envelope\": \"<base64 of the binary envelope>\"}")
-                    }
-                    bytes = [UInt8](decoded)
-                }
+                let bytes = try envelopeBytes(body, contentType: request.headers[.contentType] ?? "")
                 let id = try node.submit(bytes)
                 if let wait = waitDuration(request) {
                     let status = try await node.waitForCommit(id, timeout: wait)
@@ -194,6 +186,7 @@ public enum APIServer {
                 return json(try Proofs.consistency(store: node.store, from: from, to: to))
             }
         }
+        addResearchRoutes(to: router, node: node)
         router.get("/v1/refusals") { request, _ in
             await handle {
                 let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100

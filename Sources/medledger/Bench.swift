@@ -20,6 +20,7 @@ struct Bench: AsyncParsableCommand {
             Examples:
               medledger bench --json                          # as fast as it goes
               medledger bench --json --rate 2000 --transactions 20000   # latency at 2,000 tx/s offered
+              medledger bench --queries --devices 1000000 --json        # research-query latency
             """
     )
 
@@ -44,6 +45,12 @@ struct Bench: AsyncParsableCommand {
     @Flag(name: .long, help: "Keep the benchmark's ledger directory.")
     var keep = false
 
+    @Flag(name: .long, help: "Benchmark research queries over --devices devices instead of the write pipeline.")
+    var queries = false
+
+    @Option(name: .long, help: "Repetitions per query type (--queries).")
+    var repetitions = 50
+
     struct Result: Encodable {
         var tx_count: Int
         var ledger_tps: Double
@@ -63,6 +70,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if queries { return try await runQueries() }
         Logs.bootstrap(level: .error)
         let logger = Logger(label: "medledger.bench")
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-bench-\(UUID().uuidString)").path

@@ -107,6 +107,10 @@ struct Demo: AsyncParsableCommand {
               curl \(base)/v1/blocks/1
               curl -N '\(base)/v1/events?from=0'
               curl \(base)/metrics
+              medledger query count --network \(data) --identity medtech-research/researcher --node \(base) \\
+                  --epsilon 0.5 --where device_type=infusion_pump --where battery_level=..50
+              medledger query grouped --by manufacturer --network \(data) --identity medtech-research/researcher --node \(base)
+              medledger query budget --network \(data) --identity medtech-research/researcher --node \(base)
               medledger verify --data \(data)
               medledger export --data \(data) --out chain.json
               medledger proof --data \(data) --tx <transaction id from /v1/blocks/1>

@@ -7,6 +7,7 @@ import Glibc
 import LedgerCore
 import Node
 import Collector
+import Server
 import LedgerTesting
 
 final class Acknowledged: Sendable {
@@ -79,7 +80,7 @@ struct ProcessTests {
         acknowledged.killed.withLock { $0 = true }
         node.send(SIGKILL)
         let killedStatus = await node.waitForExit(timeout: .seconds(30))
-        #expect(killedStatus != nil && node.process.terminationReason == .uncaughtSignal)
+        #expect(killedStatus != nil && node.terminatingSignal == SIGKILL)
         await workers.value
         #expect(acknowledged.errors.withLock { $0 }.isEmpty, "requests failed before the kill: \(acknowledged.errors.withLock { $0 })")
         let acked = acknowledged.list.withLock { $0 }
@@ -117,11 +118,38 @@ struct ProcessTests {
             #expect(SecureFile.mode(of: directory + "/" + key) == 0o600, "\(key) must be 0600")
         }
 
+        // The research half through the CLI: a query, its JSON, the budget, the audit log, a refusal.
+        let (node, url) = try await Self.startNode(directory)
+        let researcher = ["--network", directory, "--identity", "medtech-research/researcher", "--node", url.absoluteString]
+        let count = try await ManagedProcess.medledger(["query", "count", "--epsilon", "0.5", "--where", "device_type=infusion_pump,ventilator",
+                                                        "--where", "battery_level=10..", "--json"] + researcher)
+        #expect(count.status == 0, "\(count.stderr)")
+        let answer = try JSONDecoder().decode(QueryView.self, from: Data(count.stdout.utf8))
+        #expect(answer.kind == "count" && answer.epsilon == "0.5" && answer.cost.epsilon == "0.5" && !answer.cached)
+        #expect(answer.noise["count"]?.scale == "2/1")
+        #expect(answer.result?.interval_95?.count == 2)
+        let grouped = try await ManagedProcess.medledger(["query", "grouped", "--by", "hospital", "--epsilon", "1"] + researcher)
+        #expect(grouped.status == 0, "\(grouped.stderr)")
+        #expect(grouped.stdout.contains("city-childrens") && grouped.stdout.contains("st-mary"))
+        let budget = try await ManagedProcess.medledger(["query", "budget"] + researcher)
+        #expect(budget.stdout.contains("ε 8.5 of 10"), "\(budget.stdout) \(budget.stderr)")
+        let log = try await ManagedProcess.medledger(["query", "log"] + researcher)
+        #expect(log.stdout.contains("medtech-research/researcher asked count by hospital ε 1"), "\(log.stdout)")
+        let forbidden = try await ManagedProcess.medledger(["query", "count", "--network", directory, "--identity", "st-mary/collector",
+                                                            "--node", url.absoluteString])
+        #expect(forbidden.status == 1)
+        #expect(forbidden.stderr.contains("[forbidden]"))
+        let badFilter = try await ManagedProcess.medledger(["query", "count", "--where", "colour=red"] + researcher)
+        #expect(badFilter.status != 0)
+        #expect(badFilter.stderr.contains("unknown field colour"))
+        node.send(SIGTERM)
+        #expect(await node.waitForExit(timeout: .seconds(30)) == 0)
+
         let verified = try await ManagedProcess.medledger("verify", "--data", directory, "--json")
         #expect(verified.status == 0, "\(verified.stderr)")
         let report = try JSONDecoder().decode(VerificationReport.self, from: Data(verified.stdout.utf8))
         #expect(report.ok)
-        #expect(report.transactions >= 16)  // genesis + 15 registrations at least
+        #expect(report.transactions >= 18)  // genesis + 15 registrations + 2 research answers at least
 
         let export = directory + "/chain.json"
         let exported = try await ManagedProcess.medledger("export", "--data", directory, "--out", export)

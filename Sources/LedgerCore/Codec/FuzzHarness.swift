@@ -15,6 +15,8 @@ public enum FuzzHarness {
         case networkConfig, organization, memberRegistration, approvalPolicy, proposal, deviceAttributes
         case deviceRecord, deviceRegister, deviceUpdate, deviceTransfer, deviceAcceptTransfer, deviceDecommission
         case udi
+        // Research (appended: selectors of older corpus entries keep their meaning).
+        case queryRequest, queryAnswer, researchRelease, queryRecord, queryAskRecord, budgetUsage, researchPolicy, noiseDescription
     }
 
     /// How many individual decoders there are; selector value `decoderCount` runs them all.
@@ -61,6 +63,18 @@ public enum FuzzHarness {
         case .deviceDecommission: checkDeviceAction("decommission", bytes)
         case .udi:
             if let text = String(validating: bytes, as: UTF8.self) { _ = try? UDI.validate(text) }
+        case .queryRequest:
+            if let request = check(QueryRequest.self, bytes) { _ = try? request.validate(policy: ResearchPolicy()) }
+        case .queryAnswer: _ = check(QueryAnswer.self, bytes)
+        case .researchRelease:
+            if let release = check(ResearchRelease.self, bytes), let payload = try? release.query.payload() {
+                _ = check(QueryRequest.self, payload.arguments)
+            }
+        case .queryRecord: _ = check(QueryRecord.self, bytes)
+        case .queryAskRecord: _ = check(QueryAskRecord.self, bytes)
+        case .budgetUsage: _ = check(BudgetUsage.self, bytes)
+        case .researchPolicy: _ = check(ResearchPolicy.self, bytes)
+        case .noiseDescription: _ = check(NoiseDescription.self, bytes)
         }
     }
 

@@ -154,14 +154,18 @@ public struct NetworkConfig: BinaryCodable, Hashable, Codable {
     /// or the block time (execution).
     public var clockSkewMilliseconds: UInt64
     public var approvalPolicy: ApprovalPolicy
+    /// Research queries: who may ask, budgets, clamping bounds and closed domains.
+    public var research: ResearchPolicy
 
     public init(batchSize: UInt32 = 2000, batchTimeoutMilliseconds: UInt32 = 20, maxTransactionBytes: UInt32 = 64 * 1024,
-                clockSkewMilliseconds: UInt64 = 5 * 60 * 1000, approvalPolicy: ApprovalPolicy = .majority) {
+                clockSkewMilliseconds: UInt64 = 5 * 60 * 1000, approvalPolicy: ApprovalPolicy = .majority,
+                research: ResearchPolicy = ResearchPolicy()) {
         self.batchSize = batchSize
         self.batchTimeoutMilliseconds = batchTimeoutMilliseconds
         self.maxTransactionBytes = maxTransactionBytes
         self.clockSkewMilliseconds = clockSkewMilliseconds
         self.approvalPolicy = approvalPolicy
+        self.research = research
     }
 
     public func validate() throws(LedgerError) {
@@ -169,6 +173,7 @@ public struct NetworkConfig: BinaryCodable, Hashable, Codable {
         guard (1...60_000).contains(batchTimeoutMilliseconds) else { throw LedgerError(.invalidConfiguration, "batchTimeoutMilliseconds must be 1...60000") }
         guard (1024...(1 << 20)).contains(maxTransactionBytes) else { throw LedgerError(.invalidConfiguration, "maxTransactionBytes must be 1 KiB...1 MiB") }
         guard (1000...86_400_000).contains(clockSkewMilliseconds) else { throw LedgerError(.invalidConfiguration, "clockSkewMilliseconds must be 1 s...1 day") }
+        try research.validate()
     }
 
     public func encode(to writer: inout BinaryWriter) {
@@ -177,6 +182,7 @@ public struct NetworkConfig: BinaryCodable, Hashable, Codable {
         writer.write(maxTransactionBytes)
         writer.write(clockSkewMilliseconds)
         approvalPolicy.encode(to: &writer)
+        research.encode(to: &writer)
     }
 
     public init(from reader: inout BinaryReader) throws(LedgerError) {
@@ -185,6 +191,7 @@ public struct NetworkConfig: BinaryCodable, Hashable, Codable {
         maxTransactionBytes = try reader.readUInt32("config maxTransactionBytes")
         clockSkewMilliseconds = try reader.readUInt64("config clockSkew")
         approvalPolicy = try ApprovalPolicy(from: &reader)
+        research = try ResearchPolicy(from: &reader)
     }
 }
 
@@ -216,6 +223,8 @@ public enum ProposalAction: BinaryCodable, Hashable {
     case addMember(MemberRegistration)
     case revokeCertificate(Hash256)
     case updateConfig(NetworkConfig)
+    /// Sets one researcher's budget per period (`nil`: back to the policy's default).
+    case setResearchBudget(Hash256, PrivacyBudget?)
 
     public func encode(to writer: inout BinaryWriter) {
         switch self {
@@ -232,6 +241,11 @@ public enum ProposalAction: BinaryCodable, Hashable {
         case .updateConfig(let config):
             writer.write(UInt8(4))
             config.encode(to: &writer)
+        case .setResearchBudget(let member, let budget):
+            writer.write(UInt8(5))
+            writer.write(member)
+            writer.write(budget != nil)
+            budget?.encode(to: &writer)
         }
     }
 
@@ -241,6 +255,9 @@ public enum ProposalAction: BinaryCodable, Hashable {
         case 2: self = .addMember(try MemberRegistration(from: &reader))
         case 3: self = .revokeCertificate(try reader.readHash("proposal fingerprint"))
         case 4: self = .updateConfig(try NetworkConfig(from: &reader))
+        case 5:
+            let member = try reader.readHash("proposal member")
+            self = .setResearchBudget(member, try reader.readBool("proposal budget present") ? try PrivacyBudget(from: &reader) : nil)
         case let other: throw LedgerError(.malformedEncoding, "proposal: unknown action \(other)")
         }
     }

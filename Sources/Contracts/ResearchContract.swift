@@ -1,0 +1,153 @@
+import Crypto
+public import LedgerCore
+
+/// Differentially private research queries, ordered like every other transaction so that budgets
+/// can never be overspent on any node.
+///
+/// A researcher signs a `research.ask` (a ``QueryRequest``) and gives it to a node. The node
+/// evaluates it, draws the noise, and submits `research.answer` (a ``ResearchRelease``: the
+/// researcher's envelope, unchanged, plus the answer) signed with its own key. Executing that
+/// transaction is the authoritative step: it checks the researcher (registered, allowed role,
+/// certificate valid, signature), the request against the policy and the answer's structure
+/// against the request, then either
+/// - records a cache hit at no cost when the same question about the same block was answered
+///   before (asking twice reveals nothing new; the release must repeat the recorded answer), or
+/// - debits the researcher's budget and records the answer, or
+/// - refuses (`budget_exhausted`, `forbidden`, …) and writes nothing; the refused transaction
+///   stays in the block as the audit record, and the node releases nothing.
+public struct ResearchContract: Contract {
+    public static let name = "research"
+    public var name: String { Self.name }
+
+    public init() {}
+
+    public func execute(_ context: inout TransactionContext) throws(LedgerError) {
+        guard context.payload.action == "answer" else {
+            throw LedgerError(.forbidden, "research queries are submitted to a node (POST /v1/queries), which answers and records them")
+        }
+        _ = try context.require(role: [.node], action: "release research answers")
+        let release = try ResearchRelease(decoding: context.payload.arguments)
+        let policy = try context.config().research
+        let (ask, request, asker) = try checkAsk(release.query, policy: policy, context)
+        guard try context.get(StateKey.queryAsk(ask.id)) == nil else {
+            throw LedgerError(.duplicateTransaction, "query \(ask.id.hex.prefix(16))… was already answered")
+        }
+        let answer = release.answer
+        if let asOf = request.asOfHeight, asOf != answer.height {
+            throw LedgerError(.invalidArgument, "the query asks about block \(asOf); the answer is about block \(answer.height)")
+        }
+        guard answer.height < context.height else {
+            throw LedgerError(.invalidArgument, "the answer is about block \(answer.height), which is not committed yet")
+        }
+        let key = request.key(height: answer.height)
+        context.put(StateKey.queryAsk(ask.id), QueryAskRecord(key: key, answerTransaction: context.id))
+        if let recorded = try context.get(QueryRecord.self, StateKey.query(key)) {
+            // The same question about the same state: the recorded answer stands, free. The
+            // transaction must carry that answer, so the ledger never shows two answers to one question.
+            guard Hash256.of(answer.encoded) == recorded.answerHash else {
+                throw LedgerError(.invalidArgument, "this question about block \(answer.height) was answered before; the release must repeat that answer")
+            }
+            return
+        }
+        try Self.checkStructure(answer, request: request, policy: policy)
+        let cost = request.cost(policy: policy)
+        let limit = try context.get(PrivacyBudget.self, StateKey.researchBudget(asker.fingerprint)) ?? policy.budget
+        let usage = try BudgetAccount.charge(cost, usage: try context.get(BudgetUsage.self, StateKey.researchSpent(asker.fingerprint)),
+                                             limit: limit, blockTime: context.blockTime, periodMilliseconds: policy.periodMilliseconds)
+        context.put(StateKey.researchSpent(asker.fingerprint), usage)
+        context.put(StateKey.query(key), QueryRecord(key: key, asker: asker.fingerprint, askID: ask.id, request: request,
+                                                      answer: answer, cost: cost, recordedAt: context.blockTime))
+    }
+
+    public func preflight(_ payload: TransactionPayload, creator: Member) throws(LedgerError) {
+        guard payload.action == "answer" else {
+            throw LedgerError(.forbidden, "research queries are submitted to a node (POST /v1/queries), which answers and records them")
+        }
+        guard creator.role == .node else { throw LedgerError(.forbidden, "only nodes release research answers") }
+        _ = try ResearchRelease(decoding: payload.arguments)
+    }
+
+    /// The researcher's signed request: its envelope, decoded request and registered member.
+    /// Every check here uses committed state and block time only.
+    func checkAsk(_ ask: Envelope, policy: ResearchPolicy, _ context: TransactionContext) throws(LedgerError) -> (Envelope, QueryRequest, Member) {
+        let payload = try ask.payload()
+        guard payload.network == context.payload.network else { throw LedgerError(.wrongNetwork, "the query is for another network") }
+        guard payload.contract == Self.name, payload.action == "ask" else {
+            throw LedgerError(.invalidArgument, "the released query must be a research.ask transaction")
+        }
+        let request = try QueryRequest(decoding: payload.arguments)
+        guard let asker = try context.get(Member.self, StateKey.member(payload.creator)) else {
+            throw LedgerError(.unknownMember, "the query's creator \(payload.creator.hex.prefix(16))… is not a registered member")
+        }
+        try Self.checkAsker(asker, policy: policy, at: context.blockTime) { id throws(LedgerError) in try context.organization(id) }
+        guard let key = try? P256.Signing.PublicKey(rawRepresentation: asker.certificate.publicKey),
+              SignatureCheck.isValid(signature: ask.signature, message: ask.payloadBytes, publicKey: key)
+        else {
+            throw LedgerError(.badSignature, "the query's signature does not verify against the researcher's certificate")
+        }
+        let skew = try context.config().clockSkewMilliseconds
+        let (difference, overflow) = payload.timestamp.subtractingReportingOverflow(context.blockTime)
+        guard !overflow, difference.magnitude <= skew else {
+            throw LedgerError(.timestampSkew, "the query was signed more than \(skew) ms from block time")
+        }
+        try request.validate(policy: policy)
+        return (ask, request, asker)
+    }
+
+    /// Who may ask: an unrevoked member of an active organisation, certificate valid at `time`,
+    /// with a role the policy allows. Shared by admission (clock time) and execution (block time).
+    public static func checkAsker(_ asker: Member, policy: ResearchPolicy, at time: Int64,
+                                  organization: (String) throws(LedgerError) -> Organization?) throws(LedgerError) {
+        guard let organization = try organization(asker.organization), organization.active else {
+            throw LedgerError(.unknownOrganization, "the researcher's organisation \(asker.organization) is not an active member")
+        }
+        if let revokedAt = asker.revokedAt, revokedAt <= time { throw LedgerError(.certificateRevoked, "the researcher's certificate was revoked") }
+        guard asker.certificate.notBefore <= time, time <= asker.certificate.notAfter else {
+            throw LedgerError(.certificateExpired, "the researcher's certificate is not valid")
+        }
+        guard policy.allowedRoles.contains(asker.role) else {
+            throw LedgerError(.forbidden, "role \(asker.role.rawValue) may not ask research queries; allowed: \(policy.allowedRoles.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    /// The answer spends exactly the request's ε (split as ``QueryRequest/split(policy:)`` says),
+    /// with the request's mechanism and the sensitivities the policy's bounds imply.
+    static func checkStructure(_ answer: QueryAnswer, request: QueryRequest, policy: ResearchPolicy) throws(LedgerError) {
+        let (first, second) = request.split(policy: policy)
+        func check(_ noise: NoiseDescription, _ share: PrivacyBudget, sensitivity: UInt64) throws(LedgerError) {
+            guard noise.mechanism == request.mechanism, noise.epsilonMicros == share.epsilonMicros, noise.deltaPicos == share.deltaPicos,
+                  noise.sensitivity == sensitivity
+            else {
+                throw LedgerError(.invalidArgument, "the answer's noise does not match the request (mechanism, ε/δ share or sensitivity)")
+            }
+        }
+        switch (request.spec.kind, answer.result) {
+        case (.count, .count(let value)):
+            try check(value.noise, first, sensitivity: 1)
+        case (.sum(let field), .sum(let value, let lower, let upper)):
+            guard let bounds = policy.bounds(of: field), bounds.lower == lower, bounds.upper == upper else {
+                throw LedgerError(.invalidArgument, "the answer's clamping bounds are not the policy's")
+            }
+            try check(value.noise, first, sensitivity: max(lower.magnitude, upper.magnitude))
+        case (.average(let field), .average(let sum, let count, let center, let lower, let upper)):
+            guard let bounds = policy.bounds(of: field), bounds.lower == lower, bounds.upper == upper,
+                  center == ClampedField.center(lower: lower, upper: upper)
+            else {
+                throw LedgerError(.invalidArgument, "the answer's clamping bounds are not the policy's")
+            }
+            try check(count.noise, first, sensitivity: 1)
+            try check(sum.noise, second, sensitivity: ClampedField.centeredSensitivity(lower: lower, upper: upper))
+        case (.groupedCount, .grouped(let groups, let noise, let threshold)):
+            try check(noise, first, sensitivity: 1)
+            let open = request.isOpenDomain(policy: policy)
+            guard (threshold != nil) == open else {
+                throw LedgerError(.invalidArgument, "an open-domain grouped count needs a release threshold, a closed one must not have one")
+            }
+            guard groups.count <= (open ? Int(policy.maxGroups) : QuerySpec.maxBins + 260) else {
+                throw LedgerError(.invalidArgument, "the answer releases too many groups")
+            }
+        default:
+            throw LedgerError(.invalidArgument, "the answer is not of the kind the query asks for")
+        }
+    }
+}

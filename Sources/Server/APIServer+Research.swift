@@ -1,0 +1,86 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import LedgerCore
+import LedgerStore
+import Node
+import Contracts
+
+extension APIServer {
+    static func addResearchRoutes(to router: Router<BasicRequestContext>, node: LedgerNode) {
+        // A researcher's signed research.ask (binary, or {"envelope": "<base64>"}); answers once recorded.
+        router.post("/v1/queries") { request, _ in
+            await handle {
+                var request = request
+                let body = try await request.collectBody(upTo: Int(node.config.maxTransactionBytes) * 2 + 1024)
+                let bytes = try envelopeBytes(body, contentType: request.headers[.contentType] ?? "")
+                return json(QueryView(try await node.answerQuery(bytes)))
+            }
+        }
+        router.get("/v1/research/budget/:member") { _, context in
+            await handle {
+                let member = try hash(context.parameters.get("member").map { Substring($0) }, "member fingerprint")
+                guard node.member(member) != nil else { throw LedgerError(.unknownMember, "no member has certificate \(member.hex.prefix(16))…") }
+                let (limit, usage, remaining) = try node.budget(of: member)
+                let period = node.config.research.periodMilliseconds
+                let now = max(node.tip.timestamp, Clock.nowMilliseconds())
+                let current = usage.flatMap { $0.period == UInt64(max(now, 0)) / period ? $0 : nil }
+                return json(BudgetView(member: member, limit: .init(limit), spent: .init(current?.spent ?? .zero), remaining: .init(remaining),
+                                       queries: current?.queries ?? 0, period_milliseconds: period,
+                                       period_ends: Int64((UInt64(max(now, 0)) / period + 1) * period)))
+            }
+        }
+        // Who asked what, with which ε, about which block, and the hash of what was released.
+        router.get("/v1/research/log") { request, _ in
+            await handle {
+                let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100
+                let before = request.uri.queryParameters["before"].flatMap { UInt64(String($0)) }
+                return json(try node.store.researchTransactions(limit: limit, beforeSequence: before).map { logEntry($0, node: node) })
+            }
+        }
+        // The last block at or before a time (ms since the epoch): for queries "as of" a time.
+        router.get("/v1/chain/height-at") { request, _ in
+            await handle {
+                guard let time = request.uri.queryParameters["time"].flatMap({ Int64(String($0)) }) else {
+                    throw LedgerError(.invalidArgument, "time=<ms since the epoch> is required")
+                }
+                guard let height = try node.store.height(atTime: time) else { throw LedgerError(.notFound, "no block is that old") }
+                return json(["height": height])
+            }
+        }
+    }
+
+    static func envelopeBytes(_ body: ByteBuffer, contentType: String) throws(LedgerError) -> [UInt8] {
+        let bytes = [UInt8](buffer: body)
+        guard contentType.hasPrefix("application/json") else { return bytes }
+        struct Submission: Decodable { var envelope: String }
+        guard let submission = try? JSONDecoder().decode(Submission.self, from: Data(bytes)),
+              let decoded = Data(base64Encoded: submission.envelope) else {
+            throw LedgerError(.malformedEncoding, "expected JSON {\"envelope\": \"<base64 of the binary envelope>\"}")
+        }
+        return [UInt8](decoded)
+    }
+
+    static func logEntry(_ transaction: StoredTransaction, node: LedgerNode) -> ResearchLogEntry {
+        var entry = ResearchLogEntry(
+            sequence: transaction.sequence, transaction: transaction.id, block: transaction.height,
+            status: transaction.result.isCommitted ? "committed" : "rejected",
+            code: transaction.result.isCommitted ? nil : LedgerError.Code(ledgerStatus: transaction.result.status).rawValue,
+            node: transaction.creator
+        )
+        guard let envelope = try? Envelope(decoding: transaction.envelope), let payload = try? envelope.payload(),
+              let release = try? ResearchRelease(decoding: payload.arguments), let ask = try? release.query.payload(),
+              let request = try? QueryRequest(decoding: ask.arguments)
+        else { return entry }
+        entry.asker = ask.creator
+        entry.asker_name = node.member(ask.creator)?.certificate.name
+        entry.ask_id = release.query.id
+        entry.kind = request.spec.kind.name
+        entry.query = request.spec.summary
+        entry.epsilon = FixedPoint.format(request.epsilonMicros, digits: FixedPoint.epsilonDigits)
+        entry.height = release.answer.height
+        entry.answer_hash = Hash256.of(release.answer.encoded)
+        entry.signed_at = ask.timestamp
+        return entry
+    }
+}
