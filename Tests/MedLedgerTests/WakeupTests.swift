@@ -6,6 +6,8 @@ import LedgerTesting
 
 struct WakeupTests {
     /// A client waiting for its transaction is woken when the block commits, not by its timeout.
+    /// (The bound is far below the timeout but far above a commit: CPU-heavy suites running in
+    /// parallel on two cores can delay a single commit by seconds.)
     @Test func waitersAreWokenByTheCommit() async throws {
         let harness = try NodeHarness(batchSize: 50)
         var slowest = Duration.zero
@@ -13,14 +15,14 @@ struct WakeupTests {
             let envelope = try harness.sign("st-mary/collector", .register(udi: Fixtures.udi(serial), attributes: Fixtures.attributes()))
             let started = ContinuousClock.now
             let id = try harness.node.submit(envelope.encoded)
-            let status = try await harness.node.waitForCommit(id, timeout: .seconds(20))
+            let status = try await harness.node.waitForCommit(id, timeout: .seconds(120))
             slowest = max(slowest, ContinuousClock.now - started)
             guard case .committed = status else {
                 Issue.record("transaction \(serial) ended \(status)")
                 break
             }
         }
-        #expect(slowest < .seconds(5), "slowest wait \(slowest)")
+        #expect(slowest < .seconds(60), "slowest wait \(slowest)")
         try await harness.stop()
     }
 }
