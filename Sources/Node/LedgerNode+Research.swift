@@ -4,6 +4,7 @@ public import LedgerCore
 import Contracts
 import LedgerStore
 import Privacy
+import Ordering
 public import Research
 
 /// What a researcher gets back for a query.
@@ -62,6 +63,8 @@ extension LedgerNode {
         let release = ResearchRelease(query: ask, answer: answer)
         let (id, envelope) = identity.transaction(network: network, contract: ResearchContract.name, action: "answer", arguments: release.encoded)
         try submit(envelope.encoded)
+        // The researcher waits for this debit: cut the block now instead of at the batch timeout.
+        orderer.cutPending()
         let status: TransactionStatus
         do { status = try await waitForCommit(id, timeout: timeout) } catch { throw LedgerError(.storage, "status read failed") }
         switch status {

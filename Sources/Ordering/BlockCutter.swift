@@ -37,7 +37,7 @@ public struct BlockCutter<Item: Sendable>: Sendable {
         return [cut()]
     }
 
-    /// Cuts whatever is pending (used at shutdown).
+    /// Cuts whatever is pending (at shutdown, or when a waiting client should not wait for the timer).
     public mutating func flush() -> [Directive] {
         pending.isEmpty ? [] : [cut()]
     }

@@ -61,6 +61,15 @@ public final class SoloOrderer: Orderer {
         }
     }
 
+    /// Cuts what is pending now rather than when the timer fires: someone is waiting on exactly
+    /// this block (a research answer is returned only once its budget debit commits).
+    public func cutPending() {
+        state.withLock { state in
+            guard !state.finished else { return }
+            for case .cut(let batch) in state.cutter.flush() { continuation.yield(batch) }
+        }
+    }
+
     public func finish() {
         state.withLock { state in
             guard !state.finished else { return }
