@@ -12,7 +12,7 @@ public enum BudgetAccount {
         guard !o1, !o2, epsilon <= limit.epsilonMicros, delta <= limit.deltaPicos else {
             let remaining = PrivacyBudget(epsilonMicros: limit.epsilonMicros - min(limit.epsilonMicros, current.spent.epsilonMicros),
                                           deltaPicos: limit.deltaPicos - min(limit.deltaPicos, current.spent.deltaPicos))
-            throw LedgerError(.budgetExhausted, "privacy budget exhausted: the query costs \(cost.description), \(remaining.description) remains this period (it renews at \(Int64((period + 1) * periodMilliseconds)) ms)")
+            throw LedgerError(.budgetExhausted, "privacy budget exhausted: the query costs \(cost.description); \(remaining.description) remains this period (it renews at \(Int64(clamping: (period + 1).multipliedReportingOverflow(by: periodMilliseconds).partialValue)) ms)")
         }
         current.spent = PrivacyBudget(epsilonMicros: epsilon, deltaPicos: delta)
         current.queries += 1

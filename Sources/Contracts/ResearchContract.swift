@@ -4,17 +4,17 @@ public import LedgerCore
 /// Differentially private research queries, ordered like every other transaction so that budgets
 /// can never be overspent on any node.
 ///
-/// A researcher signs a `research.ask` (a ``QueryRequest``) and gives it to a node. The node
-/// evaluates it, draws the noise, and submits `research.answer` (a ``ResearchRelease``: the
-/// researcher's envelope, unchanged, plus the answer) signed with its own key. Executing that
-/// transaction is the authoritative step: it checks the researcher (registered, allowed role,
-/// certificate valid, signature), the request against the policy and the answer's structure
-/// against the request, then either
-/// - records a cache hit at no cost when the same question about the same block was answered
-///   before (asking twice reveals nothing new; the release must repeat the recorded answer), or
-/// - debits the researcher's budget and records the answer, or
-/// - refuses (`budget_exhausted`, `forbidden`, …) and writes nothing; the refused transaction
-///   stays in the block as the audit record, and the node releases nothing.
+/// A researcher signs a `research.ask` (a ``QueryRequest``) and gives it to a node. Answering takes
+/// two ordered transactions, both signed by that node:
+/// 1. `research.charge` (``ResearchCharge``: the ask, unchanged, and the block the answer will
+///    describe). It checks the researcher (registered, allowed role, certificate valid, signature)
+///    and the request against the policy, then either records the ask as a free repeat of a
+///    question already charged (asking twice reveals nothing new), or debits the researcher's
+///    budget and records the question as pending — or refuses (`budget_exhausted`, `forbidden`, …)
+///    and writes nothing. It carries no value, so a refusal reveals nothing.
+/// 2. `research.answer` (``ResearchAnswer``), drawn only after the charge committed: accepted once
+///    per question, only from the node that charged it, only with the structure the request implies
+///    (mechanism, ε/δ split, sensitivities, scale). Every noisy value on the ledger is paid for.
 public struct ResearchContract: Contract {
     public static let name = "research"
     public var name: String { Self.name }
@@ -22,49 +22,70 @@ public struct ResearchContract: Contract {
     public init() {}
 
     public func execute(_ context: inout TransactionContext) throws(LedgerError) {
-        guard context.payload.action == "answer" else {
-            throw LedgerError(.forbidden, "research queries are submitted to a node (POST /v1/queries), which answers and records them")
+        switch context.payload.action {
+        case "charge": try charge(&context)
+        case "answer": try answer(&context)
+        default:
+            throw LedgerError(.forbidden, "research queries are submitted to a node (POST /v1/queries), which charges and answers them")
         }
-        _ = try context.require(role: [.node], action: "release research answers")
-        let release = try ResearchRelease(decoding: context.payload.arguments)
+    }
+
+    public func preflight(_ payload: TransactionPayload, creator: Member) throws(LedgerError) {
+        guard creator.role == .node else { throw LedgerError(.forbidden, "only nodes charge and answer research queries") }
+        switch payload.action {
+        case "charge": _ = try ResearchCharge(decoding: payload.arguments)
+        case "answer": _ = try ResearchAnswer(decoding: payload.arguments)
+        default:
+            throw LedgerError(.forbidden, "research queries are submitted to a node (POST /v1/queries), which charges and answers them")
+        }
+    }
+
+    func charge(_ context: inout TransactionContext) throws(LedgerError) {
+        let node = try context.require(role: [.node], action: "charge research queries")
+        let charge = try ResearchCharge(decoding: context.payload.arguments)
         let policy = try context.config().research
-        let (ask, request, asker) = try checkAsk(release.query, policy: policy, context)
+        let (ask, request, asker) = try checkAsk(charge.query, policy: policy, context)
         guard try context.get(StateKey.queryAsk(ask.id)) == nil else {
-            throw LedgerError(.duplicateTransaction, "query \(ask.id.hex.prefix(16))… was already answered")
+            throw LedgerError(.duplicateTransaction, "query \(ask.id.hex.prefix(16))… was already charged")
         }
-        let answer = release.answer
-        if let asOf = request.asOfHeight, asOf != answer.height {
-            throw LedgerError(.invalidArgument, "the query asks about block \(asOf); the answer is about block \(answer.height)")
+        if let asOf = request.asOfHeight, asOf != charge.height {
+            throw LedgerError(.invalidArgument, "the query asks about block \(asOf); the charge is for block \(charge.height)")
         }
-        guard answer.height < context.height else {
-            throw LedgerError(.invalidArgument, "the answer is about block \(answer.height), which is not committed yet")
+        guard charge.height < context.height else {
+            throw LedgerError(.invalidArgument, "block \(charge.height) is not committed yet")
         }
-        let key = request.key(height: answer.height)
-        context.put(StateKey.queryAsk(ask.id), QueryAskRecord(key: key, answerTransaction: context.id))
-        if let recorded = try context.get(QueryRecord.self, StateKey.query(key)) {
-            // The same question about the same state: the recorded answer stands, free. The
-            // transaction must carry that answer, so the ledger never shows two answers to one question.
-            guard Hash256.of(answer.encoded) == recorded.answerHash else {
-                throw LedgerError(.invalidArgument, "this question about block \(answer.height) was answered before; the release must repeat that answer")
-            }
-            return
+        let key = request.key(height: charge.height)
+        context.put(StateKey.queryAsk(ask.id), QueryAskRecord(key: key, chargeTransaction: context.id))
+        if try context.get(StateKey.query(key)) != nil {
+            return  // The same question about the same state: its (pending or recorded) answer, free.
         }
-        try Self.checkStructure(answer, request: request, policy: policy)
         let cost = request.cost(policy: policy)
         let limit = try context.get(PrivacyBudget.self, StateKey.researchBudget(asker.fingerprint)) ?? policy.budget
         let usage = try BudgetAccount.charge(cost, usage: try context.get(BudgetUsage.self, StateKey.researchSpent(asker.fingerprint)),
                                              limit: limit, blockTime: context.blockTime, periodMilliseconds: policy.periodMilliseconds)
         context.put(StateKey.researchSpent(asker.fingerprint), usage)
         context.put(StateKey.query(key), QueryRecord(key: key, asker: asker.fingerprint, askID: ask.id, request: request,
-                                                      answer: answer, cost: cost, recordedAt: context.blockTime))
+                                                      height: charge.height, cost: cost, node: node.fingerprint,
+                                                      chargedAt: context.blockTime))
     }
 
-    public func preflight(_ payload: TransactionPayload, creator: Member) throws(LedgerError) {
-        guard payload.action == "answer" else {
-            throw LedgerError(.forbidden, "research queries are submitted to a node (POST /v1/queries), which answers and records them")
+    func answer(_ context: inout TransactionContext) throws(LedgerError) {
+        let node = try context.require(role: [.node], action: "answer research queries")
+        let release = try ResearchAnswer(decoding: context.payload.arguments)
+        guard let record = try context.get(QueryRecord.self, StateKey.query(release.key)) else {
+            throw LedgerError(.notFound, "no charged question \(release.key.hex.prefix(16))…: a node charges before it answers")
         }
-        guard creator.role == .node else { throw LedgerError(.forbidden, "only nodes release research answers") }
-        _ = try ResearchRelease(decoding: payload.arguments)
+        guard record.answer == nil else {
+            throw LedgerError(.duplicateTransaction, "question \(release.key.hex.prefix(16))… is already answered")
+        }
+        guard record.node == node.fingerprint else {
+            throw LedgerError(.forbidden, "only the node that charged a question answers it")
+        }
+        guard release.answer.height == record.height else {
+            throw LedgerError(.invalidArgument, "the question is about block \(record.height); the answer is about block \(release.answer.height)")
+        }
+        try Self.checkStructure(release.answer, request: record.request, policy: try context.config().research)
+        context.put(StateKey.query(release.key), record.answered(release.answer, transaction: context.id, at: context.blockTime))
     }
 
     /// The researcher's signed request: its envelope, decoded request and registered member.
@@ -119,6 +140,16 @@ public struct ResearchContract: Contract {
                   noise.sensitivity == sensitivity
             else {
                 throw LedgerError(.invalidArgument, "the answer's noise does not match the request (mechanism, ε/δ share or sensitivity)")
+            }
+            // Laplace: the scale is exactly b = Δ/ε, i.e. numerator·ε_micros = Δ·10⁶·denominator.
+            // (A Gaussian's σ² is calibrated in floating point by the node; it is not re-derived here.)
+            if noise.mechanism == .laplace {
+                let left = noise.scaleNumerator.multipliedFullWidth(by: share.epsilonMicros)
+                let (delta, overflow) = sensitivity.multipliedReportingOverflow(by: 1_000_000)
+                let right = delta.multipliedFullWidth(by: noise.scaleDenominator)
+                guard !overflow, left.high == right.high, left.low == right.low else {
+                    throw LedgerError(.invalidArgument, "the answer's Laplace scale is not Δ/ε")
+                }
             }
         }
         switch (request.spec.kind, answer.result) {

@@ -11,22 +11,28 @@ public import Research
 public struct QueryOutcome: Sendable {
     /// The researcher's `research.ask` transaction.
     public var askID: Hash256
-    /// The node's `research.answer` transaction that recorded it, and its block.
+    /// The node's `research.charge` that recorded this ask, and the `research.answer` that
+    /// recorded the answer (the first asker's, for a repeated question), with its block.
+    public var chargeTransaction: Hash256
     public var answerTransaction: Hash256
     public var block: UInt64
-    /// The recorded answer (the first one released for this question about this state).
+    /// The answered question.
     public var record: QueryRecord
-    /// True when the answer was released before (to this or another researcher): nothing was spent.
+    /// The released answer.
+    public var answer: QueryAnswer
+    /// True when the question had been asked before (by this or another researcher): nothing was spent.
     public var cached: Bool
 }
 
 extension LedgerNode {
-    /// Answers a researcher's signed `research.ask`: evaluates it over the requested state, adds
-    /// noise, and orders a `research.answer` that debits the budget and records the answer. The
-    /// answer is returned only once that transaction has committed; when the ledger refuses it
-    /// (exhausted budget, revoked researcher, …) the error says why and nothing is released.
+    /// Answers a researcher's signed `research.ask`, in two ordered steps:
+    /// 1. evaluates the query exactly (the value stays in this process) and orders a
+    ///    `research.charge` that debits the budget — or finds the question already paid for, or
+    ///    refuses with nothing released;
+    /// 2. only after the charge committed, draws the noise once and orders the `research.answer`.
     ///
-    /// Idempotent: asking with the same signed envelope again returns the recorded answer.
+    /// Idempotent: the same signed envelope again returns the recorded answer; concurrent
+    /// identical asks share one charge and one draw.
     public func answerQuery(_ bytes: [UInt8], timeout: Duration = .seconds(30)) async throws(LedgerError) -> QueryOutcome {
         do {
             return try await answer(bytes, timeout: timeout)
@@ -37,6 +43,12 @@ extension LedgerNode {
     }
 
     private func answer(_ bytes: [UInt8], timeout: Duration) async throws(LedgerError) -> QueryOutcome {
+        let deadline = ContinuousClock.now + timeout
+        // A retry of an ask already charged gets its answer whatever has changed since (clock,
+        // policy): recorded answers are on the ledger for anyone with read access anyway.
+        let askID = try Envelope(decoding: bytes).id
+        if let outcome = try await outcome(for: askID, deadline: deadline) { return outcome }
+
         let (ask, payload, asker) = try checkSigned(bytes)
         guard payload.contract == ResearchContract.name, payload.action == "ask" else {
             throw LedgerError(.invalidArgument, "a query must be a research.ask transaction")
@@ -48,62 +60,105 @@ extension LedgerNode {
         try ResearchContract.checkAsker(asker, policy: policy, at: Clock.nowMilliseconds()) { id throws(LedgerError) in
             try storeRead { try store.value(forKey: StateKey.organization(id)).map { try Organization(decoding: $0) } }
         }
-        if let recorded = try recordedAnswer(for: ask.id) { return recorded }
+        // One charge per ask even when the same envelope arrives concurrently.
+        guard research.withLock({ $0.asks.insert(askID).inserted }) else {
+            try await pause(until: deadline)
+            return try await answer(bytes, timeout: deadline - ContinuousClock.now)
+        }
+        defer { _ = research.withLock { $0.asks.remove(askID) } }
 
         let hospitals = try hospitalIDs()
-        let answer: QueryAnswer
         let (exact, height, time) = try evaluate(request, policy: policy, hospitals: hospitals)
-        if let cached = try storeRead({ try store.value(forKey: StateKey.query(request.key(height: height))) }) {
-            answer = try QueryRecord(decoding: cached).answer  // Asked before: nothing new to release.
-        } else {
-            var random = SecureRandom()
-            answer = QueryRelease.answer(request, exact: exact, policy: policy, hospitals: hospitals, height: height,
-                                         referenceTime: time, using: &random)
+        let charge = ResearchCharge(query: ask, height: height)
+        let status = try await order(action: "charge", arguments: charge.encoded, deadline: deadline)
+        if case .rejected(_, _, _, let code, let message) = status {
+            if code == .duplicateTransaction, let outcome = try await outcome(for: askID, deadline: deadline) { return outcome }
+            throw LedgerError(code, message ?? "the ledger refused the query")
         }
-        let release = ResearchRelease(query: ask, answer: answer)
-        let (id, envelope) = identity.transaction(network: network, contract: ResearchContract.name, action: "answer", arguments: release.encoded)
+        guard let outcome = try await outcome(for: askID, deadline: deadline, exact: (exact, time, hospitals)) else {
+            throw LedgerError(.internal, "the charge committed but the ask is not recorded")
+        }
+        return outcome
+    }
+
+    /// The outcome of an ask the ledger has charged; nil if it has not. A question this node
+    /// charged and has not answered yet (it is answering, or it stopped before answering) is
+    /// answered now; a question charged by another node is waited for.
+    func outcome(for askID: Hash256, deadline: ContinuousClock.Instant,
+                 exact: (ExactAggregate, Int64, [String])? = nil) async throws(LedgerError) -> QueryOutcome? {
+        guard let askBytes = try storeRead({ try store.value(forKey: StateKey.queryAsk(askID)) }) else { return nil }
+        let ask = try QueryAskRecord(decoding: askBytes)
+        while true {
+            guard let recordBytes = try storeRead({ try store.value(forKey: StateKey.query(ask.key)) }) else {
+                throw LedgerError(.storage, "query \(askID.hex.prefix(16))… points to a missing question")
+            }
+            let record = try QueryRecord(decoding: recordBytes)
+            if let answer = record.answer, let answerTransaction = record.answerTransaction {
+                let block = try storeRead { try store.transaction(id: answerTransaction)?.height } ?? 0
+                return QueryOutcome(askID: askID, chargeTransaction: ask.chargeTransaction, answerTransaction: answerTransaction,
+                                    block: block, record: record, answer: answer, cached: record.askID != askID)
+            }
+            if record.node == identity.fingerprint, research.withLock({ $0.answering.insert(ask.key).inserted }) {
+                defer { _ = research.withLock { $0.answering.remove(ask.key) } }
+                try await release(record, exact: record.askID == askID ? exact : nil, deadline: deadline)
+                continue
+            }
+            try await pause(until: deadline)
+        }
+    }
+
+    /// Draws the noise for a charged question — once: the contract accepts one answer per
+    /// question — and orders the answer.
+    func release(_ record: QueryRecord, exact: (ExactAggregate, Int64, [String])?, deadline: ContinuousClock.Instant) async throws(LedgerError) {
+        let policy = config.research
+        let (aggregate, time, hospitals): (ExactAggregate, Int64, [String])
+        if let exact {
+            (aggregate, time, hospitals) = exact
+        } else {
+            // This node charged it earlier and stopped before answering: evaluate again.
+            let groups = try hospitalIDs()
+            let (value, _, at) = try evaluate(record.request, policy: policy, hospitals: groups, height: record.height)
+            (aggregate, time, hospitals) = (value, at, groups)
+        }
+        var random = SecureRandom()
+        let answer = QueryRelease.answer(record.request, exact: aggregate, policy: policy, hospitals: hospitals,
+                                         height: record.height, referenceTime: time, using: &random)
+        let status = try await order(action: "answer", arguments: ResearchAnswer(key: record.key, answer: answer).encoded, deadline: deadline)
+        if case .rejected(_, _, _, let code, let message) = status, code != .duplicateTransaction {
+            throw LedgerError(code, message ?? "the ledger refused the answer")
+        }
+    }
+
+    /// Signs a research transaction as this node, submits it, cuts the block at once (a researcher
+    /// is waiting on it) and waits for its outcome.
+    func order(action: String, arguments: [UInt8], deadline: ContinuousClock.Instant) async throws(LedgerError) -> TransactionStatus {
+        let (id, envelope) = identity.transaction(network: network, contract: ResearchContract.name, action: action, arguments: arguments)
         try submit(envelope.encoded)
-        // The researcher waits for this debit: cut the block now instead of at the batch timeout.
         orderer.cutPending()
         let status: TransactionStatus
-        do { status = try await waitForCommit(id, timeout: timeout) } catch { throw LedgerError(.storage, "status read failed") }
-        switch status {
-        case .committed:
-            guard let recorded = try recordedAnswer(for: ask.id) else { throw LedgerError(.internal, "answer committed but not recorded") }
-            return recorded
-        case .rejected(_, _, _, let code, let message):
-            // A concurrent request with the same envelope may have recorded it first.
-            if code == .duplicateTransaction, let recorded = try recordedAnswer(for: ask.id) { return recorded }
-            throw LedgerError(code, message ?? "the ledger refused the query")
-        default:
-            throw LedgerError(.overloaded, "the answer was not committed within \(timeout); ask again with the same signed query to get it")
+        do { status = try await waitForCommit(id, timeout: max(deadline - ContinuousClock.now, .milliseconds(1))) } catch {
+            throw LedgerError(.storage, "status read failed")
         }
+        guard status.isFinal else {
+            throw LedgerError(.overloaded, "the ledger has not committed the query's \(action) yet; ask again with the same signed query to get the answer")
+        }
+        return status
     }
 
-    /// The answer recorded for a researcher's ask, if the ledger holds one.
-    func recordedAnswer(for askID: Hash256) throws(LedgerError) -> QueryOutcome? {
-        try storeRead {
-            guard let askBytes = try store.value(forKey: StateKey.queryAsk(askID)) else { return nil }
-            let ask = try QueryAskRecord(decoding: askBytes)
-            guard let recordBytes = try store.value(forKey: StateKey.query(ask.key)),
-                  let answer = try store.transaction(id: ask.answerTransaction)
-            else { throw LedgerError(.storage, "query \(askID.hex.prefix(16))… points to a missing answer") }
-            let record = try QueryRecord(decoding: recordBytes)
-            return QueryOutcome(askID: askID, answerTransaction: answer.id, block: answer.height, record: record, cached: record.askID != askID)
+    func pause(until deadline: ContinuousClock.Instant) async throws(LedgerError) {
+        guard ContinuousClock.now < deadline else {
+            throw LedgerError(.overloaded, "the answer is not recorded yet; ask again with the same signed query to get it")
         }
+        try? await Task.sleep(for: .milliseconds(5))
     }
 
-    /// The exact aggregate, and the block whose state it describes.
-    public func evaluate(_ request: QueryRequest, policy: ResearchPolicy, hospitals: [String]) throws(LedgerError) -> (ExactAggregate, UInt64, Int64) {
-        if let asOf = request.asOfHeight, asOf < tip.height {
-            // A past state: rebuilt from the per-key history (slower; the latest state is kept in memory).
-            var records: [DeviceRecord] = []
-            let (height, time) = try storeRead { try store.forEachDevice(atHeight: asOf) { records.append($0) } }
-            let table = DeviceTable(records: records, height: height, time: time)
-            return (table.evaluate(request.spec, policy: policy, hospitals: hospitals), height, time)
-        }
-        return try storeRead {
-            try deviceTable.withLock { table throws -> (ExactAggregate, UInt64, Int64) in
+    /// The exact aggregate, and the block whose state it describes: `height`, else the request's
+    /// `asOfHeight`, else the latest committed block.
+    public func evaluate(_ request: QueryRequest, policy: ResearchPolicy, hospitals: [String],
+                         height: UInt64? = nil) throws(LedgerError) -> (ExactAggregate, UInt64, Int64) {
+        let asOf = height ?? request.asOfHeight
+        let latest = try storeRead {
+            try deviceTable.withLock { table throws -> (ExactAggregate, UInt64, Int64)? in
                 if table == nil {
                     // Built under the lock: blocks committed meanwhile wait to be applied after it.
                     var records: [DeviceRecord] = []
@@ -111,12 +166,21 @@ extension LedgerNode {
                     table = DeviceTable(records: records, height: height, time: time)
                 }
                 let current = table!
-                if let asOf = request.asOfHeight, asOf != current.height {
-                    throw LedgerError(.notFound, "block \(asOf) is not committed yet (the tip is \(current.height))")
+                if let asOf, asOf != current.height {
+                    guard asOf < current.height else {
+                        throw LedgerError(.notFound, "block \(asOf) is not committed yet (the tip is \(current.height))")
+                    }
+                    return nil
                 }
                 return (current.evaluate(request.spec, policy: policy, hospitals: hospitals), current.height, current.time)
             }
         }
+        if let latest { return latest }
+        // A past state: rebuilt from the per-key history (slower; the latest state is kept in memory).
+        var records: [DeviceRecord] = []
+        let (at, time) = try storeRead { try store.forEachDevice(atHeight: asOf) { records.append($0) } }
+        let table = DeviceTable(records: records, height: at, time: time)
+        return (table.evaluate(request.spec, policy: policy, hospitals: hospitals), at, time)
     }
 
     /// Keeps the in-memory device table at the committed state (called after each block commits).

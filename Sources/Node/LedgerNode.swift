@@ -59,6 +59,9 @@ public final class LedgerNode: Sendable {
     let listeners = Mutex(Listeners())
     /// The committed device state in columns for research queries; built on the first query.
     let deviceTable = Mutex<DeviceTable?>(nil)
+    /// Asks being charged and questions being answered by this process: one charge per ask and
+    /// one noise draw per question.
+    let research = Mutex((asks: Set<Hash256>(), answering: Set<Hash256>()))
 
     /// Most admitted-but-uncommitted transactions; beyond it submissions get `overloaded`.
     public static let maxPending = 200_000

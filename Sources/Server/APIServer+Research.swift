@@ -27,7 +27,7 @@ extension APIServer {
                 let current = usage.flatMap { $0.period == UInt64(max(now, 0)) / period ? $0 : nil }
                 return json(BudgetView(member: member, limit: .init(limit), spent: .init(current?.spent ?? .zero), remaining: .init(remaining),
                                        queries: current?.queries ?? 0, period_milliseconds: period,
-                                       period_ends: Int64((UInt64(max(now, 0)) / period + 1) * period)))
+                                       period_ends: Int64(clamping: (UInt64(max(now, 0)) / period + 1).multipliedReportingOverflow(by: period).partialValue)))
             }
         }
         // Who asked what, with which ε, about which block, and the hash of what was released.
@@ -62,24 +62,32 @@ extension APIServer {
     }
 
     static func logEntry(_ transaction: StoredTransaction, node: LedgerNode) -> ResearchLogEntry {
+        let committed = transaction.result.isCommitted
         var entry = ResearchLogEntry(
-            sequence: transaction.sequence, transaction: transaction.id, block: transaction.height,
-            status: transaction.result.isCommitted ? "committed" : "rejected",
-            code: transaction.result.isCommitted ? nil : LedgerError.Code(ledgerStatus: transaction.result.status).rawValue,
+            sequence: transaction.sequence, transaction: transaction.id, block: transaction.height, action: transaction.action,
+            status: committed ? "committed" : "rejected",
+            code: committed ? nil : LedgerError.Code(ledgerStatus: transaction.result.status).rawValue,
             node: transaction.creator
         )
-        guard let envelope = try? Envelope(decoding: transaction.envelope), let payload = try? envelope.payload(),
-              let release = try? ResearchRelease(decoding: payload.arguments), let ask = try? release.query.payload(),
+        guard let envelope = try? Envelope(decoding: transaction.envelope), let payload = try? envelope.payload() else { return entry }
+        if let answer = try? ResearchAnswer(decoding: payload.arguments) {
+            entry.question = answer.key
+            entry.height = answer.answer.height
+            // Only a committed answer was released (a refused one was paid for, but is not shown).
+            if committed { entry.answer_hash = Hash256.of(answer.answer.encoded) }
+            return entry
+        }
+        guard let charge = try? ResearchCharge(decoding: payload.arguments), let ask = try? charge.query.payload(),
               let request = try? QueryRequest(decoding: ask.arguments)
         else { return entry }
+        entry.question = request.key(height: charge.height)
         entry.asker = ask.creator
         entry.asker_name = node.member(ask.creator)?.certificate.name
-        entry.ask_id = release.query.id
+        entry.ask_id = charge.query.id
         entry.kind = request.spec.kind.name
         entry.query = request.spec.summary
         entry.epsilon = FixedPoint.format(request.epsilonMicros, digits: FixedPoint.epsilonDigits)
-        entry.height = release.answer.height
-        entry.answer_hash = Hash256.of(release.answer.encoded)
+        entry.height = charge.height
         entry.signed_at = ask.timestamp
         return entry
     }

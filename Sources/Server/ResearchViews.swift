@@ -42,6 +42,8 @@ public struct GroupView: Codable, Sendable {
 /// The answer to a research query (JSON), as `POST /v1/queries` and `medledger query --json` give it.
 public struct QueryView: Codable, Sendable {
     public var ask_id: Hash256
+    /// The node's `research.charge` for this ask and the `research.answer` that recorded the answer.
+    public var charge_transaction: Hash256
     public var answer_transaction: Hash256
     public var block: UInt64
     /// True when this exact question about this block was answered before: nothing was spent.
@@ -65,6 +67,7 @@ public struct QueryView: Codable, Sendable {
     public init(_ outcome: QueryOutcome) {
         let record = outcome.record
         ask_id = outcome.askID
+        charge_transaction = outcome.chargeTransaction
         answer_transaction = outcome.answerTransaction
         block = outcome.block
         cached = outcome.cached
@@ -72,11 +75,11 @@ public struct QueryView: Codable, Sendable {
         mechanism = record.request.mechanism.name
         epsilon = FixedPoint.format(record.request.epsilonMicros, digits: FixedPoint.epsilonDigits)
         cost = BudgetView.Amount(outcome.cached ? .zero : record.cost)
-        height = record.answer.height
-        reference_time = record.answer.referenceTime
-        answer_hash = record.answerHash
+        height = outcome.answer.height
+        reference_time = outcome.answer.referenceTime
+        answer_hash = Hash256.of(outcome.answer.encoded)
         noise = [:]
-        switch record.answer.result {
+        switch outcome.answer.result {
         case .count(let value):
             result = Self.interval(value)
             noise["count"] = NoiseView(value.noise)
@@ -137,14 +140,18 @@ public struct BudgetView: Codable, Sendable {
     public var period_ends: Int64
 }
 
-/// One research transaction in the audit trail (JSON).
+/// One research transaction in the audit trail (JSON): a `charge` (who asked what, with which ε,
+/// about which block; committed or refused) or an `answer` (the hash of what was released).
 public struct ResearchLogEntry: Codable, Sendable {
     public var sequence: UInt64
     public var transaction: Hash256
     public var block: UInt64
+    public var action: String
     public var status: String
     public var code: String?
-    /// The node that answered, and the researcher who asked.
+    /// The question (`rq/<key>`) an answer is for.
+    public var question: Hash256?
+    /// The node that charged or answered, and the researcher who asked.
     public var node: Hash256
     public var asker: Hash256?
     public var asker_name: String?

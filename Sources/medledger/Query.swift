@@ -76,7 +76,12 @@ struct Query: AsyncParsableCommand {
                 let entries: [ResearchLogEntry] = try await client.get("v1/research/log")
                 if json { return Output.json(entries) }
                 for entry in entries {
-                    print("#\(entry.sequence) block \(entry.block) \(entry.status)\(entry.code.map { " (\($0))" } ?? ""): \(entry.asker_name ?? entry.asker?.hex.prefix(16).description ?? "?") asked \(entry.query ?? "?") ε \(entry.epsilon ?? "?") about block \(entry.height.map(String.init) ?? "?")")
+                    let outcome = "#\(entry.sequence) block \(entry.block) \(entry.action) \(entry.status)\(entry.code.map { " (\($0))" } ?? "")"
+                    if entry.action == "answer" {
+                        print("\(outcome): question \(entry.question?.hex.prefix(16) ?? "?")… about block \(entry.height.map(String.init) ?? "?")\(entry.answer_hash.map { ", answer hash \($0.hex.prefix(16))…" } ?? "")")
+                    } else {
+                        print("\(outcome): \(entry.asker_name ?? entry.asker?.hex.prefix(16).description ?? "?") asked \(entry.query ?? "?") ε \(entry.epsilon ?? "?") about block \(entry.height.map(String.init) ?? "?")")
+                    }
                 }
                 return
             default: break
@@ -84,6 +89,7 @@ struct Query: AsyncParsableCommand {
             var request = try QueryInput.request(kind: kind, filters: filters, by: by, bins: bins, field: field,
                                                  mechanism: mechanism, epsilon: epsilon)
             request.asOfHeight = asOfHeight
+            if asOfHeight != nil, asOfTime != nil { throw ValidationError("give --as-of-height or --as-of-time, not both") }
             if let asOfTime {
                 guard let date = ISO8601DateFormatter().date(from: asOfTime) else { throw ValidationError("--as-of-time must be ISO 8601, e.g. 2026-11-20T12:00:00Z") }
                 let found: [String: UInt64] = try await client.get("v1/chain/height-at", query: [URLQueryItem(name: "time", value: String(Int64(date.timeIntervalSince1970 * 1000)))])
@@ -156,8 +162,12 @@ enum QueryInput {
 
     /// An integer, a `YYYY-MM-DD` date (date fields) or an ISO 8601 instant (instant fields).
     static func value(_ text: String, of field: QueryField) throws -> Int64 {
+        if field.isDate {
+            // Only dates: a bare number would silently be a day count since 1970.
+            guard let day = CivilDate.parse(text) else { throw ValidationError("\(field.rawValue) takes dates as YYYY-MM-DD, got \(text)") }
+            return day
+        }
         if let integer = Int64(text) { return integer }
-        if field.isDate, let day = CivilDate.parse(text) { return day }
         if field.isInstant, let date = ISO8601DateFormatter().date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
         throw ValidationError("\(text) is not a valid value for \(field.rawValue)")
     }
@@ -184,7 +194,8 @@ enum QueryInput {
             lines.append("  \(part): \(noise.mechanism) noise, ε \(noise.epsilon)\(noise.delta == "0" ? "" : ", δ \(noise.delta)"), sensitivity \(noise.sensitivity), \(noise.mechanism == "laplace" ? "scale b" : "variance σ²") = \(noise.scale) (sd \(String(format: "%.2f", noise.standard_deviation)))")
         }
         lines.append("  state of block \(view.height); cost ε \(view.cost.epsilon), δ \(view.cost.delta)\(view.cached ? " (asked before: the recorded answer, free)" : "")")
-        lines.append("  recorded by transaction \(view.answer_transaction.hex) in block \(view.block); answer hash \(view.answer_hash.hex)")
+        lines.append("  charged by transaction \(view.charge_transaction.hex)")
+        lines.append("  answer recorded by transaction \(view.answer_transaction.hex) in block \(view.block); answer hash \(view.answer_hash.hex)")
         return lines.joined(separator: "\n")
     }
 }

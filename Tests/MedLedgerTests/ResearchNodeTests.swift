@@ -46,7 +46,7 @@ struct ResearchNodeTests {
     }
 
     static func count(_ outcome: QueryOutcome) -> Int64? {
-        if case .count(let value) = outcome.record.answer.result { return value.value }
+        if case .count(let value) = outcome.answer.result { return value.value }
         return nil
     }
 
@@ -64,23 +64,23 @@ struct ResearchNodeTests {
         #expect(Self.count(latest) == 27)
         let past = try await node.answerQuery(try Self.ask(harness, .count, asOf: UInt64(firstHeight)).encoded)
         #expect(Self.count(past) == 20)
-        #expect(past.record.answer.height == UInt64(firstHeight))
+        #expect(past.answer.height == UInt64(firstHeight))
         // It is the question first asked about that very block: the recorded answer, free.
-        #expect(before.record.answer.height == UInt64(firstHeight))
+        #expect(before.answer.height == UInt64(firstHeight))
         #expect(past.cached && past.record.answerHash == before.record.answerHash)
         let filtered = try await node.answerQuery(try Self.ask(harness, .count, filters: [.oneOf(.hospital, ["north-general"])]).encoded)
         #expect(Self.count(filtered) == 7)
 
         // A closed-domain grouping releases every hospital, the empty one included.
         let grouped = try await node.answerQuery(try Self.ask(harness, .groupedCount(.field(.hospital))).encoded)
-        guard case .grouped(let groups, _, let threshold) = grouped.record.answer.result else { Issue.record("not grouped"); return }
+        guard case .grouped(let groups, _, let threshold) = grouped.answer.result else { Issue.record("not grouped"); return }
         #expect(threshold == nil)
         #expect(groups.map(\.label) == ["(other)", "city-childrens", "north-general", "st-mary"])
         #expect(groups.map(\.value) == [0, 0, 7, 27 - 7])
 
         // An average releases a noisy sum and a noisy count; at this ε both are exact.
         let average = try await node.answerQuery(try Self.ask(harness, .average(.usageHours), epsilon: 50_000_000).encoded)
-        guard case .average(let sum, let count, let center, _, _) = average.record.answer.result else { Issue.record("not an average"); return }
+        guard case .average(let sum, let count, let center, _, _) = average.answer.result else { Issue.record("not an average"); return }
         #expect(count.value == 27)
         #expect(center == 50_000)
         #expect(count.noise.epsilonMicros == 25_000_000 && sum.noise.epsilonMicros == 25_000_000)
@@ -123,10 +123,12 @@ struct ResearchNodeTests {
         #expect(limit.epsilonMicros == 1_000_000)
         #expect(usage?.spent.epsilonMicros == 900_000)
         #expect(remaining.epsilonMicros == 100_000)
-        // The refused ones are on the ledger as refused research transactions: the audit trail.
+        // The refused ones are on the ledger as refused charges (the audit trail), and they carry no
+        // value: only the three paid questions were ever answered.
         let log = try node.store.researchTransactions(limit: 100)
-        #expect(log.count == 8)
-        #expect(log.filter { !$0.result.isCommitted }.count == 5)
+        #expect(log.filter { $0.action == "charge" }.count == 8)
+        #expect(log.filter { !$0.result.isCommitted }.map(\.action) == Array(repeating: "charge", count: 5))
+        #expect(log.filter { $0.action == "answer" }.count == 3)
         try await harness.stop()
     }
 
@@ -141,12 +143,29 @@ struct ResearchNodeTests {
         #expect(retry.record == first.record)
         #expect(retry.answerTransaction == first.answerTransaction)
         // A newly signed identical question about the same block: the recorded answer, free.
-        let again = try await node.answerQuery(try Self.ask(harness, .count, epsilon: 500_000, asOf: first.record.answer.height).encoded)
+        let again = try await node.answerQuery(try Self.ask(harness, .count, epsilon: 500_000, asOf: first.answer.height).encoded)
         #expect(again.cached)
         #expect(again.record.answerHash == first.record.answerHash)
         let (_, usage, _) = try node.budget(of: try harness.identity("medtech-research/researcher").fingerprint)
         #expect(usage?.spent.epsilonMicros == 500_000)
         #expect(usage?.queries == 1)
+        try await harness.stop()
+    }
+
+    @Test func concurrentIdenticalAsksShareOneChargeAndOneDraw() async throws {
+        let harness = try NodeHarness()
+        _ = try await Self.register(harness, hospital: "st-mary", count: 4, seed: 6)
+        let node = harness.node
+        let ask = try Self.ask(harness, .count, epsilon: 500_000).encoded
+        let outcomes = try await withThrowingTaskGroup(of: QueryOutcome.self) { group in
+            for _ in 0..<6 { group.addTask { try await node.answerQuery(ask) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(outcomes.map(\.answerTransaction)).count == 1)
+        #expect(Set(outcomes.map { Hash256.of($0.answer.encoded) }).count == 1)
+        let log = try node.store.researchTransactions(limit: 100)
+        #expect(log.filter { $0.action == "answer" }.count == 1, "one noise draw, ever")
+        #expect(log.filter { $0.action == "charge" && $0.result.isCommitted }.count == 1)
         try await harness.stop()
     }
 

@@ -16,7 +16,7 @@ public enum FuzzHarness {
         case deviceRecord, deviceRegister, deviceUpdate, deviceTransfer, deviceAcceptTransfer, deviceDecommission
         case udi
         // Research (appended: selectors of older corpus entries keep their meaning).
-        case queryRequest, queryAnswer, researchRelease, queryRecord, queryAskRecord, budgetUsage, researchPolicy, noiseDescription
+        case queryRequest, queryAnswer, researchCharge, researchAnswer, queryRecord, queryAskRecord, budgetUsage, researchPolicy, noiseDescription
     }
 
     /// How many individual decoders there are; selector value `decoderCount` runs them all.
@@ -66,10 +66,11 @@ public enum FuzzHarness {
         case .queryRequest:
             if let request = check(QueryRequest.self, bytes) { _ = try? request.validate(policy: ResearchPolicy()) }
         case .queryAnswer: _ = check(QueryAnswer.self, bytes)
-        case .researchRelease:
-            if let release = check(ResearchRelease.self, bytes), let payload = try? release.query.payload() {
+        case .researchCharge:
+            if let charge = check(ResearchCharge.self, bytes), let payload = try? charge.query.payload() {
                 _ = check(QueryRequest.self, payload.arguments)
             }
+        case .researchAnswer: _ = check(ResearchAnswer.self, bytes)
         case .queryRecord: _ = check(QueryRecord.self, bytes)
         case .queryAskRecord: _ = check(QueryAskRecord.self, bytes)
         case .budgetUsage: _ = check(BudgetUsage.self, bytes)

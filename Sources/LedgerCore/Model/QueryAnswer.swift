@@ -119,52 +119,94 @@ public struct QueryAnswer: BinaryCodable, Sendable, Hashable {
     }
 }
 
-/// The arguments of `research.answer`, signed by the answering node: the researcher's signed
-/// `research.ask` envelope, unchanged, and the answer released for it.
-public struct ResearchRelease: BinaryCodable, Sendable, Hashable {
+/// The arguments of `research.charge`, signed by the node a researcher asked: the researcher's
+/// signed `research.ask`, unchanged, and the block whose state the answer will describe. It holds
+/// no value: the budget is debited (or the question found already paid for) *before* any noise
+/// is drawn, so a refused charge reveals nothing.
+public struct ResearchCharge: BinaryCodable, Sendable, Hashable {
     public var query: Envelope
-    public var answer: QueryAnswer
+    public var height: UInt64
 
-    public init(query: Envelope, answer: QueryAnswer) {
+    public init(query: Envelope, height: UInt64) {
         self.query = query
-        self.answer = answer
+        self.height = height
     }
 
     public func encode(to writer: inout BinaryWriter) {
         query.encode(to: &writer)
-        answer.encode(to: &writer)
+        writer.write(height)
     }
 
     public init(from reader: inout BinaryReader) throws(LedgerError) {
         query = try Envelope(from: &reader)
+        height = try reader.readUInt64("charge height")
+    }
+}
+
+/// The arguments of `research.answer`, signed by the node that charged the question: the
+/// question's key and the noisy answer, drawn after the charge committed.
+public struct ResearchAnswer: BinaryCodable, Sendable, Hashable {
+    public var key: Hash256
+    public var answer: QueryAnswer
+
+    public init(key: Hash256, answer: QueryAnswer) {
+        self.key = key
+        self.answer = answer
+    }
+
+    public func encode(to writer: inout BinaryWriter) {
+        writer.write(key)
+        answer.encode(to: &writer)
+    }
+
+    public init(from reader: inout BinaryReader) throws(LedgerError) {
+        key = try reader.readHash("answer key")
         answer = try QueryAnswer(from: &reader)
     }
 }
 
-/// The ledger's record of a released answer, under `rq/<key>` (see ``QueryRequest/key(height:)``).
+/// The ledger's record of a question, under `rq/<key>` (see ``QueryRequest/key(height:)``):
+/// charged (budget debited, answer pending) and then answered.
 public struct QueryRecord: BinaryCodable, Sendable, Hashable {
     public var key: Hash256
-    /// The researcher who first asked (later identical asks are transactions that point here).
+    /// The researcher who first asked (later identical asks are charges that point here, free).
     public var asker: Hash256
-    /// The id of the researcher's signed `research.ask`.
+    /// The id of that researcher's signed `research.ask`.
     public var askID: Hash256
     public var request: QueryRequest
-    public var answer: QueryAnswer
-    /// SHA-256 of the encoded answer.
-    public var answerHash: Hash256
+    /// The block whose state the answer describes.
+    public var height: UInt64
     public var cost: PrivacyBudget
-    /// Block time at which the answer was recorded.
-    public var recordedAt: Int64
+    /// The node that charged the question: only it may answer.
+    public var node: Hash256
+    /// Block time of the charge.
+    public var chargedAt: Int64
+    /// Set once answered: the answer, SHA-256 of its encoding, the `research.answer` transaction and its block time.
+    public var answer: QueryAnswer?
+    public var answerHash: Hash256?
+    public var answerTransaction: Hash256?
+    public var answeredAt: Int64?
 
-    public init(key: Hash256, asker: Hash256, askID: Hash256, request: QueryRequest, answer: QueryAnswer, cost: PrivacyBudget, recordedAt: Int64) {
+    public init(key: Hash256, asker: Hash256, askID: Hash256, request: QueryRequest, height: UInt64, cost: PrivacyBudget,
+                node: Hash256, chargedAt: Int64) {
         self.key = key
         self.asker = asker
         self.askID = askID
         self.request = request
-        self.answer = answer
-        self.answerHash = Hash256.of(answer.encoded)
+        self.height = height
         self.cost = cost
-        self.recordedAt = recordedAt
+        self.node = node
+        self.chargedAt = chargedAt
+    }
+
+    /// `self` answered by `answer` in transaction `transaction` at `time`.
+    public func answered(_ answer: QueryAnswer, transaction: Hash256, at time: Int64) -> QueryRecord {
+        var copy = self
+        copy.answer = answer
+        copy.answerHash = Hash256.of(answer.encoded)
+        copy.answerTransaction = transaction
+        copy.answeredAt = time
+        return copy
     }
 
     public func encode(to writer: inout BinaryWriter) {
@@ -172,10 +214,19 @@ public struct QueryRecord: BinaryCodable, Sendable, Hashable {
         writer.write(asker)
         writer.write(askID)
         request.encode(to: &writer)
-        answer.encode(to: &writer)
-        writer.write(answerHash)
+        writer.write(height)
         cost.encode(to: &writer)
-        writer.write(recordedAt)
+        writer.write(node)
+        writer.write(chargedAt)
+        if let answer, let answerHash, let answerTransaction, let answeredAt {
+            writer.write(true)
+            answer.encode(to: &writer)
+            writer.write(answerHash)
+            writer.write(answerTransaction)
+            writer.write(answeredAt)
+        } else {
+            writer.write(false)
+        }
     }
 
     public init(from reader: inout BinaryReader) throws(LedgerError) {
@@ -183,10 +234,16 @@ public struct QueryRecord: BinaryCodable, Sendable, Hashable {
         asker = try reader.readHash("record asker")
         askID = try reader.readHash("record ask id")
         request = try QueryRequest(from: &reader)
-        answer = try QueryAnswer(from: &reader)
-        answerHash = try reader.readHash("record answer hash")
+        height = try reader.readUInt64("record height")
         cost = try PrivacyBudget(from: &reader)
-        recordedAt = try reader.readInt64("record time")
+        node = try reader.readHash("record node")
+        chargedAt = try reader.readInt64("record charged at")
+        if try reader.readBool("record answered") {
+            answer = try QueryAnswer(from: &reader)
+            answerHash = try reader.readHash("record answer hash")
+            answerTransaction = try reader.readHash("record answer transaction")
+            answeredAt = try reader.readInt64("record answered at")
+        }
     }
 }
 
@@ -216,24 +273,24 @@ public struct BudgetUsage: BinaryCodable, Sendable, Hashable {
     }
 }
 
-/// Under `rqa/<ask id>`: which recorded answer a researcher's ask got, and the node's
-/// `research.answer` transaction that gave it.
+/// Under `rqa/<ask id>`: which question (`rq/<key>`) a researcher's ask was charged as, and the
+/// node's `research.charge` transaction that recorded the ask.
 public struct QueryAskRecord: BinaryCodable, Sendable, Hashable {
     public var key: Hash256
-    public var answerTransaction: Hash256
+    public var chargeTransaction: Hash256
 
-    public init(key: Hash256, answerTransaction: Hash256) {
+    public init(key: Hash256, chargeTransaction: Hash256) {
         self.key = key
-        self.answerTransaction = answerTransaction
+        self.chargeTransaction = chargeTransaction
     }
 
     public func encode(to writer: inout BinaryWriter) {
         writer.write(key)
-        writer.write(answerTransaction)
+        writer.write(chargeTransaction)
     }
 
     public init(from reader: inout BinaryReader) throws(LedgerError) {
         key = try reader.readHash("ask key")
-        answerTransaction = try reader.readHash("ask answer transaction")
+        chargeTransaction = try reader.readHash("ask charge transaction")
     }
 }

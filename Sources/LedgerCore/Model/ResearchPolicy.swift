@@ -140,7 +140,9 @@ public struct ResearchPolicy: BinaryCodable, Sendable, Hashable, Codable {
         guard (2...10_000_000_000).contains(deltaPicosPerQuery) else {
             throw LedgerError(.invalidConfiguration, "research.deltaPerQuery must be 2e-12...0.01 (it may be split in two)")
         }
-        guard periodMilliseconds >= 60_000 else { throw LedgerError(.invalidConfiguration, "research.period must be at least a minute") }
+        guard (60_000...10 * 366 * 86_400_000).contains(periodMilliseconds) else {
+            throw LedgerError(.invalidConfiguration, "research.period must be a minute to ten years")
+        }
         guard zip(bounds, bounds.dropFirst()).allSatisfy({ $0.field < $1.field }),
               bounds.allSatisfy({ !$0.field.isCategorical && $0.lower < $0.upper && $0.lower.magnitude <= 1_000_000_000 && $0.upper.magnitude <= 1_000_000_000 })
         else {
@@ -150,9 +152,10 @@ public struct ResearchPolicy: BinaryCodable, Sendable, Hashable, Codable {
               domains.allSatisfy({ domain in
                   domain.field.isCategorical && !domain.values.isEmpty && domain.values.count <= 256
                       && zip(domain.values, domain.values.dropFirst()).allSatisfy { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+                      && !domain.values.contains("(other)") && !domain.values.contains("(none)")
               })
         else {
-            throw LedgerError(.invalidConfiguration, "research.domains: one entry per categorical field, sorted, 1...256 sorted distinct values")
+            throw LedgerError(.invalidConfiguration, "research.domains: one entry per categorical field, sorted, 1...256 sorted distinct values, none of them (other) or (none)")
         }
         guard (1...10_000).contains(maxGroups) else { throw LedgerError(.invalidConfiguration, "research.maxGroups must be 1...10000") }
     }
