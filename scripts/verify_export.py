@@ -9,11 +9,13 @@ exact bytes found in the export.
 
 Besides the chain (hashes, signatures, log, state roots) it checks every committed transaction
 against what its contract allows without replaying the device state (docs/formats.md §14). The
-genesis write set is recomputed from the genesis configuration. For `research.answer` it also
-checks the researcher's embedded, signed `research.ask`, the query against the research policy
-and the answer's noise against the query, and, since the research state (rq/, rqa/, rspent/) is
-written by nothing else, rebuilds that state from the export to decide cache hits, duplicate asks
-and budget usage and to recompute those transactions' write sets.
+genesis write set is recomputed from the genesis configuration. Research queries take two
+node-signed transactions: for `research.charge` it checks the researcher's embedded, signed
+`research.ask` and the query against the research policy; for `research.answer` that the question
+was charged by the same node and not yet answered, and the answer's noise against the query. Since
+the research state (rqa/, rq/, rspent/) is written by nothing else, it rebuilds that state from the
+export to decide duplicate asks, free repeats, pending and answered questions and budget usage, and
+recomputes both transactions' write sets.
 
 On success it prints one JSON line {"ok": true, "blocks": N, "transactions": M, ...} and exits 0.
 On the first failure it prints one JSON line {"ok": false, "block": h, "transaction": i, "error": ...}
@@ -57,6 +59,7 @@ STATUS_TABLE = [
     "timestamp_skew", "wrong_network", "invalid_udi", "unknown_device", "device_exists",
     "device_decommissioned", "missing_field", "invalid_argument", "unknown_action", "unknown_proposal",
     "proposal_closed", "already_approved", "internal_error", "invalid_configuration", "budget_exhausted",
+    "not_found",
 ]
 STATUS_DUPLICATE = 1 + STATUS_TABLE.index("duplicate_transaction")
 
@@ -280,6 +283,18 @@ def read_research_policy(r):
     return p
 
 
+# ResearchPolicy.validate(): budget periods from a minute to ten years (10 x 366 days).
+MIN_PERIOD, MAX_PERIOD = 60_000, 10 * 366 * 86_400_000
+# Labels a closed grouped count adds to a declared domain; a domain may not contain them. Swift's
+# `contains` compares by canonical equivalence, hence _canonical.
+RESERVED_LABELS = {"(other)", "(none)"}
+
+
+def _canonical(value):
+    """Swift String equality is Unicode canonical equivalence: compare NFD forms."""
+    return unicodedata.normalize("NFD", value)
+
+
 def _utf8_increasing(values):
     b = [v.encode("utf-8") for v in values]
     return all(x < y for x, y in zip(b, b[1:]))
@@ -294,16 +309,18 @@ def research_policy_error(p):
         return "research.maxEpsilonPerQuery must be 0.001...100"
     if not 2 <= p["delta_per_query"] <= 10_000_000_000:
         return "research.deltaPerQuery must be 2e-12...0.01 (it may be split in two)"
-    if p["period"] < 60_000:
-        return "research.period must be at least a minute"
+    if not MIN_PERIOD <= p["period"] <= MAX_PERIOD:
+        return "research.period must be a minute to ten years"
     bounds = p["bounds"]
     if not _utf8_increasing([f for f, _, _ in bounds]) or not all(
             not QUERY_FIELDS[f] and lo < hi and abs(lo) <= 1_000_000_000 and abs(hi) <= 1_000_000_000 for f, lo, hi in bounds):
         return "research.bounds: one entry per numeric field, sorted, lower < upper, |bound| <= 1e9"
     domains = p["domains"]
     if not _utf8_increasing([f for f, _ in domains]) or not all(
-            QUERY_FIELDS[f] and 1 <= len(values) <= 256 and _utf8_increasing(values) for f, values in domains):
-        return "research.domains: one entry per categorical field, sorted, 1...256 sorted distinct values"
+            QUERY_FIELDS[f] and 1 <= len(values) <= 256 and _utf8_increasing(values)
+            and not any(_canonical(v) in RESERVED_LABELS for v in values) for f, values in domains):
+        return ("research.domains: one entry per categorical field, sorted, 1...256 sorted distinct values, "
+                "none of them (other) or (none)")
     if not 1 <= p["max_groups"] <= 10_000:
         return "research.maxGroups must be 1...10000"
     return None
@@ -496,7 +513,7 @@ def read_query_spec(r):
 
 def decode_query_request(data):
     """QueryRequest: QuerySpec | u8 mechanism | u64 epsilonMicros | optional<u64> asOfHeight; no trailing bytes.
-    "key_prefix" is the exact bytes spec | mechanism | epsilon that the MLQ1 cache key hashes."""
+    "key_prefix" is the exact bytes spec | mechanism | epsilon that the MLQ1 question key hashes."""
     r = Reader(data)
     spec = read_query_spec(r)
     mechanism = r.u8("query mechanism")
@@ -551,16 +568,25 @@ def read_query_answer(r):
     return a
 
 
-def decode_research_release(data):
-    """ResearchRelease (arguments of research.answer): Envelope (the researcher's research.ask) | QueryAnswer.
-    Returns the ask's payload and signature, and the answer with its exact bytes."""
+def decode_research_charge(data):
+    """ResearchCharge (arguments of research.charge): Envelope (the researcher's research.ask, byte for
+    byte) | u64 height; no trailing bytes. Returns the ask's payload and signature and the height."""
     r = Reader(data)
     ask_payload, ask_signature = read_envelope(r)
-    start = r.o
+    height = r.u64("charge height")
+    r.end("ResearchCharge")
+    return ask_payload, ask_signature, height
+
+
+def decode_research_answer(data):
+    """ResearchAnswer (arguments of research.answer): hash key | QueryAnswer; no trailing bytes.
+    Returns the key and the answer with its exact bytes ("encoded": what rq/ records and hashes)."""
+    r = Reader(data)
+    key = r.hash("answer key")
     answer = read_query_answer(r)
-    r.end("ResearchRelease")
-    answer["encoded"] = data[start:]
-    return ask_payload, ask_signature, answer
+    r.end("ResearchAnswer")
+    answer["encoded"] = data[32:]
+    return key, answer
 
 
 def _canonically_distinct(values):
@@ -663,7 +689,9 @@ def query_split(request, policy):
 
 def answer_structure_error(answer, request, policy):
     """ResearchContract.checkStructure: the answer spends exactly the request's ε/δ shares, with its
-    mechanism and the sensitivities the policy's bounds imply."""
+    mechanism and the sensitivities the policy's bounds imply, and a Laplace noise has exactly the
+    scale b = Δ/ε. (A Gaussian's variance is calibrated in floating point by the node; the contract
+    does not re-derive it, and neither does this verifier.)"""
     first, second = query_split(request, policy)
 
     def noise_error(noise, share, sensitivity):
@@ -673,6 +701,12 @@ def answer_structure_error(answer, request, policy):
                     "sensitivity %d for %d)" % (MECHANISM_NAMES[noise["mechanism"]], MECHANISM_NAMES[request["mechanism"]],
                                                 noise["epsilon"], noise["delta"], share[0], share[1],
                                                 noise["sensitivity"], sensitivity))
+        if noise["mechanism"] == LAPLACE:
+            # scaleNumerator·ε_micros == Δ·10⁶·scaleDenominator in 128-bit arithmetic; Δ·10⁶ must fit in u64.
+            scaled = sensitivity * 1_000_000
+            if scaled >= 1 << 64 or noise["scale_numerator"] * share[0] != scaled * noise["scale_denominator"]:
+                return ("the answer's Laplace scale is not Δ/ε (scale %d/%d, Δ %d, ε %d µ)"
+                        % (noise["scale_numerator"], noise["scale_denominator"], sensitivity, share[0]))
         return None
 
     kind, result = request["spec"]["kind"], answer["result"]
@@ -1103,8 +1137,9 @@ class Verifier:
     def __init__(self, export, allow_invalid_refused=False):
         self.export = export
         self.lenient = allow_invalid_refused
-        self.stats = {"committed": 0, "refused": 0, "refused_invalid_envelope": 0, "research_answers": 0,
-                      "research_cache_hits": 0, "research_write_sets_recomputed": 0}
+        self.stats = {"committed": 0, "refused": 0, "refused_invalid_envelope": 0, "research_charges": 0,
+                      "research_free_repeats": 0, "research_answers": 0, "research_answers_refused": 0,
+                      "research_write_sets_recomputed": 0}
 
     # -- top level, organisations and certificates -------------------------------------------------
 
@@ -1178,10 +1213,11 @@ class Verifier:
         # (whether one took effect depends on votes, which this verifier does not count).
         self.configs = []
         self.budget_overrides = {}    # fingerprint -> budgets of committed setResearchBudget proposals (None = default)
-        # Research state, complete from the export because only committed research.answer writes it:
-        self.query_keys = {}          # key of rq/<key> -> SHA-256 of the recorded answer
-        self.answered_asks = set()    # ask ids of rqa/<ask id>
-        self.usage = {}               # fingerprint -> rspent/<fp> value as (period, ε, δ, queries)
+        # Research state, complete from the export because only committed research.charge and
+        # research.answer transactions write it (and nothing deletes it):
+        self.asks = {}                # rqa/<ask id>: ask id -> key of the question it was charged as
+        self.questions = {}           # rq/<key>: key -> Question (charged; pending or answered)
+        self.usage = {}               # rspent/<fp>: fingerprint -> (period, ε, δ, queries)
         self.usage_known = True       # false once the period or a cost depends on which configuration is in force
         self.genesis = None
         previous_hash = ZERO
@@ -1262,8 +1298,10 @@ class Verifier:
             "committed": self.stats["committed"],
             "refused": self.stats["refused"],
             "refused_invalid_envelope": self.stats["refused_invalid_envelope"],
+            "research_charges": self.stats["research_charges"],
+            "research_free_repeats": self.stats["research_free_repeats"],
             "research_answers": self.stats["research_answers"],
-            "research_cache_hits": self.stats["research_cache_hits"],
+            "research_answers_refused": self.stats["research_answers_refused"],
             "research_write_sets_recomputed": self.stats["research_write_sets_recomputed"],
             "organizations": len(self.organizations),
             "certificates": len(self.certificates),
@@ -1336,6 +1374,10 @@ class Verifier:
                     self.check_committed(payload, creator, height, block_time, tx_id, write_set_hash, where)
             else:
                 self.stats["refused"] += 1
+                if defect is None and payload["contract"] == "research" and payload["action"] == "answer":
+                    # Nothing to check, but worth counting: a refused answer still carries a noisy value
+                    # in its block that is not the question's recorded answer (docs/formats.md §16).
+                    self.stats["research_answers_refused"] += 1
 
             leaf = struct.pack(">BQI32s32sH32s", 1, height, index, tx_id, sha256(envelope), status, write_set_hash)
             leaves.append(sha256(b"\x00" + leaf))
@@ -1552,116 +1594,126 @@ class Verifier:
         except CertificateError as err:
             raise Failure(f"committed proposal: {err}", **where) from None
 
+    # -- research (ResearchContract.swift) -------------------------------------------------------------
+    #
+    # The research state (rqa/, rq/, rspent/) is written by committed research.charge and
+    # research.answer transactions only and never deleted, so it is rebuilt here from the export:
+    # which asks were charged, which questions were charged (by which node, at what cost) and whether
+    # they are answered, and each researcher's spending. That decides duplicates, free repeats,
+    # pending/answered questions and budget usage exactly, and lets both transactions' write sets be
+    # recomputed. What depends on governance votes, which this verifier does not count (the
+    # configuration in force, rbud/ overrides), is handled as everywhere else in this script: a check
+    # passes if it passes under some configuration that may be in force (genesis or a committed
+    # updateConfig proposal) and some budget that may apply; spending is followed only while the
+    # budget period and the cost of each charge do not depend on that choice.
+
     def check_research(self, p, creator, height, block_time, tx_id, write_set_hash, where):
-        """ResearchContract.execute for a committed research.answer.
-
-        Checked from the export alone: the action and the creator's role; the arguments decode exactly
-        (a whole research.ask Envelope, then a QueryAnswer); the embedded ask decodes, is a research.ask for
-        this network, and its creator's certificate (from `certificates`) verifies its signature; the asker's
-        organisation is active, the certificate is valid and not revoked at block time and its role is
-        allowed; the ask's time is within the clock skew of block time; the ask was not answered before; the
-        request is canonical and valid under the policy (ε within [0.001 (0.002 for averages),
-        maxEpsilonPerQuery], declared bounds); the answer's height is below this block's (and is asOfHeight
-        when one is given); for a first answer (not a cache hit) its structure (mechanism, exact ε/δ shares,
-        which sum to the request's ε, sensitivities, clamping bounds, threshold) matches the request; the
-        budget (policy default or a governance override) covers the spending; and the write set.
-
-        The research state (rq/, rqa/, rspent/) is written by committed research.answer transactions
-        only, so it is rebuilt here from the export, which decides cache hits, duplicate asks and
-        budget usage exactly. The configuration in force and rbud/ overrides depend on governance
-        votes, which this verifier does not count: a check passes if it passes under any configuration
-        that may be in force (genesis or a committed updateConfig proposal) and any budget that may
-        apply; the budget and the write set are checked only while the period and the cost do not depend on
-        that choice (otherwise rspent/ can no longer be followed, and both are skipped from then on).
-        Not checked: that the asker was already registered when the answer executed (the export does not
-        say when a certificate was registered), and the released values themselves (they depend on the
-        device state and on the node's random noise; only their structure is checked).
-        """
+        """ResearchContract.execute: only `charge` and `answer` can commit, and only from a node."""
         action = p["action"]
-        if action != "answer":
-            raise Failure(f"committed research.{action}: only research.answer can commit (a research.ask is given to a node, "
-                          "which answers it)", **where)
+        if action not in ("charge", "answer"):
+            raise Failure(f"committed research.{action}: the research contract refuses every action but charge and answer "
+                          "(forbidden: a researcher's research.ask is given to a node, which charges and answers it)", **where)
         if creator.role != "node":
-            raise Failure(f"committed, but role {creator.role} may not release research answers (only node)", **where)
-        ask_bytes, ask_signature, answer = decode_research_release(p["arguments"])
+            raise Failure(f"committed research.{action}, but role {creator.role} may not charge or answer research queries "
+                          "(only node)", **where)
+        if action == "charge":
+            self.check_research_charge(p, creator, height, block_time, tx_id, write_set_hash, where)
+        else:
+            self.check_research_answer(p, creator, height, block_time, tx_id, write_set_hash, where)
+
+    def check_research_charge(self, p, creator, height, block_time, tx_id, write_set_hash, where):
+        """ResearchContract.charge for a committed research.charge at height h, block time T.
+
+        Checked: the arguments decode exactly (a whole research.ask Envelope, then u64 height); the ask
+        decodes, is a research.ask for this network, and its creator's certificate (from `certificates`)
+        verifies its signature; the asker's organisation is active, the certificate is valid and not
+        revoked at T and its role is allowed; the ask's time is within the clock skew of T; the request
+        is canonical and valid under the policy (ε within [0.001 (0.002 for averages),
+        maxEpsilonPerQuery], declared bounds); the ask was not charged before (rqa/); asOfHeight, when
+        given, is the charge's height, which is below h. Then, from the rebuilt state: if the question
+        (rq/<key>) was charged before, pending or answered, this is a free repeat and writes rqa/ only;
+        otherwise the budget (policy default or a governance override) covers the new spending and the
+        charge writes rqa/, rspent/ and the pending rq/ record naming this node. The write set is
+        recomputed and compared with the exported write_set_hash (always for a free repeat; otherwise
+        while spending can be followed).
+
+        Not checked: that the asker was already registered when the charge executed (the export does
+        not say when a certificate was registered).
+        """
+        what = "committed research.charge"
+        ask_bytes, ask_signature, charge_height = decode_research_charge(p["arguments"])
         try:
             ask = decode_payload(ask_bytes)
         except DecodeError as err:
-            raise Failure(f"committed research.answer, but its embedded ask does not decode: {err}", **where) from None
+            raise Failure(f"{what}, but its ask does not decode: {err}", **where) from None
         ask_id = sha256(ask_bytes)
         where = dict(where, ask_id=ask_id.hex())
         if ask["network"] != p["network"]:
-            raise Failure("committed research.answer for an ask of another network", **where)
+            raise Failure(f"{what} for an ask of another network (wrong_network)", **where)
         if ask["contract"] != "research" or ask["action"] != "ask":
-            raise Failure(f"committed research.answer, but the embedded transaction is {ask['contract']}.{ask['action']}, "
-                          "not research.ask", **where)
+            raise Failure(f"{what}, but the embedded transaction is {ask['contract']}.{ask['action']}, not research.ask", **where)
         try:
             request = decode_query_request(ask["arguments"])
         except DecodeError as err:
-            raise Failure(f"committed research.answer, but the ask's query does not decode: {err}", **where) from None
+            raise Failure(f"{what}, but the ask's query does not decode: {err}", **where) from None
 
         asker = self.certificates.get(ask["creator"])
         if asker is None:
-            raise Failure(f"committed research.answer, but the asker {ask['creator'].hex()} is not in certificates", **where)
+            raise Failure(f"{what}, but the asker {ask['creator'].hex()} is not in certificates", **where)
         org = self.organizations.get(asker.organization)
         if org is None or not org["active"]:
-            raise Failure(f"committed research.answer, but the asker's organisation {asker.organization} is not an active member", **where)
+            raise Failure(f"{what}, but the asker's organisation {asker.organization} is not an active member", **where)
         # The contract refuses revokedAt <= T; only the final revoked_at is exported and a revocation
         # later in this same block has revokedAt == T, so equality is accepted (as for creators).
         if asker.revoked_at is not None and asker.revoked_at < block_time:
-            raise Failure("committed research.answer for an asker whose certificate was revoked before the block", **where)
+            raise Failure(f"{what} for an asker whose certificate was revoked before the block", **where)
         if not asker.not_before <= block_time <= asker.not_after:
-            raise Failure("committed research.answer, but the asker's certificate is not valid at block time", **where)
+            raise Failure(f"{what}, but the asker's certificate is not valid at block time", **where)
         if not any(asker.role in c["research"]["allowed_roles"] for c in self.configs):
-            raise Failure(f"committed research.answer for an asker with role {asker.role}, which the research policy "
-                          "does not allow to ask queries", **where)
+            raise Failure(f"{what} for an asker with role {asker.role}, which the research policy does not allow "
+                          "to ask queries", **where)
         if not ecdsa_valid(asker.key, ask_signature, ask_bytes):
-            raise Failure("committed research.answer, but the ask's signature does not verify against the asker's certificate", **where)
+            raise Failure(f"{what}, but the ask's signature does not verify against the asker's certificate", **where)
         if abs(ask["timestamp"] - block_time) > self.skew_bound:
-            raise Failure(f"committed research.answer, but the ask was signed more than {self.skew_bound} ms from block time", **where)
-        if ask_id in self.answered_asks:
-            raise Failure("committed research.answer for an ask that was already answered (duplicate_transaction)", **where)
-        if request["as_of"] is not None and request["as_of"] != answer["height"]:
-            raise Failure(f"committed research.answer: the query asks about block {request['as_of']}, "
-                          f"the answer is about block {answer['height']}", **where)
-        if answer["height"] >= height:
-            raise Failure(f"committed research.answer about block {answer['height']}, which is not below this block", **where)
-
-        key = query_key(request, answer["height"])
-        cache_hit = key in self.query_keys
-        if cache_hit and sha256(answer["encoded"]) != self.query_keys[key]:
-            raise Failure("committed research.answer for a question answered before, but it does not repeat the recorded "
-                          "answer (invalid_argument)", **where)
+            raise Failure(f"{what}, but the ask was signed more than {self.skew_bound} ms from block time", **where)
         problems = []
         for c in self.configs:
             policy = c["research"]
-            problem = None
             if asker.role not in policy["allowed_roles"]:
-                problem = f"role {asker.role} may not ask research queries"
+                problems.append(f"role {asker.role} may not ask research queries")
             else:
-                # A cache hit repeats the recorded answer (checked above); its structure was checked then.
-                problem = query_request_error(request, policy) or (
-                    None if cache_hit else answer_structure_error(answer, request, policy))
-            problems.append(problem)
+                problems.append(query_request_error(request, policy))
         fitting = [c for c, problem in zip(self.configs, problems) if problem is None]
         if not fitting:
             scope = "" if len(self.configs) == 1 else f" (under each of the {len(self.configs)} configurations that may be in force)"
-            raise Failure(f"committed research.answer would be refused{scope}: {problems[-1]}", **where)
+            raise Failure(f"{what} would be refused{scope}: {problems[-1]}", **where)
+        if ask_id in self.asks:
+            raise Failure(f"{what} for an ask that was already charged (duplicate_transaction)", **where)
+        if request["as_of"] is not None and request["as_of"] != charge_height:
+            raise Failure(f"{what}: the query asks about block {request['as_of']}, the charge is for block {charge_height}", **where)
+        if charge_height >= height:
+            raise Failure(f"{what} for block {charge_height}, which is not below this block", **where)
 
-        self.stats["research_answers"] += 1
-        writes = {"rqa/" + ask_id.hex(): key + tx_id}  # QueryAskRecord: key | answer transaction id
-        if cache_hit:
-            self.stats["research_cache_hits"] += 1
+        key = query_key(request, charge_height)
+        self.stats["research_charges"] += 1
+        self.asks[ask_id] = key
+        writes = {"rqa/" + ask_id.hex(): key + tx_id}  # QueryAskRecord: key | charge transaction id
+        if key in self.questions:
+            # The same question about the same block was charged before (pending or answered): free.
+            self.stats["research_free_repeats"] += 1
         else:
-            self.query_keys[key] = sha256(answer["encoded"])
-            outcomes = {(c["research"]["period"], query_cost(request, c["research"])) for c in fitting}
-            if len(outcomes) != 1:
+            costs = {query_cost(request, c["research"]) for c in fitting}
+            periods = {c["research"]["period"] for c in fitting}
+            fp = asker.fingerprint
+            q = Question(key, fp, ask_id, ask["arguments"], request, charge_height,
+                         next(iter(costs)) if len(costs) == 1 else None, creator.fingerprint, block_time, height)
+            self.questions[key] = q
+            if len(costs) != 1 or len(periods) != 1:
                 self.usage_known = False
             if not self.usage_known:
                 writes = None  # rspent/ now depends on which configuration was in force: not recomputed.
             else:
-                (period_ms, cost), = outcomes
-                fp = asker.fingerprint
+                (period_ms,), cost = periods, q.cost
                 period = max(block_time, 0) // period_ms
                 previous = self.usage.get(fp)
                 if previous is None or previous[0] != period:
@@ -1669,21 +1721,88 @@ class Verifier:
                 spent = (previous[1] + cost[0], previous[2] + cost[1])
                 limits = [c["research"]["budget"] for c in fitting] + [b for b in self.budget_overrides.get(fp, []) if b is not None]
                 if max(spent) >= 1 << 64 or not any(spent[0] <= lim[0] and spent[1] <= lim[1] for lim in limits):
-                    raise Failure(f"committed research.answer would exceed the asker's privacy budget (budget_exhausted): "
+                    raise Failure(f"{what} would exceed the asker's privacy budget (budget_exhausted): "
                                   f"spent ε {spent[0] / 1e6:g}, δ {spent[1] / 1e12:g} this period", **where)
                 usage = (period, spent[0], spent[1], previous[3] + 1)
                 self.usage[fp] = usage
                 writes["rspent/" + fp.hex()] = struct.pack(">QQQQ", *usage)  # BudgetUsage
-                # QueryRecord: key | asker | ask id | request | answer | H(answer) | cost | recordedAt,
-                # with the request and the answer as the exact bytes found in the transaction.
-                writes["rq/" + key.hex()] = (key + fp + ask_id + ask["arguments"] + answer["encoded"] + sha256(answer["encoded"])
-                                             + struct.pack(">QQq", cost[0], cost[1], block_time))
-        self.answered_asks.add(ask_id)
-        if writes is not None:
-            if sha256(encode_write_set(writes)) != write_set_hash:
-                raise Failure("write_set_hash differs from the research write set recomputed from the export ("
-                              + ", ".join(sorted(k.split("/")[0] + "/" for k in writes)) + ")", **where)
-            self.stats["research_write_sets_recomputed"] += 1
+                writes["rq/" + key.hex()] = encode_query_record(q)          # pending QueryRecord
+        self.compare_research_write_set(writes, write_set_hash, where)
+
+    def check_research_answer(self, p, creator, height, block_time, tx_id, write_set_hash, where):
+        """ResearchContract.answer for a committed research.answer at height h, block time T.
+
+        Checked: the arguments decode exactly (32-byte key, then a QueryAnswer); from the rebuilt state,
+        an earlier committed charge recorded the question rq/<key> (else the contract refuses:
+        not_found), it is not answered yet (duplicate_transaction), this transaction's creator is the
+        node that charged it (forbidden), and the answer is about the charged block (invalid_argument);
+        the answer's structure matches the request under the policy (mechanism, exact ε/δ shares, which
+        sum to the request's ε, sensitivities, clamping bounds, the exact Laplace scale Δ/ε, threshold
+        presence, group count); and the write set: rq/<key> rewritten as answered, with the answer as
+        the exact bytes of this transaction, its SHA-256, this transaction's id and T.
+
+        Not checked (the contract does not check them either): the released values (they depend on
+        the device state and on the node's random noise), the Gaussian variance, the answer's
+        referenceTime, and the order of released groups. The write set is not recomputed when the
+        charge's cost depended on which configuration was in force (the record embeds the cost).
+        """
+        what = "committed research.answer"
+        key, answer = decode_research_answer(p["arguments"])
+        where = dict(where, question=key.hex())
+        q = self.questions.get(key)
+        if q is None:
+            raise Failure(f"{what} for a question that no earlier committed research.charge charged "
+                          "(the contract refuses it: not_found)", **where)
+        where["ask_id"] = q.ask_id.hex()
+        if q.answered_block is not None:
+            raise Failure(f"{what} for a question already answered in block {q.answered_block} (duplicate_transaction)", **where)
+        if creator.fingerprint != q.node:
+            raise Failure(f"{what} signed by node {creator.fingerprint.hex()}, but the question was charged in block "
+                          f"{q.charge_block} by node {q.node.hex()}; only the charging node answers (forbidden)", **where)
+        if answer["height"] != q.height:
+            raise Failure(f"{what} about block {answer['height']}, but the question was charged for block {q.height}", **where)
+        problems = [answer_structure_error(answer, q.request, c["research"]) for c in self.configs]
+        if all(problems):
+            scope = "" if len(self.configs) == 1 else f" (under each of the {len(self.configs)} configurations that may be in force)"
+            raise Failure(f"{what} would be refused{scope}: {problems[-1]}", **where)
+        q.answered_block = height
+        self.stats["research_answers"] += 1
+        writes = None
+        if q.cost is not None:
+            writes = {"rq/" + key.hex(): encode_query_record(q, answer["encoded"], tx_id, block_time)}
+        self.compare_research_write_set(writes, write_set_hash, where)
+
+    def compare_research_write_set(self, writes, write_set_hash, where):
+        if writes is None:
+            return
+        if sha256(encode_write_set(writes)) != write_set_hash:
+            raise Failure("write_set_hash differs from the research write set recomputed from the export ("
+                          + ", ".join(sorted(k.split("/")[0] + "/" for k in writes)) + ")", **where)
+        self.stats["research_write_sets_recomputed"] += 1
+
+
+class Question:
+    """A question charged by a committed research.charge: what rq/<key> records (QueryRecord)."""
+    __slots__ = ("key", "asker", "ask_id", "request_bytes", "request", "height", "cost", "node", "charged_at",
+                 "charge_block", "answered_block")
+
+    def __init__(self, key, asker, ask_id, request_bytes, request, height, cost, node, charged_at, charge_block):
+        self.key, self.asker, self.ask_id = key, asker, ask_id
+        self.request_bytes, self.request, self.height = request_bytes, request, height
+        self.cost = cost  # (ε, δ) debited, or None when it depended on which configuration was in force
+        self.node, self.charged_at, self.charge_block = node, charged_at, charge_block
+        self.answered_block = None
+
+
+def encode_query_record(q, answer=None, answer_transaction=None, answered_at=None):
+    """QueryRecord: key | asker | askID | request | u64 height | cost | node | i64 chargedAt | bool answered
+    [| answer | H(answer) | answerTransaction | i64 answeredAt]; the request and the answer are the exact
+    bytes found in the transactions (the encodings are canonical, so they are what the contract wrote)."""
+    out = (q.key + q.asker + q.ask_id + q.request_bytes + struct.pack(">QQQ", q.height, q.cost[0], q.cost[1])
+           + q.node + struct.pack(">q", q.charged_at))
+    if answer is None:
+        return out + b"\x00"
+    return out + b"\x01" + answer + sha256(answer) + answer_transaction + struct.pack(">q", answered_at)
 
 
 # ----------------------------------------------------------------------------------------------

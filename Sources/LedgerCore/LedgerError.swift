@@ -62,7 +62,7 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
             .certificateRevoked, .invalidCertificate, .forbidden, .payloadTooLarge, .duplicateTransaction,
             .timestampSkew, .wrongNetwork, .invalidUDI, .unknownDevice, .deviceExists,
             .deviceDecommissioned, .missingField, .invalidArgument, .unknownAction, .unknownProposal,
-            .proposalClosed, .alreadyApproved, .internal, .invalidConfiguration, .budgetExhausted,
+            .proposalClosed, .alreadyApproved, .internal, .invalidConfiguration, .budgetExhausted, .notFound,
         ]
     }
 

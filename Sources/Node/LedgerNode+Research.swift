@@ -98,12 +98,42 @@ extension LedgerNode {
                 return QueryOutcome(askID: askID, chargeTransaction: ask.chargeTransaction, answerTransaction: answerTransaction,
                                     block: block, record: record, answer: answer, cached: record.askID != askID)
             }
-            if record.node == identity.fingerprint, research.withLock({ $0.answering.insert(ask.key).inserted }) {
-                defer { _ = research.withLock { $0.answering.remove(ask.key) } }
-                try await release(record, exact: record.askID == askID ? exact : nil, deadline: deadline)
-                continue
+            if record.node == identity.fingerprint {
+                if let reason = research.withLock({ $0.abandoned[ask.key] }) {
+                    throw LedgerError(.internal, "the ledger refused this question's answer (\(reason)); it is not drawn again, which would release a second noisy value for one charge")
+                }
+                if let submitted = research.withLock({ $0.submitted[ask.key] }) {
+                    // An answer is on its way: wait for it, never draw another.
+                    try await settle(question: ask.key, answer: submitted, deadline: deadline)
+                    continue
+                }
+                if research.withLock({ $0.answering.insert(ask.key).inserted }) {
+                    defer { _ = research.withLock { $0.answering.remove(ask.key) } }
+                    try await release(record, exact: record.askID == askID ? exact : nil, deadline: deadline)
+                    continue
+                }
             }
             try await pause(until: deadline)
+        }
+    }
+
+    /// Waits for the answer submitted for `question`; once it is final, forgets it (committed) or
+    /// marks the question abandoned (refused).
+    func settle(question: Hash256, answer id: Hash256, deadline: ContinuousClock.Instant) async throws(LedgerError) {
+        let status: TransactionStatus
+        do { status = try await waitForCommit(id, timeout: max(deadline - ContinuousClock.now, .milliseconds(1))) } catch {
+            throw LedgerError(.storage, "status read failed")
+        }
+        switch status {
+        case .committed:
+            _ = research.withLock { $0.submitted.removeValue(forKey: question) }
+        case .rejected(_, _, _, let code, let message):
+            research.withLock { state in
+                state.submitted.removeValue(forKey: question)
+                if code != .duplicateTransaction { state.abandoned[question] = "\(code): \(message ?? "")" }
+            }
+        default:
+            throw LedgerError(.overloaded, "the answer is not committed yet; ask again with the same signed query to get it")
         }
     }
 
@@ -123,10 +153,18 @@ extension LedgerNode {
         var random = SecureRandom()
         let answer = QueryRelease.answer(record.request, exact: aggregate, policy: policy, hospitals: hospitals,
                                          height: record.height, referenceTime: time, using: &random)
-        let status = try await order(action: "answer", arguments: ResearchAnswer(key: record.key, answer: answer).encoded, deadline: deadline)
-        if case .rejected(_, _, _, let code, let message) = status, code != .duplicateTransaction {
-            throw LedgerError(code, message ?? "the ledger refused the answer")
+        let (id, envelope) = identity.transaction(network: network, contract: ResearchContract.name, action: "answer",
+                                                  arguments: ResearchAnswer(key: record.key, answer: answer).encoded)
+        research.withLock { $0.submitted[record.key] = id }
+        do {
+            try submit(envelope.encoded)
+        } catch {
+            // Refused at admission (never ordered): the value was not released; it may be drawn again.
+            _ = research.withLock { $0.submitted.removeValue(forKey: record.key) }
+            throw error
         }
+        orderer.cutPending()
+        try await settle(question: record.key, answer: id, deadline: deadline)
     }
 
     /// Signs a research transaction as this node, submits it, cuts the block at once (a researcher

@@ -59,9 +59,19 @@ public final class LedgerNode: Sendable {
     let listeners = Mutex(Listeners())
     /// The committed device state in columns for research queries; built on the first query.
     let deviceTable = Mutex<DeviceTable?>(nil)
-    /// Asks being charged and questions being answered by this process: one charge per ask and
-    /// one noise draw per question.
-    let research = Mutex((asks: Set<Hash256>(), answering: Set<Hash256>()))
+    /// Research work in this process: one charge per ask and at most one noise draw per question.
+    struct ResearchState {
+        /// Asks being charged.
+        var asks: Set<Hash256> = []
+        /// Questions whose noise is being drawn.
+        var answering: Set<Hash256> = []
+        /// Question → the `research.answer` submitted for it, until that transaction is final.
+        var submitted: [Hash256: Hash256] = [:]
+        /// Questions whose one answer the ledger refused: never drawn again (a second draw would
+        /// put a second noisy value on the ledger for one payment).
+        var abandoned: [Hash256: String] = [:]
+    }
+    let research = Mutex(ResearchState())
 
     /// Most admitted-but-uncommitted transactions; beyond it submissions get `overloaded`.
     public static let maxPending = 200_000

@@ -169,6 +169,34 @@ struct ResearchNodeTests {
         try await harness.stop()
     }
 
+    @Test func retriesAfterTimeoutsNeverDrawTwice() async throws {
+        let harness = try NodeHarness()
+        _ = try await Self.register(harness, hospital: "st-mary", count: 4, seed: 7)
+        let node = harness.node
+        // Clients with no patience at all (each wait gives up after about a millisecond, shorter
+        // than a durable commit here) retry the same signed ask until they get the answer: charges
+        // and answers are in flight across retries, and none may be drawn twice.
+        var timeouts = 0
+        for question in 0..<5 {
+            let ask = try Self.ask(harness, .sum(.usageHours), epsilon: 200_000, filters: [.range(.usageHours, lower: Int64(question), upper: nil)]).encoded
+            var outcome: QueryOutcome?
+            for _ in 0..<5000 where outcome == nil {
+                do throws(LedgerError) {
+                    outcome = try await node.answerQuery(ask, timeout: .zero)
+                } catch {
+                    #expect(error.code == .overloaded, "\(error)")
+                    timeouts += 1
+                }
+            }
+            #expect(outcome != nil)
+        }
+        let log = try node.store.researchTransactions(limit: 1000)
+        // Retried charges of an ask already charged are refused as duplicates and carry no value.
+        #expect(log.filter { $0.action == "charge" && $0.result.isCommitted }.count == 5)
+        #expect(log.filter { $0.action == "answer" }.count == 5, "one noise draw per question, ever (\(timeouts) timeouts)")
+        try await harness.stop()
+    }
+
     @Test func refusalsAreAuditedAndReleaseNothing() async throws {
         let harness = try NodeHarness()
         _ = try await Self.register(harness, hospital: "st-mary", count: 3, seed: 5)
