@@ -243,15 +243,14 @@ extension LedgerNode {
         }
     }
 
-    /// A research budget: the limit for the member and what remains this period (at the tip's time).
-    public func budget(of member: Hash256) throws(LedgerError) -> (limit: PrivacyBudget, usage: BudgetUsage?, remaining: PrivacyBudget) {
+    /// A researcher's budget: the limit, and the usage of the period in force now (by the later of
+    /// the tip's time and the clock).
+    public func budget(of member: Hash256) throws(LedgerError) -> (limit: PrivacyBudget, usage: BudgetUsage) {
         let policy = config.research
         return try storeRead {
             let limit = try store.value(forKey: StateKey.researchBudget(member)).map { try PrivacyBudget(decoding: $0) } ?? policy.budget
             let usage = try store.value(forKey: StateKey.researchSpent(member)).map { try BudgetUsage(decoding: $0) }
-            let remaining = BudgetAccount.remaining(usage: usage, limit: limit, blockTime: max(tip.timestamp, Clock.nowMilliseconds()),
-                                                    periodMilliseconds: policy.periodMilliseconds)
-            return (limit, usage, remaining)
+            return (limit, BudgetAccount.current(usage, at: max(tip.timestamp, Clock.nowMilliseconds()), periodMilliseconds: policy.periodMilliseconds))
         }
     }
 

@@ -21,13 +21,11 @@ extension APIServer {
             await handle {
                 let member = try hash(context.parameters.get("member").map { Substring($0) }, "member fingerprint")
                 guard node.member(member) != nil else { throw LedgerError(.unknownMember, "no member has certificate \(member.hex.prefix(16))…") }
-                let (limit, usage, remaining) = try node.budget(of: member)
+                let (limit, usage) = try node.budget(of: member)
                 let period = node.config.research.periodMilliseconds
-                let now = max(node.tip.timestamp, Clock.nowMilliseconds())
-                let current = usage.flatMap { $0.period == UInt64(max(now, 0)) / period ? $0 : nil }
-                return json(BudgetView(member: member, limit: .init(limit), spent: .init(current?.spent ?? .zero), remaining: .init(remaining),
-                                       queries: current?.queries ?? 0, period_milliseconds: period,
-                                       period_ends: Int64(clamping: (UInt64(max(now, 0)) / period + 1).multipliedReportingOverflow(by: period).partialValue)))
+                return json(BudgetView(member: member, limit: .init(limit), spent: .init(usage.spent),
+                                       remaining: .init(BudgetAccount.remaining(usage, limit: limit)), queries: usage.queries,
+                                       period_milliseconds: period, period_ends: BudgetAccount.periodEnd(usage, periodMilliseconds: period)))
             }
         }
         // Who asked what, with which ε, about which block, and the hash of what was released.

@@ -119,10 +119,10 @@ struct ResearchNodeTests {
         let refusals = outcomes.compactMap { if case .failure(let error) = $0 { error.code } else { nil } }
         #expect(answered.count == 3)
         #expect(refusals == Array(repeating: LedgerError.Code.budgetExhausted, count: 5))
-        let (limit, usage, remaining) = try node.budget(of: try harness.identity("medtech-research/researcher").fingerprint)
+        let (limit, usage) = try node.budget(of: try harness.identity("medtech-research/researcher").fingerprint)
         #expect(limit.epsilonMicros == 1_000_000)
-        #expect(usage?.spent.epsilonMicros == 900_000)
-        #expect(remaining.epsilonMicros == 100_000)
+        #expect(usage.spent.epsilonMicros == 900_000)
+        #expect(BudgetAccount.remaining(usage, limit: limit).epsilonMicros == 100_000)
         // The refused ones are on the ledger as refused charges (the audit trail), and they carry no
         // value: only the three paid questions were ever answered.
         let log = try node.store.researchTransactions(limit: 100)
@@ -146,9 +146,9 @@ struct ResearchNodeTests {
         let again = try await node.answerQuery(try Self.ask(harness, .count, epsilon: 500_000, asOf: first.answer.height).encoded)
         #expect(again.cached)
         #expect(again.record.answerHash == first.record.answerHash)
-        let (_, usage, _) = try node.budget(of: try harness.identity("medtech-research/researcher").fingerprint)
-        #expect(usage?.spent.epsilonMicros == 500_000)
-        #expect(usage?.queries == 1)
+        let (_, usage) = try node.budget(of: try harness.identity("medtech-research/researcher").fingerprint)
+        #expect(usage.spent.epsilonMicros == 500_000)
+        #expect(usage.queries == 1)
         try await harness.stop()
     }
 
