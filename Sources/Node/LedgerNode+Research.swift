@@ -70,7 +70,7 @@ extension LedgerNode {
         let hospitals = try hospitalIDs()
         let (exact, height, time) = try evaluate(request, policy: policy, hospitals: hospitals)
         let charge = ResearchCharge(query: ask, height: height)
-        let status = try await order(action: "charge", arguments: charge.encoded, deadline: deadline)
+        let status = try await finalStatus(of: try order(action: "charge", arguments: charge.encoded), action: "charge", deadline: deadline)
         if case .rejected(_, _, _, let code, let message) = status {
             if code == .duplicateTransaction, let outcome = try await outcome(for: askID, deadline: deadline) { return outcome }
             throw LedgerError(code, message ?? "the ledger refused the query")
@@ -120,20 +120,13 @@ extension LedgerNode {
     /// Waits for the answer submitted for `question`; once it is final, forgets it (committed) or
     /// marks the question abandoned (refused).
     func settle(question: Hash256, answer id: Hash256, deadline: ContinuousClock.Instant) async throws(LedgerError) {
-        let status: TransactionStatus
-        do { status = try await waitForCommit(id, timeout: max(deadline - ContinuousClock.now, .milliseconds(1))) } catch {
-            throw LedgerError(.storage, "status read failed")
-        }
-        switch status {
-        case .committed:
-            _ = research.withLock { $0.submitted.removeValue(forKey: question) }
-        case .rejected(_, _, _, let code, let message):
+        if case .rejected(_, _, _, let code, let message) = try await finalStatus(of: id, action: "answer", deadline: deadline) {
             research.withLock { state in
                 state.submitted.removeValue(forKey: question)
                 if code != .duplicateTransaction { state.abandoned[question] = "\(code): \(message ?? "")" }
             }
-        default:
-            throw LedgerError(.overloaded, "the answer is not committed yet; ask again with the same signed query to get it")
+        } else {
+            _ = research.withLock { $0.submitted.removeValue(forKey: question) }
         }
     }
 
@@ -153,26 +146,24 @@ extension LedgerNode {
         var random = SecureRandom()
         let answer = QueryRelease.answer(record.request, exact: aggregate, policy: policy, hospitals: hospitals,
                                          height: record.height, referenceTime: time, using: &random)
-        let (id, envelope) = identity.transaction(network: network, contract: ResearchContract.name, action: "answer",
-                                                  arguments: ResearchAnswer(key: record.key, answer: answer).encoded)
+        // Recorded once it is admitted: until it is final, retries wait for it instead of drawing
+        // again. (Refused at admission, it was never ordered and nothing was released.)
+        let id = try order(action: "answer", arguments: ResearchAnswer(key: record.key, answer: answer).encoded)
         research.withLock { $0.submitted[record.key] = id }
-        do {
-            try submit(envelope.encoded)
-        } catch {
-            // Refused at admission (never ordered): the value was not released; it may be drawn again.
-            _ = research.withLock { $0.submitted.removeValue(forKey: record.key) }
-            throw error
-        }
-        orderer.cutPending()
         try await settle(question: record.key, answer: id, deadline: deadline)
     }
 
-    /// Signs a research transaction as this node, submits it, cuts the block at once (a researcher
-    /// is waiting on it) and waits for its outcome.
-    func order(action: String, arguments: [UInt8], deadline: ContinuousClock.Instant) async throws(LedgerError) -> TransactionStatus {
+    /// Signs a research transaction as this node, submits it and cuts the block at once (a
+    /// researcher is waiting on it).
+    func order(action: String, arguments: [UInt8]) throws(LedgerError) -> Hash256 {
         let (id, envelope) = identity.transaction(network: network, contract: ResearchContract.name, action: action, arguments: arguments)
         try submit(envelope.encoded)
         orderer.cutPending()
+        return id
+    }
+
+    /// The final status of a research transaction this node submitted, or `overloaded` at the deadline.
+    func finalStatus(of id: Hash256, action: String, deadline: ContinuousClock.Instant) async throws(LedgerError) -> TransactionStatus {
         let status: TransactionStatus
         do { status = try await waitForCommit(id, timeout: max(deadline - ContinuousClock.now, .milliseconds(1))) } catch {
             throw LedgerError(.storage, "status read failed")
@@ -199,9 +190,7 @@ extension LedgerNode {
             try deviceTable.withLock { table throws -> (ExactAggregate, UInt64, Int64)? in
                 if table == nil {
                     // Built under the lock: blocks committed meanwhile wait to be applied after it.
-                    var records: [DeviceRecord] = []
-                    let (height, time) = try store.forEachDevice(atHeight: nil) { records.append($0) }
-                    table = DeviceTable(records: records, height: height, time: time)
+                    table = try loadDeviceTable(atHeight: nil)
                 }
                 let current = table!
                 if let asOf, asOf != current.height {
@@ -215,19 +204,24 @@ extension LedgerNode {
         }
         if let latest { return latest }
         // A past state: rebuilt from the per-key history (slower; the latest state is kept in memory).
-        var records: [DeviceRecord] = []
-        let (at, time) = try storeRead { try store.forEachDevice(atHeight: asOf) { records.append($0) } }
-        let table = DeviceTable(records: records, height: at, time: time)
-        return (table.evaluate(request.spec, policy: policy, hospitals: hospitals), at, time)
+        let table = try loadDeviceTable(atHeight: asOf)
+        return (table.evaluate(request.spec, policy: policy, hospitals: hospitals), table.height, table.time)
+    }
+
+    /// The device state of block `height` (nil: the latest) as a column store, filled straight from
+    /// one store snapshot (no intermediate list of a million records).
+    func loadDeviceTable(atHeight height: UInt64?) throws(LedgerError) -> DeviceTable {
+        var table = DeviceTable(height: 0, time: 0)
+        let (at, time) = try storeRead { try store.forEachDevice(atHeight: height) { table.upsert($0) } }
+        table.apply([], height: at, time: time)
+        return table
     }
 
     /// Keeps the in-memory device table at the committed state (called after each block commits).
     func applyToDeviceTable(_ writes: WriteSet, height: UInt64, time: Int64) {
         deviceTable.withLock { table in
-            guard table != nil else { return }
-            var records: [DeviceRecord] = []
-            for (key, value) in writes.entries where key.hasPrefix("dev/") {
-                if let value, let record = try? DeviceRecord(decoding: value) { records.append(record) }
+            let records = writes.entries.lazy.compactMap { entry in
+                entry.key.hasPrefix("dev/") ? entry.value.flatMap { try? DeviceRecord(decoding: $0) } : nil
             }
             table?.apply(records, height: height, time: time)
         }
