@@ -135,6 +135,8 @@ public struct ResearchContract: Contract {
     /// with the request's mechanism and the sensitivities the policy's bounds imply.
     static func checkStructure(_ answer: QueryAnswer, request: QueryRequest, policy: ResearchPolicy) throws(LedgerError) {
         let (first, second) = request.split(policy: policy)
+        // Missing bounds fail the bounds checks below before a sensitivity is needed.
+        let sensitivity = request.sensitivities(policy: policy) ?? (0, 0)
         func check(_ noise: NoiseDescription, _ share: PrivacyBudget, sensitivity: UInt64) throws(LedgerError) {
             guard noise.mechanism == request.mechanism, noise.epsilonMicros == share.epsilonMicros, noise.deltaPicos == share.deltaPicos,
                   noise.sensitivity == sensitivity
@@ -154,22 +156,22 @@ public struct ResearchContract: Contract {
         }
         switch (request.spec.kind, answer.result) {
         case (.count, .count(let value)):
-            try check(value.noise, first, sensitivity: 1)
+            try check(value.noise, first, sensitivity: sensitivity.first)
         case (.sum(let field), .sum(let value, let lower, let upper)):
             guard let bounds = policy.bounds(of: field), bounds.lower == lower, bounds.upper == upper else {
                 throw LedgerError(.invalidArgument, "the answer's clamping bounds are not the policy's")
             }
-            try check(value.noise, first, sensitivity: max(lower.magnitude, upper.magnitude))
+            try check(value.noise, first, sensitivity: sensitivity.first)
         case (.average(let field), .average(let sum, let count, let center, let lower, let upper)):
             guard let bounds = policy.bounds(of: field), bounds.lower == lower, bounds.upper == upper,
                   center == ClampedField.center(lower: lower, upper: upper)
             else {
                 throw LedgerError(.invalidArgument, "the answer's clamping bounds are not the policy's")
             }
-            try check(count.noise, first, sensitivity: 1)
-            try check(sum.noise, second, sensitivity: ClampedField.centeredSensitivity(lower: lower, upper: upper))
+            try check(count.noise, first, sensitivity: sensitivity.first)
+            try check(sum.noise, second, sensitivity: sensitivity.second)
         case (.groupedCount, .grouped(let groups, let noise, let threshold)):
-            try check(noise, first, sensitivity: 1)
+            try check(noise, first, sensitivity: sensitivity.first)
             let open = request.isOpenDomain(policy: policy)
             guard (threshold != nil) == open else {
                 throw LedgerError(.invalidArgument, "an open-domain grouped count needs a release threshold, a closed one must not have one")

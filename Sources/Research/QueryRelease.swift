@@ -16,18 +16,10 @@ public enum QueryRelease {
     /// Refuses a Gaussian request whose variance would exceed what the exact sampler handles
     /// (large clamping bounds at a small ε); Laplace noise covers every accepted parameter.
     public static func checkCalibration(_ request: QueryRequest, policy: ResearchPolicy) throws(LedgerError) {
-        guard request.mechanism == .gaussian else { return }
+        guard request.mechanism == .gaussian, let sensitivity = request.sensitivities(policy: policy) else { return }
         let (first, second) = request.split(policy: policy)
-        var parts: [(PrivacyBudget, UInt64)] = [(first, 1)]
-        switch request.spec.kind {
-        case .sum(let field):
-            if let bounds = policy.bounds(of: field) { parts = [(first, max(bounds.lower.magnitude, bounds.upper.magnitude))] }
-        case .average(let field):
-            if let bounds = policy.bounds(of: field) {
-                parts.append((second, ClampedField.centeredSensitivity(lower: bounds.lower, upper: bounds.upper)))
-            }
-        default: break
-        }
+        var parts = [(first, sensitivity.first)]
+        if sensitivity.second > 0 { parts.append((second, sensitivity.second)) }
         for (share, sensitivity) in parts
         where !NoiseDescription.canCalibrateGaussian(sensitivity: sensitivity, epsilonMicros: share.epsilonMicros, deltaPicos: share.deltaPicos) {
             throw LedgerError(.invalidArgument, "Gaussian noise for sensitivity \(sensitivity) at ε \(FixedPoint.format(share.epsilonMicros, digits: FixedPoint.epsilonDigits)) is beyond the exact sampler's range; use Laplace or a larger ε")
@@ -37,6 +29,8 @@ public enum QueryRelease {
     public static func answer(_ request: QueryRequest, exact: ExactAggregate, policy: ResearchPolicy, hospitals: [String],
                               height: UInt64, referenceTime: Int64, using random: inout some RandomNumberGenerator) -> QueryAnswer {
         let (first, second) = request.split(policy: policy)
+        // The request passed validate(policy:), so its fields have declared bounds.
+        let sensitivity = request.sensitivities(policy: policy)!
         func calibrate(_ share: PrivacyBudget, sensitivity: UInt64) -> NoiseDescription {
             var noise = switch request.mechanism {
             case .laplace: NoiseDescription.laplace(sensitivity: sensitivity, epsilonMicros: share.epsilonMicros)
@@ -51,19 +45,19 @@ public enum QueryRelease {
         let result: QueryResult
         switch (request.spec.kind, exact) {
         case (.count, .count(let n)):
-            result = .count(noisy(n, calibrate(first, sensitivity: 1)))
+            result = .count(noisy(n, calibrate(first, sensitivity: sensitivity.first)))
         case (.sum(let field), .sum(let sum)):
             let bounds = policy.bounds(of: field)!
-            let noise = calibrate(first, sensitivity: max(bounds.lower.magnitude, bounds.upper.magnitude))
+            let noise = calibrate(first, sensitivity: sensitivity.first)
             result = .sum(noisy(sum, noise), lower: bounds.lower, upper: bounds.upper)
         case (.average(let field), .average(let n, let sum)):
             let bounds = policy.bounds(of: field)!
-            let countNoise = calibrate(first, sensitivity: 1)
-            let sumNoise = calibrate(second, sensitivity: ClampedField.centeredSensitivity(lower: bounds.lower, upper: bounds.upper))
+            let countNoise = calibrate(first, sensitivity: sensitivity.first)
+            let sumNoise = calibrate(second, sensitivity: sensitivity.second)
             result = .average(centeredSum: noisy(sum, sumNoise), count: noisy(n, countNoise),
                               center: ClampedField.center(lower: bounds.lower, upper: bounds.upper), lower: bounds.lower, upper: bounds.upper)
         case (.groupedCount(let grouping), .groups(let groups)):
-            let noise = calibrate(first, sensitivity: 1)
+            let noise = calibrate(first, sensitivity: sensitivity.first)
             if let labels = GroupLabel.closed(grouping, policy: policy, hospitals: hospitals) {
                 let counts = Dictionary(groups.map { ($0.label, $0.value) }, uniquingKeysWith: +)
                 let released = labels.map { ReleasedGroup(label: $0, value: noisy(counts[$0] ?? 0, noise).value) }

@@ -36,6 +36,24 @@ extension QueryRequest {
         return PrivacyBudget(epsilonMicros: epsilonMicros, deltaPicos: needsDelta ? policy.deltaPicosPerQuery : 0)
     }
 
+    /// The sensitivity of what each share of ``split(policy:)`` pays for: a count or grouped count
+    /// 1 (one device changes one count by one); a sum max(|L|, |U|); an average 1 for its count and
+    /// max(U − c, c − L) for its centred sum (``ClampedField``). The second is 0 when there is no
+    /// second value. Nil when a summed or averaged field has no declared bounds (which
+    /// ``validate(policy:)`` refuses).
+    public func sensitivities(policy: ResearchPolicy) -> (first: UInt64, second: UInt64)? {
+        switch spec.kind {
+        case .count, .groupedCount:
+            return (1, 0)
+        case .sum(let field):
+            guard let bounds = policy.bounds(of: field) else { return nil }
+            return (max(bounds.lower.magnitude, bounds.upper.magnitude), 0)
+        case .average(let field):
+            guard let bounds = policy.bounds(of: field) else { return nil }
+            return (1, ClampedField.centeredSensitivity(lower: bounds.lower, upper: bounds.upper))
+        }
+    }
+
     /// How ε and δ are divided between the values an answer releases: an average gives half to
     /// the count (rounded down) and the rest to the sum; an open-domain Gaussian grouped count
     /// gives half of δ to the noise and half to the threshold. Everything else spends it all on one value.
