@@ -126,15 +126,36 @@ extension DeviceTable {
     /// rewritten onto the column they derive from). Bounds saturate instead of overflowing.
     func integerRange(_ field: QueryField, _ lower: Int64, _ upper: Int64) -> (column: Int, lower: Int64, upper: Int64) {
         let day = referenceDay
+        let column = Self.columnIndex(field)
         switch field {
         case .ageDays:
             // age = day − production  ⇔  production ∈ [day − upper, day − lower]
-            return (0, Self.saturating(day, minus: upper), Self.saturating(day, minus: lower))
+            return (column, Self.saturating(day, minus: upper), Self.saturating(day, minus: lower))
         case .warrantyDays:
             // days left = warranty − day  ⇔  warranty ∈ [day + lower, day + upper]
-            return (2, Self.saturating(lower, plus: day), Self.saturating(upper, plus: day))
+            return (column, Self.saturating(lower, plus: day), Self.saturating(upper, plus: day))
         default:
-            return (Self.integerFields.firstIndex(of: field)!, max(lower, Self.missing + 1), upper)
+            return (column, max(lower, Self.missing + 1), upper)
+        }
+    }
+
+    /// The stored column an integer field reads: derived fields read the date they count from.
+    static func columnIndex(_ field: QueryField) -> Int {
+        switch field {
+        case .ageDays: integerFields.firstIndex(of: .productionDate)!
+        case .warrantyDays: integerFields.firstIndex(of: .warrantyExpiry)!
+        default: integerFields.firstIndex(of: field)!
+        }
+    }
+
+    /// An integer field's stored column and how a stored (present) value becomes the field's value.
+    func integerColumn(_ field: QueryField) -> (values: [Int64], derive: (Int64) -> Int64) {
+        let day = referenceDay
+        let values = integers[Self.columnIndex(field)]
+        switch field {
+        case .ageDays: return (values, { day - $0 })
+        case .warrantyDays: return (values, { $0 - day })
+        default: return (values, { $0 })
         }
     }
 
@@ -152,40 +173,25 @@ extension DeviceTable {
 
     /// Calls `body` with the field's value for each selected row that has one.
     func forEachValue(_ field: QueryField, _ rows: [Int32]?, _ body: (Int64) -> Void) {
-        let day = referenceDay
-        let column: [Int64]
-        let transform: (Int64) -> Int64
-        switch field {
-        case .ageDays:
-            column = integers[0]
-            transform = { day - $0 }
-        case .warrantyDays:
-            column = integers[2]
-            transform = { $0 - day }
-        default:
-            column = integers[Self.integerFields.firstIndex(of: field)!]
-            transform = { $0 }
-        }
+        let (column, derive) = integerColumn(field)
         if let rows {
-            for row in rows where column[Int(row)] != Self.missing { body(transform(column[Int(row)])) }
+            for row in rows where column[Int(row)] != Self.missing { body(derive(column[Int(row)])) }
         } else {
-            for value in column where value != Self.missing { body(transform(value)) }
+            for value in column where value != Self.missing { body(derive(value)) }
         }
     }
 
     // MARK: Groups
 
     func groupCounts(_ grouping: QueryGrouping, _ rows: [Int32]?, policy: ResearchPolicy, hospitals: [String]) -> [ReleasedGroup] {
-        // Each row maps to a label index; counts accumulate per index.
-        var labels: [String]
+        // Each row maps to a label index; counts accumulate per index. Closed domains count into
+        // exactly the labels the release lists (GroupLabel.closed).
+        let labels: [String]
         let labelOf: (Int) -> Int
         switch grouping {
         case .bins(let field, let edges):
-            labels = GroupLabel.bins(edges) + [GroupLabel.none]
-            let (columnIndex, _, _) = integerRange(field, 0, 0)
-            let column = integers[columnIndex]
-            let day = referenceDay
-            let derive: (Int64) -> Int64 = field == .ageDays ? { day - $0 } : field == .warrantyDays ? { $0 - day } : { $0 }
+            labels = GroupLabel.closed(grouping, policy: policy, hospitals: hospitals)!
+            let (column, derive) = integerColumn(field)
             let noneIndex = labels.count - 1
             labelOf = { row in
                 let raw = column[row]
@@ -198,22 +204,22 @@ extension DeviceTable {
                 }
                 return low
             }
-        case .field(.active):
-            labels = ["(none)", "false", "true"]
-            let column = active
-            labelOf = { Int(column[$0]) }
-        case .field(.status):
-            labels = ["active", "decommissioned"]
-            let column = status
-            labelOf = { Int(column[$0]) }
+        case .field(.active), .field(.status):
+            labels = GroupLabel.closed(grouping, policy: policy, hospitals: hospitals)!
+            let index = Self.indexes(labels)
+            // The stored codes, in order: active 0 none, 1 false, 2 true; status by raw value.
+            let (codes, byCode) = grouping == .field(.active)
+                ? (active, [GroupLabel.none, "false", "true"].map { index[$0]! })
+                : (status, ["active", "decommissioned"].map { index[$0]! })
+            labelOf = { byCode[Int(codes[$0])] }
         case .field(let field):
             let column = strings[Self.stringFields.firstIndex(of: field)!]
-            let closed: [String]? = field == .hospital ? hospitals.sorted() : policy.domain(of: field)
-            var codeToLabel: [Int]
-            if let closed {
-                labels = closed + [GroupLabel.other, GroupLabel.none]
-                let index = Dictionary(closed.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-                codeToLabel = [labels.count - 1] + column.values.map { index[$0] ?? closed.count }
+            let codeToLabel: [Int]
+            if let closed = GroupLabel.closed(grouping, policy: policy, hospitals: hospitals) {
+                labels = closed
+                let index = Self.indexes(closed)
+                let other = index[GroupLabel.other]!
+                codeToLabel = [index[GroupLabel.none] ?? other] + column.values.map { index[$0] ?? other }
             } else {
                 labels = [GroupLabel.none] + column.values
                 codeToLabel = Array(0...column.values.count)
@@ -229,5 +235,10 @@ extension DeviceTable {
         }
         return zip(labels, counts).filter { $0.1 > 0 }.map { ReleasedGroup(label: $0.0, value: $0.1) }
             .sorted { $0.label.utf8.lexicographicallyPrecedes($1.label.utf8) }
+    }
+
+    /// Label → its position.
+    static func indexes(_ labels: [String]) -> [String: Int] {
+        Dictionary(labels.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     }
 }
