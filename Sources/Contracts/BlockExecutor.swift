@@ -149,27 +149,11 @@ public struct BlockExecutor: Sendable {
         guard let member = try overlay.member(payload.creator) else {
             throw LedgerError(.unknownMember, "creator certificate \(payload.creator.hex.prefix(16))… is not a registered member")
         }
-        guard let organization = try probe.organization(member.organization), organization.active else {
-            throw LedgerError(.unknownOrganization, "creator's organisation \(member.organization) is not an active member")
-        }
-        if let revokedAt = member.revokedAt, revokedAt <= blockTime {
-            throw LedgerError(.certificateRevoked, "creator certificate was revoked")
-        }
-        guard member.certificate.notBefore <= blockTime, blockTime <= member.certificate.notAfter else {
-            throw LedgerError(.certificateExpired, "creator certificate is not valid at block time")
-        }
+        try member.checkActive(organization: try probe.organization(member.organization), at: blockTime, subject: "creator")
         if !transaction.signatureVerified {
-            guard let key = try? P256.Signing.PublicKey(rawRepresentation: member.certificate.publicKey),
-                  SignatureCheck.isValid(signature: envelope.signature, message: envelope.payloadBytes, publicKey: key)
-            else {
-                throw LedgerError(.badSignature, "signature does not verify against the creator's certificate")
-            }
+            try member.checkSignature(of: envelope, subject: "creator")
         }
-        let skew = try probe.config().clockSkewMilliseconds
-        let (difference, overflow) = payload.timestamp.subtractingReportingOverflow(blockTime)
-        guard !overflow, difference.magnitude <= skew else {
-            throw LedgerError(.timestampSkew, "transaction time differs from block time by more than \(skew) ms")
-        }
+        try probe.checkSkew(of: payload.timestamp, what: "transaction")
         return TransactionContext(id: transaction.id, payload: payload, creator: member, height: height, blockTime: blockTime, overlay: overlay)
     }
 }

@@ -1,4 +1,3 @@
-import Crypto
 public import LedgerCore
 
 /// Differentially private research queries, ordered like every other transaction so that budgets
@@ -101,16 +100,8 @@ public struct ResearchContract: Contract {
             throw LedgerError(.unknownMember, "the query's creator \(payload.creator.hex.prefix(16))… is not a registered member")
         }
         try Self.checkAsker(asker, policy: policy, at: context.blockTime) { id throws(LedgerError) in try context.organization(id) }
-        guard let key = try? P256.Signing.PublicKey(rawRepresentation: asker.certificate.publicKey),
-              SignatureCheck.isValid(signature: ask.signature, message: ask.payloadBytes, publicKey: key)
-        else {
-            throw LedgerError(.badSignature, "the query's signature does not verify against the researcher's certificate")
-        }
-        let skew = try context.config().clockSkewMilliseconds
-        let (difference, overflow) = payload.timestamp.subtractingReportingOverflow(context.blockTime)
-        guard !overflow, difference.magnitude <= skew else {
-            throw LedgerError(.timestampSkew, "the query was signed more than \(skew) ms from block time")
-        }
+        try asker.checkSignature(of: ask, subject: "researcher")
+        try context.checkSkew(of: payload.timestamp, what: "the query's")
         try request.validate(policy: policy)
         return (ask, request, asker)
     }
@@ -119,13 +110,7 @@ public struct ResearchContract: Contract {
     /// with a role the policy allows. Shared by admission (clock time) and execution (block time).
     public static func checkAsker(_ asker: Member, policy: ResearchPolicy, at time: Int64,
                                   organization: (String) throws(LedgerError) -> Organization?) throws(LedgerError) {
-        guard let organization = try organization(asker.organization), organization.active else {
-            throw LedgerError(.unknownOrganization, "the researcher's organisation \(asker.organization) is not an active member")
-        }
-        if let revokedAt = asker.revokedAt, revokedAt <= time { throw LedgerError(.certificateRevoked, "the researcher's certificate was revoked") }
-        guard asker.certificate.notBefore <= time, time <= asker.certificate.notAfter else {
-            throw LedgerError(.certificateExpired, "the researcher's certificate is not valid")
-        }
+        try asker.checkActive(organization: try organization(asker.organization), at: time, subject: "researcher")
         guard policy.allowedRoles.contains(asker.role) else {
             throw LedgerError(.forbidden, "role \(asker.role.rawValue) may not ask research queries; allowed: \(policy.allowedRoles.map(\.rawValue).joined(separator: ", "))")
         }
