@@ -36,24 +36,13 @@ extension Bench {
     }
 
     func runQueries() async throws {
-        Logs.bootstrap(level: .error)
-        let logger = Logger(label: "medledger.bench")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-bench-\(UUID().uuidString)").path
-        defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
-        var spec = NetworkSpec.demo
         // A budget no real researcher would get: the benchmark measures speed, not privacy.
         let research = ResearchPolicy(budget: PrivacyBudget(epsilonMicros: 1 << 50, deltaPicos: 1 << 50))
-        spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: batchTimeoutMs, research: research)
-        let definition = try NetworkBuilder.build(spec, directory: directory)
-        let node = try LedgerNode(directory: directory, logger: logger)
-        let runner = Task { try await node.run() }
-        let say: @Sendable (String) -> Void = { line in if !json || Terminal.isInteractive { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+        let (directory, definition, node, runner) = try startNetwork(NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: batchTimeoutMs, research: research))
+        defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
 
         // Load N devices through the ledger (signed, admitted, ordered, committed), in parallel.
-        let hospitals = definition.organizations.filter { $0.kind == .hospital }
-        let collectors = try hospitals.map { organization in
-            try definition.loadIdentity(organization.members.first { $0.role == .collector }!, directory: directory)
-        }
+        let (hospitals, collectors) = try Self.hospitalCollectors(definition, directory: directory)
         let researcher = try definition.loadIdentity(definition.firstMember(role: .researcher)!.member, directory: directory)
         let loadStart = Date()
         let progress = ProgressLine("loading devices")

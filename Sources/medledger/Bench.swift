@@ -71,23 +71,11 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         if queries { return try await runQueries() }
-        Logs.bootstrap(level: .error)
-        let logger = Logger(label: "medledger.bench")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-bench-\(UUID().uuidString)").path
+        let (directory, definition, node, runner) = try startNetwork(NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: batchTimeoutMs))
         defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
-        var spec = NetworkSpec.demo
-        spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: batchTimeoutMs)
-        let definition = try NetworkBuilder.build(spec, directory: directory)
-        let node = try LedgerNode(directory: directory, logger: logger)
-        let runner = Task { try await node.run() }
-        let quiet = json
-        let say: @Sendable (String) -> Void = { line in if !quiet || Terminal.isInteractive { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
 
         // Setup (untimed): register devices.
-        let hospitals = definition.organizations.filter { $0.kind == .hospital }
-        let collectors = try hospitals.map { organization in
-            try definition.loadIdentity(organization.members.first { $0.role == .collector }!, directory: directory)
-        }
+        let (hospitals, collectors) = try Self.hospitalCollectors(definition, directory: directory)
         var simulators = hospitals.enumerated().map { DeviceSimulator(hospital: $0.element.id, seed: UInt64($0.offset + 7)) }
         let today = Clock.nowMilliseconds() / 86_400_000
         var registered: [(udi: String, collector: Int)] = []
@@ -201,6 +189,31 @@ struct Bench: AsyncParsableCommand {
         )
         Output.json(result, pretty: !json)
         if !report.ok { throw UserError("the benchmark's ledger failed verification: \(report.failure ?? "")") }
+    }
+
+    /// A fresh demo-shaped network with `config` in a temporary directory, and its node running.
+    func startNetwork(_ config: NetworkConfig) throws -> (String, NetworkDefinition, LedgerNode, Task<Void, any Error>) {
+        Logs.bootstrap(level: .error)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-bench-\(UUID().uuidString)").path
+        var spec = NetworkSpec.demo
+        spec.config = config
+        let definition = try NetworkBuilder.build(spec, directory: directory)
+        let node = try LedgerNode(directory: directory, logger: Logger(label: "medledger.bench"))
+        return (directory, definition, node, Task { try await node.run() })
+    }
+
+    /// The hospitals and each one's collector identity.
+    static func hospitalCollectors(_ definition: NetworkDefinition, directory: String) throws -> ([NetworkDefinition.OrganizationEntry], [SigningIdentity]) {
+        let hospitals = definition.organizations.filter { $0.kind == .hospital }
+        let collectors = try hospitals.map { organization in
+            try definition.loadIdentity(organization.members.first { $0.role == .collector }!, directory: directory)
+        }
+        return (hospitals, collectors)
+    }
+
+    /// Progress for a person: on stderr, unless --json output goes to a pipe.
+    func say(_ line: String) {
+        if !json || Terminal.isInteractive { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
     /// Submit and commit times shared between the submitters and the event watcher.
