@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 public import GRDB
 public import LedgerCore
@@ -13,6 +18,7 @@ public final class LedgerStore: Sendable {
     /// Opens (creating and migrating if needed) the database at `path`.
     public init(path: String) throws {
         self.path = path
+        try Self.restrictPermissions(path)
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // FULL: a committed block survives power loss, not only a process crash.
@@ -25,6 +31,19 @@ public final class LedgerStore: Sendable {
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
         writer = pool
+    }
+
+    /// The database and its WAL files are readable by the owner only (0600), whatever existed
+    /// before: an existing file is narrowed, a new one is created 0600 before SQLite opens it
+    /// (SQLite gives `-wal` and `-shm` the mode of the database file).
+    static func restrictPermissions(_ path: String) throws {
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LedgerError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fchmod(fd, 0o600) == 0 else { throw LedgerError(.io, "cannot restrict the permissions of \(path)") }
+        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            guard chmod(path + suffix, 0o600) == 0 else { throw LedgerError(.io, "cannot restrict the permissions of \(path + suffix)") }
+        }
     }
 
     /// Opens an existing database without writing to it (verify, export, proof).
@@ -53,11 +72,13 @@ public final class LedgerStore: Sendable {
     }
 
     static func block(_ db: Database, at height: UInt64) throws -> StoredBlock? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT header, signature FROM blocks WHERE height = ?", arguments: [Int64(height)]) else {
+        // Heights are stored as SQLite integers (Int64): a larger one names no block.
+        guard let height = Int64(exactly: height),
+              let row = try Row.fetchOne(db, sql: "SELECT header, signature FROM blocks WHERE height = ?", arguments: [height]) else {
             return nil
         }
         let headerBytes = [UInt8](row["header"] as Data)
-        let rows = try Row.fetchAll(db, sql: "SELECT * FROM transactions WHERE height = ? ORDER BY idx", arguments: [Int64(height)])
+        let rows = try Row.fetchAll(db, sql: "SELECT * FROM transactions WHERE height = ? ORDER BY idx", arguments: [height])
         return StoredBlock(
             header: try BlockHeader(decoding: headerBytes), headerBytes: headerBytes,
             signature: [UInt8](row["signature"] as Data), transactions: try rows.map(transaction)
@@ -74,7 +95,8 @@ public final class LedgerStore: Sendable {
 
     public func transaction(sequence: UInt64) throws -> StoredTransaction? {
         try writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM transactions WHERE seq = ?", arguments: [Int64(sequence)]).map(Self.transaction)
+            guard let sequence = Int64(exactly: sequence) else { return nil }
+            return try Row.fetchOne(db, sql: "SELECT * FROM transactions WHERE seq = ?", arguments: [sequence]).map(Self.transaction)
         }
     }
 
@@ -162,7 +184,8 @@ public final class LedgerStore: Sendable {
 
     static func merkleNode(_ db: Database, _ level: Int, _ index: UInt64) throws -> Hash256? {
         let statement = try db.cachedStatement(sql: "SELECT hash FROM merkle WHERE level = ? AND idx = ?")
-        return try Data.fetchOne(statement, arguments: [level, Int64(index)]).flatMap { Hash256(bytes: [UInt8]($0)) }
+        guard let index = Int64(exactly: index) else { return nil }
+        return try Data.fetchOne(statement, arguments: [level, index]).flatMap { Hash256(bytes: [UInt8]($0)) }
     }
 
     /// The frontier of the log as committed.

@@ -93,6 +93,12 @@ extension LedgerNode {
         return (envelope, payload, member)
     }
 
+    /// Audits a submission refused before it reached admission (the HTTP layer: a body too large
+    /// or not an envelope), exactly like admission's own refusals.
+    public func recordRefusal(_ error: LedgerError, bytes: [UInt8]) {
+        refuse(error, bytes: bytes)
+    }
+
     func refuse(_ error: LedgerError, bytes: [UInt8]) {
         metrics.refused(code: error.code.rawValue)
         let envelope = try? Envelope(decoding: bytes)
@@ -211,7 +217,7 @@ extension LedgerNode {
         let event = Self.event(for: StoredBlock(header: header, headerBytes: headerBytes, signature: commitBatch.signature,
                                                 transactions: commitBatch.transactions))
         var wake: [(CheckedContinuation<TransactionStatus, Never>, TransactionStatus)] = []
-        listeners.withLock { state in
+        let subscribers = listeners.withLock { state -> [BlockSubscription] in
             for (transaction, refusal) in zip(commitBatch.transactions, assembled.execution.refusals) {
                 guard let waiters = state.waiters.removeValue(forKey: transaction.id) else { continue }
                 let status: TransactionStatus = refusal.map {
@@ -219,9 +225,10 @@ extension LedgerNode {
                 } ?? .committed(height: transaction.height, index: transaction.index, sequence: transaction.sequence)
                 for waiter in waiters { wake.append((waiter.continuation, status)) }
             }
-            for continuation in state.subscribers.values { continuation.yield(event) }
+            return Array(state.subscribers.values)
         }
         for (continuation, status) in wake { continuation.resume(returning: status) }
+        for subscriber in subscribers { subscriber.deliver(event) }
         let finished = ContinuousClock.now
         logger.debug("block committed", metadata: [
             "height": "\(header.height)", "transactions": "\(batch.count)",

@@ -52,7 +52,7 @@ public final class LedgerNode: Sendable {
     struct Listeners {
         var nextToken = 0
         var waiters: [Hash256: [Waiter]] = [:]
-        var subscribers: [Int: AsyncStream<CommittedBlockEvent>.Continuation] = [:]
+        var subscribers: [Int: BlockSubscription] = [:]
     }
 
     let chain: Mutex<Chain>
@@ -89,6 +89,7 @@ public final class LedgerNode: Sendable {
             }
             identity = try definition.loadIdentity(first.member, directory: directory)
         }
+        try SecureFile.restrictDirectory(directory)
         let store = try LedgerStore(path: databasePath ?? directory + "/" + NetworkDefinition.databaseFileName)
         try self.init(store: store, genesis: try NetworkDefinition.loadGenesis(directory: directory), identity: identity, logger: logger)
     }
@@ -231,35 +232,32 @@ public final class LedgerNode: Sendable {
         }
     }
 
-    /// Committed blocks from `height` on (stored ones first), then live ones as they commit.
-    /// A subscriber more than 10,000 blocks behind loses the oldest undelivered ones.
-    public func events(from height: UInt64?) -> AsyncStream<CommittedBlockEvent> {
-        let (live, liveContinuation) = AsyncStream.makeStream(of: CommittedBlockEvent.self, bufferingPolicy: .bufferingNewest(10_000))
-        let (token, replayUpTo) = listeners.withLock { state -> (Int, UInt64) in
+    /// Most event subscribers at once, and per client (a member, or one address for callers not yet
+    /// identified); beyond them `events` answers `overloaded`.
+    public static let maxSubscribers = 256
+    public static let maxSubscribersPerClient = 8
+
+    /// Committed blocks from `height` on (stored ones first), then live ones as they commit; from the
+    /// next block when `height` is nil. The consumer pulls: one that stops reading holds only a few
+    /// buffered events (``BlockSubscription``). Call ``BlockSubscription/close()`` when done.
+    public func events(from height: UInt64?, client: String = "") throws(LedgerError) -> BlockSubscription {
+        let next = height ?? (tip.height + 1)
+        return try listeners.withLock { state throws(LedgerError) -> BlockSubscription in
+            guard state.subscribers.count < Self.maxSubscribers else {
+                throw LedgerError(.overloaded, "too many event subscribers (\(Self.maxSubscribers)); try again later")
+            }
+            guard state.subscribers.values.count(where: { $0.client == client }) < Self.maxSubscribersPerClient else {
+                throw LedgerError(.overloaded, "this client already has \(Self.maxSubscribersPerClient) event streams open")
+            }
             state.nextToken += 1
-            state.subscribers[state.nextToken] = liveContinuation
-            return (state.nextToken, tip.height)
+            let subscription = BlockSubscription(token: state.nextToken, client: client, next: next, node: self)
+            state.subscribers[state.nextToken] = subscription
+            return subscription
         }
-        let (output, continuation) = AsyncStream.makeStream(of: CommittedBlockEvent.self, bufferingPolicy: .bufferingNewest(10_000))
-        let producer = Task {
-            if let height {
-                var next = height
-                while next <= replayUpTo, !Task.isCancelled {
-                    if let block = try? self.store.block(at: next) { continuation.yield(Self.event(for: block)) }
-                    next += 1
-                }
-            }
-            for await event in live where event.height > replayUpTo {
-                continuation.yield(event)
-            }
-            continuation.finish()
-        }
-        continuation.onTermination = { _ in
-            producer.cancel()
-            _ = self.listeners.withLock { $0.subscribers.removeValue(forKey: token) }
-            liveContinuation.finish()
-        }
-        return output
+    }
+
+    func unsubscribe(_ subscription: BlockSubscription) {
+        _ = listeners.withLock { $0.subscribers.removeValue(forKey: subscription.token) }
     }
 
     static func event(for block: StoredBlock) -> CommittedBlockEvent {

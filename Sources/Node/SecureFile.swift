@@ -42,11 +42,20 @@ public enum SecureFile {
         return [UInt8](data)
     }
 
+    /// Creates `path` (and missing parents) 0700; an existing directory is narrowed to 0700.
     public static func makeDirectory(_ path: String) throws(LedgerError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw LedgerError(.io, "cannot create directory \(path)")
+        }
+        try restrictDirectory(path)
+    }
+
+    /// Narrows an existing directory to 0700 (a node's data directory holds its keys and ledger).
+    public static func restrictDirectory(_ path: String) throws(LedgerError) {
+        guard chmod(path, 0o700) == 0 else {
+            throw LedgerError(.io, "cannot restrict the permissions of \(path): \(String(cString: strerror(errno)))")
         }
     }
 }

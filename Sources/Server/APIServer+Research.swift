@@ -12,8 +12,7 @@ extension APIServer {
         router.post("/v1/queries") { request, _ in
             await handle {
                 var request = request
-                let body = try await request.collectBody(upTo: Int(node.config.maxTransactionBytes) * 2 + 1024)
-                let bytes = try envelopeBytes(body, contentType: request.headers[.contentType] ?? "")
+                let bytes = try await envelope(&request, node: node)
                 return json(QueryView(try await node.answerQuery(bytes)))
             }
         }
@@ -31,20 +30,42 @@ extension APIServer {
         // Who asked what, with which ε, about which block, and the hash of what was released.
         router.get("/v1/research/log") { request, _ in
             await handle {
-                let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100
-                let before = request.uri.queryParameters["before"].flatMap { UInt64(String($0)) }
+                let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100
+                let before = try Parameters.integer(request, "before", in: 0...Parameters.maxHeight)
                 return json(try node.store.researchTransactions(limit: limit, beforeSequence: before).map { logEntry($0, node: node) })
             }
         }
         // The last block at or before a time (ms since the epoch): for queries "as of" a time.
         router.get("/v1/chain/height-at") { request, _ in
             await handle {
-                guard let time = request.uri.queryParameters["time"].flatMap({ Int64(String($0)) }) else {
+                guard let time = try Parameters.integer(request, "time", in: Int64.min...Int64.max) else {
                     throw LedgerError(.invalidArgument, "time=<ms since the epoch> is required")
                 }
                 guard let height = try node.store.height(atTime: time) else { throw LedgerError(.notFound, "no block is that old") }
                 return json(["height": height])
             }
+        }
+    }
+
+    /// The envelope in a submission body (binary, or `{"envelope": "<base64>"}`). A body that is too
+    /// large or not an envelope is refused like any other submission: with a code, and audited.
+    static func envelope(_ request: inout Request, node: LedgerNode) async throws(LedgerError) -> [UInt8] {
+        let limit = Int(node.config.maxTransactionBytes) * 2 + 1024
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: limit)
+        } catch {
+            let refusal = (error as? any HTTPResponseError)?.status == .contentTooLarge
+                ? LedgerError(.payloadTooLarge, "the request body exceeds \(limit) bytes")
+                : LedgerError(.malformedEncoding, "the request body could not be read")
+            node.recordRefusal(refusal, bytes: [])
+            throw refusal
+        }
+        do {
+            return try envelopeBytes(body, contentType: request.headers[.contentType] ?? "")
+        } catch {
+            node.recordRefusal(error, bytes: [])
+            throw error
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 import HTTPTypes
+import HummingbirdCore
 import NIOCore
 public import Logging
 import LedgerCore
@@ -12,14 +13,16 @@ import Contracts
 public enum APIServer {
     /// Builds the HTTP application for `node`, bound to `host:port` (loopback by default).
     public static func application(
-        node: LedgerNode, host: String = "127.0.0.1", port: Int = 8080, logger: Logger,
+        node: LedgerNode, host: String = "127.0.0.1", port: Int = 8080, limits: ServerLimits = .init(), logger: Logger,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router()
         addRoutes(to: router, node: node)
         return Application(
             router: router,
-            configuration: .init(address: .hostname(host, port: port), serverName: "medledger"),
+            server: .http1(configuration: limits.http1),
+            configuration: .init(address: .hostname(host, port: port), serverName: "medledger", backlog: 256,
+                                 availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? port) },
             logger: logger
         )
@@ -64,9 +67,10 @@ public enum APIServer {
         return hash
     }
 
-    static func waitDuration(_ request: Request) -> Duration? {
-        guard let text = request.uri.queryParameters["wait"], let seconds = Double(String(text)), seconds > 0 else { return nil }
-        return .milliseconds(Int(min(seconds, 60) * 1000))
+    /// `?wait=S`: whole seconds, 0–60 (0 or absent: do not wait).
+    static func waitDuration(_ request: Request) throws(LedgerError) -> Duration? {
+        guard let seconds = try Parameters.integer(request, "wait", in: 0...60), seconds > 0 else { return nil }
+        return .seconds(seconds)
     }
 
     /// Runs `body`, turning a ``LedgerError`` into its JSON error response.
@@ -75,6 +79,8 @@ public enum APIServer {
             return try await body()
         } catch let error as LedgerError {
             return Self.error(error)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            return Self.error(LedgerError(.payloadTooLarge, "the request body is larger than this route accepts"))
         } catch {
             return Self.error(LedgerError(.internal, "internal error"))
         }
@@ -99,11 +105,9 @@ public enum APIServer {
         router.post("/v1/transactions") { request, _ in
             await handle {
                 var request = request
-                let limit = Int(node.config.maxTransactionBytes) * 2 + 1024
-                let body = try await request.collectBody(upTo: limit)
-                let bytes = try envelopeBytes(body, contentType: request.headers[.contentType] ?? "")
+                let bytes = try await envelope(&request, node: node)
                 let id = try node.submit(bytes)
-                if let wait = waitDuration(request) {
+                if let wait = try waitDuration(request) {
                     let status = try await node.waitForCommit(id, timeout: wait)
                     return json(StatusView(id: id, status: status), status: status.isFinal ? .ok : .accepted)
                 }
@@ -114,7 +118,7 @@ public enum APIServer {
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
                 let status: TransactionStatus
-                if let wait = waitDuration(request) {
+                if let wait = try waitDuration(request) {
                     status = try await node.waitForCommit(id, timeout: wait)
                 } else {
                     status = try node.status(of: id)
@@ -125,9 +129,7 @@ public enum APIServer {
         }
         router.get("/v1/blocks/:height") { _, context in
             await handle {
-                guard let height = context.parameters.get("height").flatMap(UInt64.init) else {
-                    throw LedgerError(.invalidArgument, "height must be a non-negative integer")
-                }
+                let height = try Parameters.height(context.parameters.get("height"), "height")
                 guard let block = try node.store.block(at: height) else { throw LedgerError(.notFound, "no block \(height)") }
                 return json(BlockView(block))
             }
@@ -162,8 +164,8 @@ public enum APIServer {
         router.get("/v1/devices") { request, _ in
             await handle {
                 let owner = request.uri.queryParameters["owner"].map(String.init)
-                let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100
-                let offset = request.uri.queryParameters["offset"].flatMap { Int(String($0)) }.map { max($0, 0) } ?? 0
+                let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100
+                let offset = try Parameters.integer(request, "offset", in: 0...Parameters.maxOffset) ?? 0
                 let udis = try node.store.deviceUDIs(owner: owner, limit: limit, offset: offset)
                 let devices = try udis.compactMap { udi in
                     try node.store.value(forKey: StateKey.device(udi)).map { DeviceView(try DeviceRecord(decoding: $0)) }
@@ -179,17 +181,17 @@ public enum APIServer {
         }
         router.get("/v1/proofs/consistency") { request, _ in
             await handle {
-                guard let from = request.uri.queryParameters["from"].flatMap({ UInt64(String($0)) }) else {
+                guard let from = try Parameters.integer(request, "from", in: 0...Parameters.maxHeight) else {
                     throw LedgerError(.invalidArgument, "from=<block height> is required")
                 }
-                let to = request.uri.queryParameters["to"].flatMap { UInt64(String($0)) }
+                let to = try Parameters.integer(request, "to", in: 0...Parameters.maxHeight)
                 return json(try Proofs.consistency(store: node.store, from: from, to: to))
             }
         }
         addResearchRoutes(to: router, node: node)
         router.get("/v1/refusals") { request, _ in
             await handle {
-                let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100
+                let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100
                 struct View: Codable {
                     var time: Int64
                     var transaction_id: Hash256?
@@ -203,17 +205,21 @@ public enum APIServer {
             }
         }
         // Committed blocks as newline-delimited JSON, from ?from=HEIGHT (default: live only).
+        // A client that stops reading holds its slot (bounded per client and in total), not memory.
         router.get("/v1/events") { request, _ in
-            let from = request.uri.queryParameters["from"].flatMap { UInt64(String($0)) }
-            let events = node.events(from: from)
-            return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
-                for await event in events {
-                    var data = (try? encoder.encode(event)) ?? Data()
-                    data.append(UInt8(ascii: "\n"))
-                    try await writer.write(ByteBuffer(bytes: data))
-                }
-                try await writer.finish(nil)
-            })
+            await handle {
+                let from = try Parameters.integer(request, "from", in: 0...Parameters.maxHeight)
+                let events = try node.events(from: from, client: "http")
+                return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
+                    defer { events.close() }
+                    for await event in events {
+                        var data = (try? encoder.encode(event)) ?? Data()
+                        data.append(UInt8(ascii: "\n"))
+                        try await writer.write(ByteBuffer(bytes: data))
+                    }
+                    try await writer.finish(nil)
+                })
+            }
         }
     }
 

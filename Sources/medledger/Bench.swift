@@ -105,7 +105,7 @@ struct Bench: AsyncParsableCommand {
         let tracker = Tracker()
         let target = transactions
         let startHeight = node.tip.height
-        let events = node.events(from: nil)
+        let events = try node.events(from: nil)
         let watcher = Task {
             for await event in events {
                 let now = Date().timeIntervalSince1970

@@ -35,6 +35,12 @@ struct Node: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "Most HTTP connections served at once (more wait in the listen backlog).")
+    var maxConnections = ServerLimits().maxConnections
+
+    @Option(name: .long, help: "Seconds a connection may stay without a complete request part before it is closed.")
+    var idleTimeout = Int(ServerLimits().idleTimeout.components.seconds)
+
     func run() async throws {
         Logs.bootstrap(level: logLevel)
         let logger = Logger(label: "medledger.node")
@@ -44,7 +50,14 @@ struct Node: AsyncParsableCommand {
         } catch let error as LedgerError {
             throw UserError("cannot start the node: \(error.userMessage)")
         }
-        let app = APIServer.application(node: node, host: host, port: port, logger: logger) { port in
+        guard maxConnections >= 1, (1...3600).contains(idleTimeout) else {
+            throw UserError("--max-connections must be at least 1 and --idle-timeout 1...3600 seconds")
+        }
+        var limits = ServerLimits()
+        limits.maxConnections = maxConnections
+        limits.idleTimeout = .seconds(idleTimeout)
+        limits.requestReadTimeout = .seconds(max(idleTimeout, 1) * 2)
+        let app = APIServer.application(node: node, host: host, port: port, limits: limits, logger: logger) { port in
             // One machine-readable line, for scripts and tests that start nodes on port 0.
             Output.line("medledger node listening on http://\(host):\(port) height=\(node.tip.height) network=\(node.network.hex)")
         }

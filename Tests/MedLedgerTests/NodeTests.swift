@@ -52,7 +52,7 @@ struct NodeTests {
     @Test func submittedTransactionsCommitWithHistoryAndEvents() async throws {
         let harness = try NodeHarness()
         let node = harness.node
-        let events = node.events(from: 0)
+        let events = try node.events(from: 0)
         let udi = Fixtures.udi(1)
         let status = try await harness.commit(try harness.sign("st-mary/collector", .register(udi: udi, attributes: Fixtures.attributes())))
         guard case .committed(let height, _, _) = status else {
