@@ -27,6 +27,14 @@ struct DeviceIdentityTests {
         #expect(net.device(spelling)?.udi == Self.unit)
     }
 
+    @Test func twoSpellingsInOneBlockAreOneDevice() throws {
+        var net = try TestNetwork()
+        let refusals = net.apply(net.device("st-mary/collector", .register(udi: "(01)0614141999996(10)A(21)SM9", attributes: Fixtures.attributes())),
+                                 net.device("north-general/collector", .register(udi: "(21)SM9(01)00614141999996", attributes: Fixtures.attributes())))
+        #expect(refusals.map { $0?.code } == [nil, .deviceExists])
+        #expect(net.device("(01)00614141999996(21)SM9")?.owner == "st-mary")
+    }
+
     @Test func anImpossibleProductionDateIsRefused() throws {
         var net = try TestNetwork()
         let refusals = net.apply(net.device("st-mary/collector", .register(udi: "(01)00614141999996(11)240231(21)SM2", attributes: Fixtures.attributes())))

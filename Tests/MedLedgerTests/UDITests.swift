@@ -119,6 +119,10 @@ struct UDITests {
         ("+A123BJC5D6E71/$$+3271231SN771", "+A123BJC5D6E71/$+SN77T"),
         ("+A123BJC5D6E71/$$+72406012345.", "+A123BJC5D6E71/$+2406012345Y"),
         ("+A123BJC5D6E71/27001SN1W", "+A123BJC5D6E71G"),
+        // Check characters that look like whitespace or separators are still check characters.
+        ("+A123BJC5D6E71/$+13999 ", "+A123BJC5D6E71/$+13999 "),
+        ("+A123BJC5D6E71/$+15999/", "+A123BJC5D6E71/$+15999/"),
+        ("+A123BJC5D6E71/$+16999+", "+A123BJC5D6E71/$+16999+"),
     ])
     func canonicalKeys(_ udi: String, _ canonical: String) throws {
         #expect(try UDI.canonicalKey(udi) == canonical)
