@@ -774,6 +774,11 @@ def _days_in(month, year):
     return 30 if month in (4, 6, 9, 11) else 31
 
 
+def label_year(yy):
+    """UDI.labelYear: the GS1 sliding window (General Specifications 7.12) as of 2026, fixed."""
+    return 2000 + yy if yy <= 76 else 1900 + yy
+
+
 def _label_date(year, month, day, month_only=False):
     """(first day number, last day number) of a label date; day 0 = the whole month."""
     if not 1 <= month <= 12 or not (0 if month_only else 1) <= day <= _days_in(month, year):
@@ -844,7 +849,7 @@ def _gs1_raw_elements(b):
 def _gs1_date(v):
     if len(v) != 6 or not all(_digit(c) for c in v):
         raise UDIError("GS1 date must be YYMMDD")
-    return _label_date(2000 + int(v[0:2]), int(v[2:4]), int(v[4:6]), month_only=True)
+    return _label_date(label_year(int(v[0:2])), int(v[2:4]), int(v[4:6]), month_only=True)
 
 
 def _gs1(elements):
@@ -897,7 +902,7 @@ def _hibcc_value(v):
 def _hibcc_julian(v):
     if len(v) != 5 or not all(_digit(c) for c in v):
         raise UDIError("HIBCC Julian date must be YYJJJ")
-    year, doy = 2000 + int(v[:2]), int(v[2:])
+    year, doy = label_year(int(v[:2])), int(v[2:])
     if not 1 <= doy <= (366 if _days_in(2, year) == 29 else 365):
         raise UDIError("not a day of the year")
     d = civil_days(year, 1, 1) + doy - 1
@@ -917,16 +922,16 @@ def _hibcc_flagged_date(rest):
         return [c - 48 for c in v]
     if flag in "01":
         d = digits(4, 0)
-        return _label_date(2000 + d[2] * 10 + d[3], d[0] * 10 + d[1], 0, month_only=True), rest[4:]
+        return _label_date(label_year(d[2] * 10 + d[3]), d[0] * 10 + d[1], 0, month_only=True), rest[4:]
     if flag == "2":
         d = digits(6, 1)
-        return _label_date(2000 + d[4] * 10 + d[5], d[0] * 10 + d[1], d[2] * 10 + d[3]), rest[7:]
+        return _label_date(label_year(d[4] * 10 + d[5]), d[0] * 10 + d[1], d[2] * 10 + d[3]), rest[7:]
     if flag in "34":
         hours = flag == "4"
         d = digits(8 if hours else 6, 1)
         if hours and d[6] * 10 + d[7] > 23:
             raise UDIError("hour")
-        return _label_date(2000 + d[0] * 10 + d[1], d[2] * 10 + d[3], d[4] * 10 + d[5]), rest[9 if hours else 7:]
+        return _label_date(label_year(d[0] * 10 + d[1]), d[2] * 10 + d[3], d[4] * 10 + d[5]), rest[9 if hours else 7:]
     if flag in "56":
         hours = flag == "6"
         d = digits(7 if hours else 5, 1)

@@ -163,6 +163,15 @@ struct UDITests {
         #expect(try UDI.parse("+A99912345/$$52001510X33").expiryDate?.firstDay == CivilDate.parse("2020-01-15"))
     }
 
+    /// Two-digit years: the GS1 sliding window as of 2026, fixed (00…76 → 20YY, 77…99 → 19YY).
+    @Test func twoDigitYearsFollowTheGS1Window() throws {
+        #expect(try UDI.parse("(01)00614141999996(11)991231(21)1").productionDate?.firstDay == CivilDate.parse("1999-12-31"))
+        #expect(try UDI.parse("(01)00614141999996(11)000229(21)1").productionDate?.firstDay == CivilDate.parse("2000-02-29"))
+        #expect(try UDI.parse("(01)00614141999996(17)760229(21)1").expiryDate?.firstDay == CivilDate.parse("2076-02-29"))
+        #expect(throws: LedgerError.self) { try UDI.parse("(01)00614141999996(11)770229(21)1") }  // 1977 is no leap year
+        #expect(try UDI.parse("+A123BJC5D6E71/$$+5000601F").expiryDate?.firstDay == CivilDate.parse("2000-02-29"))
+    }
+
     /// The fuzz harness's UDI property over every accepted example: the canonical form is a fixed point.
     @Test func canonicalFormIsAFixedPointOfTheFuzzProperty() {
         for text in ["(01)00614141999996(21)!\"%&'*+,-./:;<=>?_z", "+A123BJC5D6E71/$+12345M", "]C10100614141999996"] {

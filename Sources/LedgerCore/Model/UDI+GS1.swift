@@ -82,15 +82,19 @@ extension UDI {
         }
     }
 
+    /// The year a two-digit label year means: the GS1 sliding window (General Specifications §7.12:
+    /// at most 50 years ahead, 49 behind) as of 2026, fixed — validation must never read a clock,
+    /// and a window that moved would let a UDI valid on one day be refused the next. 00…76 → 20YY,
+    /// 77…99 → 19YY. HIBCC two-digit years are read the same way.
+    static func labelYear(_ yy: Int) -> Int { yy <= 76 ? 2000 + yy : 1900 + yy }
+
     /// `YYMMDD` as GS1 defines it for (11) and (17): a real calendar date, or `DD` = 00 for a month.
-    /// The century is 20YY for leap years (the GS1 sliding window gives 2000–2049 for every YY
-    /// printed on devices in service; 1900 and 2100 are the only years it would change).
     static func gs1Date(_ value: ArraySlice<UInt8>, ai: String) throws(LedgerError) -> LabelDate {
         guard value.count == 6, value.allSatisfy(isDigit) else {
             throw LedgerError(.invalidUDI, "GS1 (\(ai)) must be a date YYMMDD")
         }
         let digits = value.map { Int($0 - 48) }
-        let year = 2000 + digits[0] * 10 + digits[1], month = digits[2] * 10 + digits[3], day = digits[4] * 10 + digits[5]
+        let year = labelYear(digits[0] * 10 + digits[1]), month = digits[2] * 10 + digits[3], day = digits[4] * 10 + digits[5]
         guard (1...12).contains(month), (0...LabelDate.daysIn(month: month, year: year)).contains(day) else {
             throw LedgerError(.invalidUDI, "GS1 (\(ai)) \(String(decoding: value, as: UTF8.self)) is not a date (YYMMDD; DD 00 means the whole month)")
         }

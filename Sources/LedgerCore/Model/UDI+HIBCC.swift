@@ -120,17 +120,17 @@ extension UDI {
         switch flag {
         case UInt8(ascii: "0"), UInt8(ascii: "1"):
             let d = try digits(4, from: 0)
-            date = try hibccDate(year: 2000 + d[2] * 10 + d[3], month: d[0] * 10 + d[1], day: 0, monthOnly: true)
+            date = try hibccDate(year: labelYear(d[2] * 10 + d[3]), month: d[0] * 10 + d[1], day: 0, monthOnly: true)
             rest = rest.dropFirst(4)
         case UInt8(ascii: "2"):
             let d = try digits(6, from: 1)
-            date = try hibccDate(year: 2000 + d[4] * 10 + d[5], month: d[0] * 10 + d[1], day: d[2] * 10 + d[3])
+            date = try hibccDate(year: labelYear(d[4] * 10 + d[5]), month: d[0] * 10 + d[1], day: d[2] * 10 + d[3])
             rest = rest.dropFirst(7)
         case UInt8(ascii: "3"), UInt8(ascii: "4"):
             let hours = flag == UInt8(ascii: "4")
             let d = try digits(hours ? 8 : 6, from: 1)
             if hours, d[6] * 10 + d[7] > 23 { throw LedgerError(.invalidUDI, "HIBCC hour must be 00...23") }
-            date = try hibccDate(year: 2000 + d[0] * 10 + d[1], month: d[2] * 10 + d[3], day: d[4] * 10 + d[5])
+            date = try hibccDate(year: labelYear(d[0] * 10 + d[1]), month: d[2] * 10 + d[3], day: d[4] * 10 + d[5])
             rest = rest.dropFirst(hours ? 9 : 7)
         case UInt8(ascii: "5"), UInt8(ascii: "6"):
             let hours = flag == UInt8(ascii: "6")
@@ -147,11 +147,11 @@ extension UDI {
         return date
     }
 
-    /// `YYJJJ`: year 20YY, day of the year 001…365 (366 in leap years).
+    /// `YYJJJ`: year ``labelYear(_:)``, day of the year 001…365 (366 in leap years).
     static func hibccJulian(_ value: ArraySlice<UInt8>) throws(LedgerError) -> LabelDate {
         guard value.count == 5, value.allSatisfy(isDigit) else { throw LedgerError(.invalidUDI, "HIBCC Julian date must be YYJJJ") }
         let d = value.map { Int($0 - 48) }
-        let year = 2000 + d[0] * 10 + d[1], dayOfYear = d[2] * 100 + d[3] * 10 + d[4]
+        let year = labelYear(d[0] * 10 + d[1]), dayOfYear = d[2] * 100 + d[3] * 10 + d[4]
         let length = LabelDate.daysIn(month: 2, year: year) == 29 ? 366 : 365
         guard (1...length).contains(dayOfYear) else { throw LedgerError(.invalidUDI, "HIBCC Julian day \(dayOfYear) is not a day of \(year)") }
         let c = CivilDate.components(days: CivilDate.days(year: year, month: 1, day: 1) + Int64(dayOfYear - 1))
