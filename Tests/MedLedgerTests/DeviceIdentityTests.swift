@@ -1,6 +1,7 @@
 import Testing
 import LedgerCore
 import Contracts
+import Collector
 import LedgerTesting
 
 /// Finding 8 of issue 7: one physical device registered under many UDI spellings. The ledger keys a
@@ -95,5 +96,19 @@ struct DeviceIdentityTests {
             #expect(again.first??.code == .deviceExists, "\(spelling)")
         }
         #expect(net.device("+A123BJC5D6E71/$LOT5/S12345%")?.owner == "st-mary")
+    }
+
+    /// The collector's simulator generates units (with serials) already in canonical form, GS1 and HIBCC.
+    @Test func simulatedUDIsAreCanonicalUnits() throws {
+        var simulator = DeviceSimulator(hospital: "st-mary", seed: 7)
+        var agencies: Set<String> = []
+        for _ in 0..<200 {
+            let udi = simulator.newDevice(today: 20_400).udi
+            let parsed = try UDI.parse(udi)
+            #expect(parsed.canonical == udi)
+            #expect(parsed.serial != nil)
+            agencies.insert(parsed.agency.rawValue)
+        }
+        #expect(agencies == ["gs1", "hibcc"])
     }
 }

@@ -65,6 +65,7 @@ struct UDITests {
         "+A123BJC5D6E71/$$3240230LOT7",  // YYMMDD 30 February 2024
         "+A123BJC5D6E71/$$80512345673",  // a quantity format
         "+A123BJC5D6E71/$$+72406012345.".lowercased(),
+        "(01)00614141999996(21)1(10)" + String(repeating: "A", count: 110),  // longer than 128 bytes
     ])
     func refusesInvalid(_ udi: String) {
         #expect(throws: LedgerError.self) { try UDI.validate(udi) }
