@@ -398,9 +398,9 @@ def decode_genesis_config(data):
 
 
 STRING_TAGS = {1: "manufacturer", 2: "model", 3: "firmware_version", 4: "device_type", 5: "category",
-               6: "speciality", 7: "location"}
+               6: "speciality", 7: "location", 16: "lot"}
 INTEGER_TAGS = {8: "production_date", 9: "last_service_date", 10: "warranty_expiry", 11: "usage_hours",
-                12: "battery_level", 13: "sync_frequency_seconds", 14: "last_sync"}
+                12: "battery_level", 13: "sync_frequency_seconds", 14: "last_sync", 17: "expiry_date"}
 REQUIRED_ATTRIBUTES = ["manufacturer", "model", "device_type", "category", "speciality", "production_date"]
 
 
@@ -435,7 +435,7 @@ def attributes_error(a):
         return "usage_hours must not be negative"
     if "sync_frequency_seconds" in a and a["sync_frequency_seconds"] <= 0:
         return "sync_frequency_seconds must be positive"
-    for name in ("production_date", "last_service_date", "warranty_expiry"):
+    for name in ("production_date", "last_service_date", "warranty_expiry", "expiry_date"):
         if name in a and not -25_567 <= a[name] <= 84_006:
             return f"{name} is out of range"
     return None
@@ -756,86 +756,296 @@ def gs1_check_digit(digits):
     return (10 - total % 10) % 10 + 48
 
 
-def _gtin_error(digits):
+class UDIError(Exception):
+    pass
+
+
+def _gtin14(digits):
     if len(digits) not in (8, 12, 13, 14) or not all(_digit(c) for c in digits):
-        return "a GTIN has 8, 12, 13 or 14 digits"
+        raise UDIError("a GTIN has 8, 12, 13 or 14 digits")
     if digits[-1] != gs1_check_digit(digits[:-1]):
-        return "GTIN check digit is wrong"
-    return None
+        raise UDIError("GTIN check digit is wrong")
+    return "0" * (14 - len(digits)) + digits.decode()
 
 
-def _gs1_hr_error(text):
+def _days_in(month, year):
+    if month == 2:
+        return 29 if (year % 4 == 0 and year % 100 != 0) or year % 400 == 0 else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def label_year(yy):
+    """UDI.labelYear: the GS1 sliding window (General Specifications 7.12) as of 2026, fixed."""
+    return 2000 + yy if yy <= 76 else 1900 + yy
+
+
+def _label_date(year, month, day, month_only=False):
+    """(first day number, last day number) of a label date; day 0 = the whole month."""
+    if not 1 <= month <= 12 or not (0 if month_only else 1) <= day <= _days_in(month, year):
+        raise UDIError("not a date")
+    if day == 0:
+        nxt = civil_days(year + 1, 1, 1) if month == 12 else civil_days(year, month + 1, 1)
+        return (civil_days(year, month, 1), nxt - 1)
+    d = civil_days(year, month, day)
+    return (d, d)
+
+
+def civil_days(y, m, d):
+    """Days since 1970-01-01 (proleptic Gregorian), independently of CivilDate."""
+    import datetime
+    return (datetime.date(y, m, d) - datetime.date(1970, 1, 1)).days
+
+
+_GS1_VALUE = set(b"!\"%&'*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+GS = 0x1D
+
+
+def _gs1_hr_elements(b):
+    elements, i = [], 0
+    while i < len(b):
+        close = b.find(b")", i)
+        if b[i:i + 1] != b"(" or close < 0:
+            raise UDIError("GS1 UDI: expected (AI)")
+        nxt = b.find(b"(", close + 1)
+        end = nxt if nxt >= 0 else len(b)
+        elements.append((b[i + 1:close].decode(), b[close + 1:end]))
+        i = end
+    return elements
+
+
+def _gs1_raw_elements(b):
+    i = 0
+    if b[:1] == b"]":
+        if b[:3] not in (b"]C1", b"]d2", b"]e0", b"]Q3"):
+            raise UDIError("symbology identifier does not carry GS1 data")
+        i = 3
+    if i < len(b) and b[i] == GS:
+        i += 1
     elements = []
-    rest = text
-    while rest:
-        close = rest.find(")")
-        if not rest.startswith("(") or close < 0:
-            return "GS1 UDI: expected (AI)"
-        ai = rest[1:close]
-        nxt = rest.find("(", close + 1)
-        end = nxt if nxt >= 0 else len(rest)
-        elements.append((ai, rest[close + 1:end]))
-        rest = rest[end:]
-    if not elements or elements[0][0] != "01":
-        return "GS1 UDI must start with (01)"
-    if len(elements[0][1].encode()) != 14:
-        return "GS1 (01) must be followed by 14 digits"
-    err = _gtin_error(elements[0][1].encode())
-    if err:
-        return err
-    seen = {"01"}
-    for ai, value in elements[1:]:
-        if ai in seen:
-            return f"GS1 UDI repeats ({ai})"
-        seen.add(ai)
-        vb = value.encode()
-        if ai in ("11", "17"):
-            if len(vb) != 6 or not all(_digit(c) for c in vb) or not 1 <= int(value[2:4]) <= 12 or not 0 <= int(value[4:6]) <= 31:
-                return f"GS1 ({ai}) must be a date YYMMDD"
+    while i < len(b):
+        ai = b[i:i + 2]
+        if len(ai) != 2 or not all(_digit(c) for c in ai):
+            raise UDIError("expected a two-digit AI")
+        ai = ai.decode()
+        i += 2
+        if ai == "01":
+            end = i + 14
+        elif ai in ("11", "17"):
+            end = i + 6
         elif ai in ("10", "21"):
-            if not 1 <= len(vb) <= 20 or not all(32 < c < 127 for c in vb):
-                return f"GS1 ({ai}) must be 1...20 printable characters"
+            g = b.find(bytes([GS]), i)
+            end = g if g >= 0 else len(b)
         else:
-            return f"GS1 UDI: application identifier ({ai}) is not a UDI production identifier"
-    return None
+            raise UDIError(f"AI ({ai}) is not a UDI identifier")
+        if end > len(b):
+            raise UDIError(f"({ai}) is cut short")
+        elements.append((ai, b[i:end]))
+        i = end
+        if i < len(b) and b[i] == GS:
+            i += 1
+    return elements
+
+
+def _gs1_date(v):
+    if len(v) != 6 or not all(_digit(c) for c in v):
+        raise UDIError("GS1 date must be YYMMDD")
+    return _label_date(label_year(int(v[0:2])), int(v[2:4]), int(v[4:6]), month_only=True)
+
+
+def _gs1(elements):
+    udi = {"agency": "gs1", "di": None, "serial": None, "lot": None, "production": None, "expiry": None}
+    seen = set()
+    for ai, v in elements:
+        if ai in seen:
+            raise UDIError(f"GS1 UDI repeats ({ai})")
+        seen.add(ai)
+        if ai == "01":
+            udi["di"] = _gtin14(v)
+        elif ai == "11":
+            udi["production"] = _gs1_date(v)
+        elif ai == "17":
+            udi["expiry"] = _gs1_date(v)
+        elif ai in ("10", "21"):
+            if not 1 <= len(v) <= 20 or not all(c in _GS1_VALUE for c in v):
+                raise UDIError(f"GS1 ({ai}) must be 1...20 characters of CSET 82 without parentheses")
+            udi["lot" if ai == "10" else "serial"] = v.decode()
+        else:
+            raise UDIError(f"GS1 UDI: application identifier ({ai}) is not a UDI identifier")
+    if udi["di"] is None:
+        raise UDIError("GS1 UDI must carry (01)")
+    return udi
 
 
 HIBCC_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-. $/+%"
 
 
-def _hibcc_error(b):
-    if len(b) < 8:
-        return "HIBCC UDI is too short"
-    body = b[:-1]
+def hibcc_check(body):
     total = 0
     for c in body:
         v = HIBCC_ALPHABET.find(bytes([c]))
         if v < 0:
-            return "HIBCC UDI contains a character outside the alphabet"
+            return None
         total += v
-    if b[-1] != HIBCC_ALPHABET[total % 43]:
-        return "HIBCC check character is wrong"
-    primary = body[1:].split(b"/", 1)[0]
+    return HIBCC_ALPHABET[total % 43]
+
+
+def _alnum(v):
+    return all(_upper(c) or _digit(c) for c in v)
+
+
+def _hibcc_value(v):
+    if not 1 <= len(v) <= 18 or not _alnum(v):
+        raise UDIError("HIBCC lot/serial must be 1...18 characters 0-9 A-Z")
+    return v.decode()
+
+
+def _hibcc_julian(v):
+    if len(v) != 5 or not all(_digit(c) for c in v):
+        raise UDIError("HIBCC Julian date must be YYJJJ")
+    year, doy = label_year(int(v[:2])), int(v[2:])
+    if not 1 <= doy <= (366 if _days_in(2, year) == 29 else 365):
+        raise UDIError("not a day of the year")
+    d = civil_days(year, 1, 1) + doy - 1
+    return (d, d)
+
+
+def _hibcc_flagged_date(rest):
+    """The expiry after $$ / $$+; returns (date or None, remaining bytes)."""
+    if not rest or not _digit(rest[0]):
+        raise UDIError("HIBCC $$ needs a date format digit")
+    flag = chr(rest[0])
+
+    def digits(n, off):
+        v = rest[off:off + n]
+        if len(v) != n or not all(_digit(c) for c in v):
+            raise UDIError("HIBCC date is cut short")
+        return [c - 48 for c in v]
+    if flag in "01":
+        d = digits(4, 0)
+        return _label_date(label_year(d[2] * 10 + d[3]), d[0] * 10 + d[1], 0, month_only=True), rest[4:]
+    if flag == "2":
+        d = digits(6, 1)
+        return _label_date(label_year(d[4] * 10 + d[5]), d[0] * 10 + d[1], d[2] * 10 + d[3]), rest[7:]
+    if flag in "34":
+        hours = flag == "4"
+        d = digits(8 if hours else 6, 1)
+        if hours and d[6] * 10 + d[7] > 23:
+            raise UDIError("hour")
+        return _label_date(label_year(d[0] * 10 + d[1]), d[2] * 10 + d[3], d[4] * 10 + d[5]), rest[9 if hours else 7:]
+    if flag in "56":
+        hours = flag == "6"
+        d = digits(7 if hours else 5, 1)
+        if hours and d[5] * 10 + d[6] > 23:
+            raise UDIError("hour")
+        return _hibcc_julian(rest[1:6]), rest[8 if hours else 6:]
+    if flag == "7":
+        return None, rest[1:]
+    raise UDIError("HIBCC quantity formats are not accepted")
+
+
+def _hibcc(b):
+    if len(b) < 8:
+        raise UDIError("HIBCC UDI is too short")
+    body = b[:-1]
+    check = hibcc_check(body)
+    if check is None:
+        raise UDIError("HIBCC UDI contains a character outside the alphabet")
+    if b[-1] != check:
+        raise UDIError("HIBCC check character is wrong")
+    fields = body[1:].split(b"/")
+    primary = fields[0]
     lic = primary[:4]
-    if len(lic) != 4 or not _upper(lic[0]) or not all(_upper(c) or _digit(c) for c in lic):
-        return "HIBCC labeler id must be 4 alphanumeric characters starting with a letter"
+    if len(lic) != 4 or not _upper(lic[0]) or not _alnum(lic):
+        raise UDIError("HIBCC labeler id must be 4 alphanumeric characters starting with a letter")
     rest = primary[4:]
-    if not 2 <= len(rest) <= 19 or not _digit(rest[-1]) or not all(_upper(c) or _digit(c) for c in rest[:-1]):
-        return "HIBCC product number must be 1...18 alphanumeric characters followed by a unit-of-measure digit"
-    return None
+    if not 2 <= len(rest) <= 19 or not _digit(rest[-1]) or not _alnum(rest[:-1]):
+        raise UDIError("HIBCC product number must be 1...18 alphanumeric characters followed by a unit-of-measure digit")
+    udi = {"agency": "hibcc", "di": primary.decode(), "serial": None, "lot": None, "production": None, "expiry": None}
+    if len(fields) > 1:
+        s, is_serial = fields[1], False
+        if s.startswith(b"$$+"):
+            udi["expiry"], s = _hibcc_flagged_date(s[3:])
+            is_serial = True
+        elif s.startswith(b"$$"):
+            udi["expiry"], s = _hibcc_flagged_date(s[2:])
+        elif s.startswith(b"$+"):
+            s, is_serial = s[2:], True
+        elif s.startswith(b"$"):
+            s = s[1:]
+        elif len(s) >= 5 and all(_digit(c) for c in s[:5]):
+            udi["expiry"], s = _hibcc_julian(s[:5]), s[5:]
+        else:
+            raise UDIError("HIBCC secondary data must start with $, $+, $$, $$+ or YYJJJ")
+        udi["serial" if is_serial else "lot"] = _hibcc_value(s)
+    for f in fields[2:]:
+        if f.startswith(b"S"):
+            if udi["serial"] is not None:
+                raise UDIError("HIBCC serial twice")
+            udi["serial"] = _hibcc_value(f[1:])
+            continue
+        ident, v = f[:3], f[3:]
+        if ident not in (b"14D", b"16D"):
+            raise UDIError("HIBCC supplemental field is not /S, /14D or /16D")
+        if len(v) != 8 or not all(_digit(c) for c in v):
+            raise UDIError("HIBCC date must be YYYYMMDD")
+        if not 1900 <= int(v[:4]) <= 2199:
+            raise UDIError("HIBCC year must be 1900...2199")
+        date = _label_date(int(v[:4]), int(v[4:6]), int(v[6:8]))
+        slot = "expiry" if ident == b"14D" else "production"
+        if udi[slot] is not None:
+            raise UDIError("HIBCC date twice")
+        udi[slot] = date
+    return udi
+
+
+def parse_udi(text):
+    """UDI.parse: raises UDIError; returns agency, normalised device identifier, serial, lot and
+    (first day, last day) production/expiry dates."""
+    b = text.encode()
+    if not b or len(b) > 128:
+        raise UDIError("UDI must be 1...128 characters")
+    if b[0:1] == b"+":
+        return _hibcc(b)
+    if b[0:1] == b"(":
+        return _gs1(_gs1_hr_elements(b))
+    if len(b) in (8, 12, 13, 14) and all(_digit(c) for c in b):
+        return {"agency": "gs1", "di": _gtin14(b), "serial": None, "lot": None, "production": None, "expiry": None}
+    if _digit(b[0]) or b[0:1] == b"]" or b[0] == GS:
+        return _gs1(_gs1_raw_elements(b))
+    raise UDIError("neither a GS1 nor an HIBCC UDI")
+
+
+def canonical_udi(udi):
+    """UDI.Parsed.canonical."""
+    if udi["agency"] == "gs1":
+        return "(01)" + udi["di"] + ("" if udi["serial"] is None else "(21)" + udi["serial"])
+    body = "+" + udi["di"] + ("" if udi["serial"] is None else "/$+" + udi["serial"])
+    return body + chr(hibcc_check(body.encode()))
 
 
 def udi_error(text):
-    b = text.encode()
-    if not b or len(b) > 128:
-        return "UDI must be 1...128 characters"
-    if text.startswith("+"):
-        return _hibcc_error(b)
-    if text.startswith("("):
-        return _gs1_hr_error(text)
-    if all(_digit(c) for c in b):
-        return _gtin_error(b)
-    return "neither a GS1 nor an HIBCC UDI"
+    try:
+        parse_udi(text)
+    except UDIError as err:
+        return str(err)
+    return None
+
+
+def registration_attributes(udi, a):
+    """UDI.Parsed.registrationAttributes: the label's production identifiers filled in, or a problem."""
+    a = dict(a)
+    if udi["lot"] is not None:
+        if a.get("lot") not in (None, udi["lot"]):
+            return None, "lot disagrees with the UDI's lot"
+        a["lot"] = udi["lot"]
+    for name, slot, pick in (("production_date", "production", 0), ("expiry_date", "expiry", 1)):
+        if udi[slot] is not None:
+            if name in a:
+                if not udi[slot][0] <= a[name] <= udi[slot][1]:
+                    return None, f"{name} disagrees with the UDI's date"
+            else:
+                a[name] = udi[slot][pick]
+    return a, None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1490,14 +1700,23 @@ class Verifier:
             raise Failure(f"committed, but role {creator.role} may not write device records", **where)
         if creator.role == "device" and action in ("register", "transfer", "decommission", "accept_transfer"):
             raise Failure(f"committed, but a device key may not {action}", **where)
-        problem = None
+        problem = udi_error(a["udi"])
         if action == "register":
-            problem = udi_error(a["udi"]) or attributes_error(a["attributes"])
+            attributes = a["attributes"]
+            if not problem:
+                udi = parse_udi(a["udi"])
+                if udi["serial"] is None:
+                    problem = "a UDI without a serial names a model, not a unit"
+                else:
+                    attributes, problem = registration_attributes(udi, attributes)
+                    problem = problem or attributes_error(attributes)
             if self.organizations[creator.organization]["kind"] != "hospital":
                 problem = "only hospitals register devices"
-            missing = [f for f in REQUIRED_ATTRIBUTES if a["attributes"].get(f) in (None, "")]
+            missing = [f for f in REQUIRED_ATTRIBUTES if (attributes or {}).get(f) in (None, "")]
             if missing and not problem:
                 problem = "registration is missing " + ", ".join(missing)
+        elif problem:
+            pass
         elif action == "update":
             if not valid_event(a["event"]):
                 problem = "bad event name"

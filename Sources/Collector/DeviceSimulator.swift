@@ -58,9 +58,9 @@ public struct DeviceSimulator: Sendable {
         return "(01)" + digits + String(UnicodeScalar(check)) + "(21)" + serial
     }
 
-    /// An HIBCC UDI: `+<LIC><product><unit><check>`.
-    public static func hibccUDI(labeler: String, product: String) -> String {
-        let body = "+" + labeler + product + "1"
+    /// An HIBCC UDI in canonical form: `+<LIC><product><unit>/$+<serial><check>`.
+    public static func hibccUDI(labeler: String, product: String, serial: String) -> String {
+        let body = "+" + labeler + product + "1/$+" + serial
         let check = UDI.hibccCheckCharacter(Array(body.utf8))!
         return body + String(UnicodeScalar(check))
     }
@@ -74,7 +74,8 @@ public struct DeviceSimulator: Sendable {
         let serialText = "\(hospital.prefix(3).uppercased())\(serial)X\(random.next() % 100_000)"
         let udi: String
         if random.next() % 5 == 0 {
-            udi = Self.hibccUDI(labeler: "H" + maker.prefix + "1", product: "\(modelNumber)" + String(serialText.filter { $0.isLetter || $0.isNumber }.uppercased().prefix(10)))
+            udi = Self.hibccUDI(labeler: "H" + maker.prefix + "1", product: "\(modelNumber)",
+                                serial: String(serialText.filter { $0.isASCII && ($0.isLetter || $0.isNumber) }.uppercased().prefix(18)))
         } else {
             udi = Self.gs1UDI(company: maker.gs1Company, item: modelNumber * 10 + Self.kinds.firstIndex { $0.type == kind.type }!, serial: serialText)
         }

@@ -3,6 +3,10 @@ public import LedgerCore
 /// The device registry: register, update (event-driven), transfer between hospitals (offer by the
 /// owner, acceptance by the receiver: both sides sign), decommission.
 ///
+/// A device is keyed by its canonical UDI (``UDI/canonicalKey(_:)``: agency, normalised device
+/// identifier, serial), so every spelling of one unit's UDI names the same record; the label's lot,
+/// production date and expiry are attributes. Registering needs a serial: a UDI-DI alone is a model.
+///
 /// Only members of the owning hospital write its devices (admins and collectors), and a device key
 /// writes only its own record. Every change bumps ``DeviceRecord/version``; the store keeps each
 /// version with the transaction, identity, block and time that produced it.
@@ -23,15 +27,17 @@ public struct DeviceContract: Contract {
             guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
                 throw LedgerError(.forbidden, "only hospitals register devices; \(creator.organization) is not a hospital")
             }
-            guard try context.get(StateKey.device(udi)) == nil else {
-                throw LedgerError(.deviceExists, "device \(udi) is already registered")
+            let parsed = try UDI.parse(udi)
+            let key = parsed.canonical
+            guard try context.get(StateKey.device(key)) == nil else {
+                throw LedgerError(.deviceExists, "device \(key) is already registered" + (key == udi ? "" : " (as \(udi))"))
             }
-            var initial = attributes
+            var initial = try parsed.registrationAttributes(attributes)
             if initial.active == nil { initial.active = true }
-            let record = DeviceRecord(udi: udi, owner: creator.organization, status: .active, attributes: initial, version: 1,
+            let record = DeviceRecord(udi: key, owner: creator.organization, status: .active, attributes: initial, version: 1,
                                       registeredAt: context.blockTime, updatedAt: context.blockTime, lastEvent: "register",
                                       pendingTransferTo: nil)
-            context.put(StateKey.device(udi), record)
+            context.put(StateKey.device(key), record)
 
         case .update(let udi, let event, let changes):
             var record = try ownedRecord(udi, creator: creator, context)
@@ -49,7 +55,7 @@ public struct DeviceContract: Contract {
             try commit(&record, event: "transfer_offer", &context)
 
         case .acceptTransfer(let udi):
-            guard var record = try context.get(DeviceRecord.self, StateKey.device(udi)) else {
+            guard var record = try context.get(DeviceRecord.self, StateKey.device(UDI.canonicalKey(udi))) else {
                 throw LedgerError(.unknownDevice, "no device \(udi)")
             }
             guard record.status == .active else { throw LedgerError(.deviceDecommissioned, "device \(udi) is decommissioned") }
@@ -82,12 +88,16 @@ public struct DeviceContract: Contract {
         switch action {
         case .register(let udi, let attributes):
             guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot register devices") }
-            try UDI.validate(udi)
-            try attributes.validate()
-            let missing = attributes.missingRequired
+            let parsed = try UDI.parse(udi)
+            guard parsed.serial != nil else {
+                throw LedgerError(.invalidUDI, "UDI \(udi.prefix(40)) has no serial, so it names a model, not a unit: register with (21) (GS1) or $+, $$+ or /S (HIBCC)")
+            }
+            let merged = try parsed.registrationAttributes(attributes)
+            try merged.validate()
+            let missing = merged.missingRequired
             guard missing.isEmpty else { throw LedgerError(.missingField, "registration is missing \(missing.joined(separator: ", "))") }
         case .update(let udi, let event, let changes):
-            if creator.role == .device, creator.deviceUDI != udi {
+            if creator.role == .device, try !isBound(creator, to: udi) {
                 throw LedgerError(.forbidden, "a device key may only update its own device")
             }
             guard isValidEvent(event) else {
@@ -103,9 +113,16 @@ public struct DeviceContract: Contract {
         }
     }
 
+    /// Whether the device key `creator` is bound to `udi`'s device, in whatever spelling either is written.
+    static func isBound(_ creator: Member, to udi: String) throws(LedgerError) -> Bool {
+        let key = try UDI.canonicalKey(udi)
+        guard let bound = creator.deviceUDI, let boundKey = try? UDI.canonicalKey(bound) else { return false }
+        return boundKey == key
+    }
+
     /// The record, if it exists, is active, and `creator` may write it.
     func ownedRecord(_ udi: String, creator: Member, _ context: TransactionContext) throws(LedgerError) -> DeviceRecord {
-        guard let record = try context.get(DeviceRecord.self, StateKey.device(udi)) else {
+        guard let record = try context.get(DeviceRecord.self, StateKey.device(UDI.canonicalKey(udi))) else {
             throw LedgerError(.unknownDevice, "no device \(udi); register it first")
         }
         guard record.status == .active else { throw LedgerError(.deviceDecommissioned, "device \(udi) is decommissioned") }

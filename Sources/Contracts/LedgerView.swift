@@ -17,6 +17,7 @@ public enum StateKey {
     public static func organization(_ id: String) -> String { "org/" + id }
     public static func member(_ fingerprint: Hash256) -> String { "mem/" + fingerprint.hex }
     public static func proposal(_ id: Hash256) -> String { "prop/" + id.hex }
+    /// `udi` must be canonical (``UDI/canonicalKey(_:)``): other spellings of the same device name no key.
     public static func device(_ udi: String) -> String { DeviceRecord.key(udi) }
     /// A released query answer, by its key (``QueryRequest/key(height:)``).
     public static func query(_ key: Hash256) -> String { "rq/" + key.hex }

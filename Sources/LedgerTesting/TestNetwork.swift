@@ -90,7 +90,7 @@ public struct TestNetwork: Sendable {
     }
 
     public func device(_ udi: String) -> DeviceRecord? {
-        (try? ledger.value(forKey: StateKey.device(udi))).flatMap { $0 }.flatMap { try? DeviceRecord(decoding: $0) }
+        (try? ledger.value(forKey: StateKey.device((try? UDI.canonicalKey(udi)) ?? udi))).flatMap { $0 }.flatMap { try? DeviceRecord(decoding: $0) }
     }
 
     public func member(_ name: String) -> Member? {

@@ -227,6 +227,6 @@ public enum APIServer {
         guard let udi = request.uri.queryParameters["udi"], !udi.isEmpty else {
             throw LedgerError(.invalidArgument, "udi=<device identifier> is required (URL-encode it)")
         }
-        return String(udi)
+        return try UDI.canonicalKey(String(udi))  // any spelling of a device's UDI finds it
     }
 }

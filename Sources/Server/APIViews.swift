@@ -181,6 +181,8 @@ struct DeviceView: Codable {
         integer("sync_frequency_seconds", a.syncFrequencySeconds)
         integer("last_sync", a.lastSync)
         if let active = a.active { out["active"] = .bool(active) }
+        string("lot", a.lot)
+        day("expiry_date", a.expiryDate)
         return out
     }
 }

@@ -59,9 +59,10 @@ struct DeviceCommand: AsyncParsableCommand {
         abstract: "Sign and submit one device transaction (register, update, transfer, accept, decommission).",
         discussion: """
             Fields are set with --set name=value: manufacturer, model, firmware_version, device_type, category, \
-            speciality, location (text); production_date, last_service_date, warranty_expiry (YYYY-MM-DD); \
+            speciality, location, lot (text); production_date, last_service_date, warranty_expiry, expiry_date (YYYY-MM-DD); \
             usage_hours, battery_level (0-100), sync_frequency_seconds, last_sync (ms since epoch) (integers); \
-            active (true/false).
+            active (true/false). A UDI's lot, production date and expiry fill lot, production_date and
+            expiry_date; the device is keyed by its canonical UDI (agency, device identifier, serial).
 
             Examples:
               medledger device register --network ./net --identity st-mary/collector --udi '(01)00844588003288(21)A1' \\
@@ -140,6 +141,8 @@ struct DeviceCommand: AsyncParsableCommand {
             case "battery_level": attributes.batteryLevel = try integer()
             case "sync_frequency_seconds": attributes.syncFrequencySeconds = try integer()
             case "last_sync": attributes.lastSync = try integer()
+            case "lot": attributes.lot = value
+            case "expiry_date": attributes.expiryDate = try day()
             case "active":
                 guard let flag = Bool(value) else { throw ValidationError("active must be true or false") }
                 attributes.active = flag

@@ -131,6 +131,10 @@ struct DeviceContractTests {
         battery.batteryLevel = 42
         #expect(net.apply(net.device("st-mary/pump-6", .update(udi: mine, event: "battery", changes: battery))) == [nil])
         #expect(net.device(mine)?.attributes.batteryLevel == 42)
+        // The binding is to the device, not to a spelling of its UDI.
+        battery.batteryLevel = 41
+        #expect(net.apply(net.device("st-mary/pump-6", .update(udi: "(21)S6(10)L1(01)0844588003288", event: "battery", changes: battery))) == [nil])
+        #expect(net.device(mine)?.attributes.batteryLevel == 41)
         #expect(net.apply(net.device("st-mary/pump-6", .update(udi: other, event: "battery", changes: battery))).first??.code == .forbidden)
         #expect(net.apply(net.device("st-mary/pump-6", .decommission(udi: mine, reason: "x"))).first??.code == .forbidden)
     }

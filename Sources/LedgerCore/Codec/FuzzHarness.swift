@@ -62,7 +62,7 @@ public enum FuzzHarness {
         case .deviceAcceptTransfer: checkDeviceAction("accept_transfer", bytes)
         case .deviceDecommission: checkDeviceAction("decommission", bytes)
         case .udi:
-            if let text = String(validating: bytes, as: UTF8.self) { _ = try? UDI.validate(text) }
+            if let text = String(validating: bytes, as: UTF8.self) { checkUDI(text) }
         case .queryRequest:
             if let request = check(QueryRequest.self, bytes) { _ = try? request.validate(policy: ResearchPolicy()) }
         case .queryAnswer: _ = check(QueryAnswer.self, bytes)
@@ -77,6 +77,17 @@ public enum FuzzHarness {
         case .researchPolicy: _ = check(ResearchPolicy.self, bytes)
         case .noiseDescription: _ = check(NoiseDescription.self, bytes)
         }
+    }
+
+    /// Whenever `text` parses as a UDI, its canonical form parses to the same identity and is its own
+    /// canonical form: two spellings can never name two keys for one device, nor one key go unreadable.
+    public static func checkUDI(_ text: String) {
+        guard let parsed = try? UDI.parse(text) else { return }
+        let canonical = parsed.canonical
+        guard let again = try? UDI.parse(canonical) else { fatalError("UDI: canonical form \(canonical) of an accepted UDI does not parse") }
+        guard again.canonical == canonical, again.agency == parsed.agency, again.deviceIdentifier == parsed.deviceIdentifier,
+              again.serial == parsed.serial, canonical.utf8.count <= 128
+        else { fatalError("UDI: canonical form \(canonical) is not a fixed point") }
     }
 
     /// Decodes `bytes` as `T`; on success checks that the encoding is canonical and round-trips.

@@ -21,6 +21,10 @@ public struct DeviceAttributes: BinaryCodable, Hashable, Codable {
     public var lastSync: Int64?
     /// Switched on (true) or off.
     public var active: Bool?
+    /// The lot or batch printed in the UDI's production identifier (GS1 (10), HIBCC `$`/`$$`).
+    public var lot: String?
+    /// The expiry date printed in the UDI (GS1 (17), HIBCC `$$`/`/14D`), a day number.
+    public var expiryDate: Int64?
 
     public init() {}
 
@@ -35,18 +39,21 @@ public struct DeviceAttributes: BinaryCodable, Hashable, Codable {
         case batteryLevel = "battery_level"
         case syncFrequencySeconds = "sync_frequency_seconds"
         case lastSync = "last_sync"
+        case lot
+        case expiryDate = "expiry_date"
     }
 
     // Tags are part of the on-ledger format: append only.
     nonisolated(unsafe) static let stringFields: [(tag: UInt8, path: WritableKeyPath<DeviceAttributes, String?>, name: String)] = [
         (1, \.manufacturer, "manufacturer"), (2, \.model, "model"), (3, \.firmwareVersion, "firmware_version"),
         (4, \.deviceType, "device_type"), (5, \.category, "category"), (6, \.speciality, "speciality"),
-        (7, \.location, "location"),
+        (7, \.location, "location"), (16, \.lot, "lot"),
     ]
     nonisolated(unsafe) static let integerFields: [(tag: UInt8, path: WritableKeyPath<DeviceAttributes, Int64?>, name: String)] = [
         (8, \.productionDate, "production_date"), (9, \.lastServiceDate, "last_service_date"),
         (10, \.warrantyExpiry, "warranty_expiry"), (11, \.usageHours, "usage_hours"), (12, \.batteryLevel, "battery_level"),
         (13, \.syncFrequencySeconds, "sync_frequency_seconds"), (14, \.lastSync, "last_sync"),
+        (17, \.expiryDate, "expiry_date"),
     ]
     static let activeTag: UInt8 = 15
 
@@ -94,7 +101,7 @@ public struct DeviceAttributes: BinaryCodable, Hashable, Codable {
             throw LedgerError(.invalidArgument, "sync_frequency_seconds must be positive")
         }
         // Days: 1900-01-01 ... 2200-01-01.
-        for field in Self.integerFields where [8, 9, 10].contains(field.tag) {
+        for field in Self.integerFields where [8, 9, 10, 17].contains(field.tag) {
             if let day = self[keyPath: field.path], !(-25_567...84_006).contains(day) {
                 throw LedgerError(.invalidArgument, "\(field.name) is out of range (a day number between 1900 and 2200)")
             }
@@ -107,7 +114,8 @@ public struct DeviceAttributes: BinaryCodable, Hashable, Codable {
         var count: UInt8 = 0
         for present in [manufacturer != nil, model != nil, firmwareVersion != nil, deviceType != nil, category != nil,
                         speciality != nil, location != nil, productionDate != nil, lastServiceDate != nil, warrantyExpiry != nil,
-                        usageHours != nil, batteryLevel != nil, syncFrequencySeconds != nil, lastSync != nil, active != nil] where present {
+                        usageHours != nil, batteryLevel != nil, syncFrequencySeconds != nil, lastSync != nil, active != nil,
+                        lot != nil, expiryDate != nil] where present {
             count += 1
         }
         writer.write(count)
@@ -139,6 +147,8 @@ public struct DeviceAttributes: BinaryCodable, Hashable, Codable {
             writer.write(Self.activeTag)
             writer.write(active)
         }
+        string(16, lot)
+        integer(17, expiryDate)
     }
 
     /// Tags must be strictly increasing, so every value has exactly one encoding.
@@ -166,6 +176,8 @@ public struct DeviceAttributes: BinaryCodable, Hashable, Codable {
             case 13: syncFrequencySeconds = try reader.readInt64("sync_frequency_seconds")
             case 14: lastSync = try reader.readInt64("last_sync")
             case Self.activeTag: active = try reader.readBool("attribute active")
+            case 16: lot = try reader.readString("lot", maxLength: 200)
+            case 17: expiryDate = try reader.readInt64("expiry_date")
             default: throw LedgerError(.malformedEncoding, "attributes: unknown tag \(tag)")
             }
         }

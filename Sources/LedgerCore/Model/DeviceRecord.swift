@@ -1,4 +1,4 @@
-/// A device as held in ledger state under key `dev/<udi>`.
+/// A device as held in ledger state under key `dev/<udi>`, `udi` being canonical (``UDI/canonicalKey(_:)``).
 public struct DeviceRecord: BinaryCodable, Hashable {
     public enum Status: UInt8, Sendable, Hashable, Codable {
         case active = 0
