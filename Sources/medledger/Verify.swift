@@ -39,6 +39,9 @@ struct Verify: AsyncParsableCommand {
             Output.json(report)
         } else if report.ok {
             print("OK: \(report.blocks) blocks, \(report.transactions) transactions verified in \(String(format: "%.2f", report.seconds)) s (\(Int(report.transactionsPerSecond)) tx/s)")
+            if report.uncheckedResearchAnswers > 0 {
+                print("NOTE: the values of \(report.uncheckedResearchAnswers) research answers were not re-checked (that needs the network noise secret, which only nodes hold); their structure was checked and their recorded verdicts replayed")
+            }
         } else {
             Output.error("verification FAILED after \(report.blocks) blocks: \(report.failure ?? "unknown")")
         }

@@ -200,9 +200,9 @@ struct ResearchContractTests {
 
         // Answers must come from the charging node with the structure the request implies.
         let height = net.height
-        #expect(net.apply(Self.charge(net, ask, height: height)) == [nil])
         let sumAsk = Self.ask(net, kind: .sum(.usageHours))
-        #expect(net.apply(Self.charge(net, sumAsk, height: height)) == [nil])
+        // Both in one block, so both questions describe block `height`.
+        #expect(net.apply([Self.charge(net, ask, height: height).encoded, Self.charge(net, sumAsk, height: height).encoded]) == [nil, nil])
         let wrongAnswers: [(Envelope, LedgerError.Code)] = [
             (try Self.answer(net, ask, signer: "north-general/node", height: height), .forbidden),
             (try Self.answer(net, ask, height: height) { answer in
