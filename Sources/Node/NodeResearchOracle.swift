@@ -91,34 +91,3 @@ public final class NodeResearchOracle: ResearchOracle {
         return expected == answer
     }
 }
-
-/// The research oracle of an auditor replaying the chain without the noise secret: it cannot
-/// recompute answers, so it follows the verdict recorded for each answer (refused as
-/// `answer_mismatch` or not) and counts the answers it could not check.
-public final class RecordedAnswerVerdicts: ResearchOracle {
-    struct State {
-        var mismatched: Set<Hash256> = []
-        var unchecked: UInt64 = 0
-    }
-
-    let state = Mutex(State())
-
-    public init() {}
-
-    /// The recorded outcomes of the next block to replay.
-    public func load(_ transactions: [(id: Hash256, status: UInt16)]) {
-        let mismatch = LedgerError.Code.answerMismatch.ledgerStatus
-        state.withLock { $0.mismatched = Set(transactions.filter { $0.status == mismatch }.map(\.id)) }
-    }
-
-    /// Answers replayed without checking their values.
-    public var unchecked: UInt64 { state.withLock { $0.unchecked } }
-
-    public func check(_ answer: QueryAnswer, for record: QueryRecord, policy: ResearchPolicy, noiseKey: NoiseKeyEpoch,
-                      transaction: Hash256) throws(LedgerError) -> Bool? {
-        state.withLock { state in
-            state.unchecked += 1
-            return state.mismatched.contains(transaction) ? false : nil
-        }
-    }
-}

@@ -90,7 +90,22 @@ struct ResearchAnswerCheckTests {
         #expect(try await submit("st-mary/node", first.key, honest) == .forbidden)
         #expect(try await submit("medtech-research/node", first.key, honest) == nil)
         #expect(try Self.record(node, first.key)?.answer == honest)
+        // A question about a past block, answered through the node (evaluated from history).
+        let past = try await node.answerQuery(try ResearchNodeTests.ask(harness, .count, epsilon: 1_000_000, filters: [.range(.usageHours, lower: 1, upper: nil)],
+                                                                          asOf: first.height).encoded)
+        #expect(past.record.height == first.height && !past.cached)
         try await harness.stop()
+
+        // verify: with a node's key every answer's values are recomputed; without, the recorded
+        // verdicts (three refusals for mismatch included) are replayed and counted.
+        let store = try LedgerStore(readOnlyPath: harness.databasePath)
+        let keyed = ChainVerifier.verify(store: store, noiseKeyHolder: try harness.identity("north-general/node"))
+        #expect(keyed.ok, "\(keyed.failure ?? "")")
+        #expect(keyed.checkedResearchAnswers >= 4 && keyed.uncheckedResearchAnswers == 0,
+                "checked \(keyed.checkedResearchAnswers), unchecked \(keyed.uncheckedResearchAnswers)")
+        let auditor = ChainVerifier.verify(store: store)
+        #expect(auditor.ok, "\(auditor.failure ?? "")")
+        #expect(auditor.checkedResearchAnswers == 0 && auditor.uncheckedResearchAnswers == keyed.checkedResearchAnswers)
     }
 
     /// The released value is a function of the secret and the question: computed again (as after
