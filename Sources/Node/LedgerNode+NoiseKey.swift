@@ -52,7 +52,8 @@ extension LedgerNode {
     /// restarted, or the charge asked about a past block) is evaluated again from history —
     /// only for questions a committed charge paid for.
     func prepareResearch(_ batch: [PreparedTransaction], height: UInt64) throws(LedgerError) {
-        guard let noiseKey = try noiseKeyEpoch(), researchOracle.holdsSecret(epoch: noiseKey.epoch) else { return }
+        guard batch.contains(where: { $0.payload?.contract == ResearchContract.name }),
+              let noiseKey = try noiseKeyEpoch(), researchOracle.holdsSecret(epoch: noiseKey.epoch) else { return }
         let policy = config.research
         var hospitals: [String]?
         for transaction in batch {
