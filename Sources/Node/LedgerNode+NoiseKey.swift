@@ -78,7 +78,7 @@ extension LedgerNode {
                       let bytes = try storeRead({ try store.value(forKey: StateKey.query(release.key)) }),
                       let record = try? QueryRecord(decoding: bytes), record.answer == nil
                 else { continue }
-                try rememberEvaluation(of: record, policy: policy)
+                try rememberEvaluation(of: record)
             default:
                 continue
             }
@@ -86,9 +86,10 @@ extension LedgerNode {
     }
 
     /// Evaluates a charged question at the block it describes (from history if that is not the
-    /// tip) and remembers it.
-    public func rememberEvaluation(of record: QueryRecord, policy: ResearchPolicy) throws(LedgerError) {
+    /// tip), with the hospitals and the research policy of that block, and remembers it.
+    public func rememberEvaluation(of record: QueryRecord) throws(LedgerError) {
         let hospitals = try hospitalIDs(atHeight: record.height)
+        let policy = try researchPolicy(atHeight: record.height)
         let (aggregate, _, time) = try evaluate(record.request, policy: policy, hospitals: hospitals, height: record.height)
         researchOracle.remember(.init(aggregate: aggregate, time: time, hospitals: hospitals), question: record.key)
     }
@@ -101,6 +102,17 @@ extension LedgerNode {
             researchOracle.forget(question: record.key)
         }
         if writes.entries[StateKey.noiseKey] != nil { loadNoiseSecret() }
+    }
+
+    /// The research policy in force after block `height` (the last configuration written at or
+    /// before it).
+    func researchPolicy(atHeight height: UInt64) throws(LedgerError) -> ResearchPolicy {
+        try storeRead {
+            guard let value = try store.history(key: StateKey.config).last(where: { $0.transaction.height <= height })?.value else {
+                throw LedgerError(.storage, "no configuration at block \(height)")
+            }
+            return try NetworkConfig(decoding: value).research
+        }
     }
 
     /// The hospitals registered at block `height` (organisations are never removed, and their kind

@@ -155,7 +155,7 @@ extension LedgerNode {
         let policy = config.research
         let answer: QueryAnswer
         if let noiseKey = try noiseKeyEpoch() {
-            if researchOracle.evaluation(question: record.key) == nil { try rememberEvaluation(of: record, policy: policy) }
+            if researchOracle.evaluation(question: record.key) == nil { try rememberEvaluation(of: record) }
             guard let computed = researchOracle.answer(for: record, policy: policy, noiseKey: noiseKey) else {
                 throw LedgerError(.invalidConfiguration, "this node holds no noise secret of epoch \(noiseKey.epoch); ask another node")
             }

@@ -123,7 +123,7 @@ struct ResearchAnswerCheckTests {
         // Recomputed from the stored state and the secret, as a retry after a refused admission does.
         let record = try #require(try Self.record(node, outcome.record.key))
         node.researchOracle.forget(question: record.key)
-        try node.rememberEvaluation(of: record, policy: node.config.research)
+        try node.rememberEvaluation(of: record)
         let recomputed = try #require(node.researchOracle.answer(for: record, policy: node.config.research, noiseKey: noiseKey))
         #expect(recomputed == outcome.answer)
         try await harness.stop()
