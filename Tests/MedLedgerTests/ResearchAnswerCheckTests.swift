@@ -205,3 +205,32 @@ struct ResearchAnswerCheckTests {
         try await harness.stop()
     }
 }
+
+extension ResearchAnswerCheckTests {
+    /// The floating-point parts of an answer (Gaussian σ², open-domain threshold, half-widths) are
+    /// recomputed identically by two oracles holding the same secret: a Gaussian open-domain
+    /// grouped count and a Gaussian average, compared byte for byte.
+    @Test func gaussianAndOpenDomainAnswersAreReproducible() throws {
+        let secret = NoiseSecret()
+        let noiseKey = NoiseKeyEpoch(epoch: 1, commitment: secret.commitment(epoch: 1), wrapped: [])
+        let policy = ResearchPolicy()
+        let one = NodeResearchOracle(network: .zero), two = NodeResearchOracle(network: .zero)
+        for oracle in [one, two] { oracle.install(secret, epoch: 1) }
+        let cases: [(QueryKind, ExactAggregate)] = [
+            (.groupedCount(.field(.manufacturer)), .groups([ReleasedGroup(label: "acme", value: 40), ReleasedGroup(label: "zenith", value: 3)])),
+            (.average(.batteryLevel), .average(count: 50, centeredSum: -120)),
+        ]
+        for (kind, aggregate) in cases {
+            let request = QueryRequest(spec: QuerySpec(kind: kind, filters: []).canonical, mechanism: .gaussian, epsilonMicros: 1_000_000)
+            try request.validate(policy: policy)
+            let record = QueryRecord(key: request.key(height: 3), asker: .zero, askID: .zero, request: request, height: 3,
+                                     cost: request.cost(policy: policy), node: .zero, chargedAt: 0)
+            for oracle in [one, two] {
+                oracle.remember(.init(aggregate: aggregate, time: 1, hospitals: ["st-mary"]), question: record.key)
+            }
+            let first = try #require(one.answer(for: record, policy: policy, noiseKey: noiseKey))
+            #expect(first.encoded == (try #require(two.answer(for: record, policy: policy, noiseKey: noiseKey))).encoded)
+            #expect(try one.check(first, for: record, policy: policy, noiseKey: noiseKey, transaction: .zero) == true)
+        }
+    }
+}
