@@ -1808,6 +1808,8 @@ class Verifier:
         if creator.fingerprint != q.node:
             raise Failure(f"{what} signed by node {creator.fingerprint.hex()}, but the question was charged in block "
                           f"{q.charge_block} by node {q.node.hex()}; only the charging node answers (forbidden)", **where)
+        if q.charge_block >= height:
+            raise Failure(f"{what} in the block that charged its question (invalid_argument: answers come in a later block)", **where)
         if answer["height"] != q.height:
             raise Failure(f"{what} about block {answer['height']}, but the question was charged for block {q.height}", **where)
         problems = [answer_structure_error(answer, q.request, c["research"]) for c in self.configs]

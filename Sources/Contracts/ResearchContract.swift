@@ -96,6 +96,11 @@ public struct ResearchContract: Contract {
         guard record.node == node.fingerprint else {
             throw LedgerError(.forbidden, "only the node that charged a question answers it")
         }
+        // Every node evaluates a question before the block after its charge's: an answer in the
+        // charge's own block could not be checked.
+        guard try context.overlay.base.value(forKey: StateKey.query(release.key)) != nil else {
+            throw LedgerError(.invalidArgument, "question \(release.key.hex.prefix(16))… was charged in this block; answer it in a later one")
+        }
         guard release.answer.height == record.height else {
             throw LedgerError(.invalidArgument, "the question is about block \(record.height); the answer is about block \(release.answer.height)")
         }

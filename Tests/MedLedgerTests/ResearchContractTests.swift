@@ -73,6 +73,16 @@ struct ResearchContractTests {
             .flatMap { try? BudgetUsage(decoding: $0) }
     }
 
+    /// Every node evaluates a question before the block after its charge's, so an answer in the
+    /// charge's own block could not be checked: refused.
+    @Test func anAnswerInItsChargesBlockIsRefused() throws {
+        var net = try Self.network()
+        let ask = Self.ask(net)
+        let both = net.apply([Self.charge(net, ask, height: net.height).encoded, try Self.answer(net, ask, height: net.height).encoded])
+        #expect(both.count == 2 && both[0] == nil, "\(both)")
+        #expect(both.last??.code == .invalidArgument, "\(both)")
+    }
+
     @Test func chargeDebitsBeforeAnyNoiseAndTheAnswerIsRecordedWithItsHash() throws {
         var net = try Self.network()
         let ask = Self.ask(net)
