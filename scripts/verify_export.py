@@ -59,7 +59,7 @@ STATUS_TABLE = [
     "timestamp_skew", "wrong_network", "invalid_udi", "unknown_device", "device_exists",
     "device_decommissioned", "missing_field", "invalid_argument", "unknown_action", "unknown_proposal",
     "proposal_closed", "already_approved", "internal_error", "invalid_configuration", "budget_exhausted",
-    "not_found",
+    "not_found", "answer_mismatch",
 ]
 STATUS_DUPLICATE = 1 + STATUS_TABLE.index("duplicate_transaction")
 
@@ -384,7 +384,38 @@ def read_proposal_action(r):
     if kind == 5:
         member = r.hash("proposal member")
         return ("setResearchBudget", member, read_budget(r) if r.boolean("proposal budget present") else None)
+    if kind == 6:
+        return ("rotateNoiseKey", read_noise_key(r))
     raise DecodeError(f"proposal: unknown action {kind}")
+
+
+def read_noise_key(r):
+    """NoiseKeyEpoch: u32 epoch, 32-byte commitment, u32 count, then per box 32-byte recipient,
+    65-byte ephemeral P-256 key (x9.63), 60-byte ChaCha20-Poly1305 box; "encoded" keeps the bytes."""
+    start = r.o
+    epoch = r.u32("noise key epoch")
+    commitment = r.raw(32, "noise key commitment")
+    n = r.count("noise key boxes", 1000)
+    boxes = []
+    for _ in range(n):
+        boxes.append((r.raw(32, "wrapped key recipient"), r.raw(65, "wrapped key ephemeral public key"), r.raw(60, "wrapped key box")))
+    return {"epoch": epoch, "commitment": commitment, "recipients": [b[0] for b in boxes], "encoded": r.b[start:r.o]}
+
+
+def noise_key_error(noise, certificates):
+    """NoiseKeyEpoch.validate() and GovernanceContract.checkNoiseKey's recipient check (roles from
+    the exported certificates; the epoch sequence is not followed here)."""
+    if noise["epoch"] < 1:
+        return "noise key epochs start at 1"
+    if not noise["recipients"]:
+        return "a noise key must be wrapped to at least one node"
+    if any(a >= b for a, b in zip(noise["recipients"], noise["recipients"][1:])):
+        return "noise key boxes must be sorted by recipient, each recipient once"
+    for fp in noise["recipients"]:
+        member = certificates.get(fp)
+        if member is None or member.role != "node":
+            return f"noise key box for {fp.hex()}, which is not a registered node"
+    return None
 
 
 def decode_genesis_config(data):
@@ -393,8 +424,9 @@ def decode_genesis_config(data):
     config = read_config(r)
     orgs = [read_organization(r) for _ in range(r.count("genesis organizations", 1000))]
     members = [read_registration(r) for _ in range(r.count("genesis members", 100_000))]
+    noise = read_noise_key(r) if r.remaining() else None
     r.end("genesis arguments")
-    return {"name": name, "config": config, "organizations": orgs, "members": members}
+    return {"name": name, "config": config, "organizations": orgs, "members": members, "noise_key": noise}
 
 
 STRING_TAGS = {1: "manufacturer", 2: "model", 3: "firmware_version", 4: "device_type", 5: "category",
@@ -1655,6 +1687,14 @@ class Verifier:
                 founder = facts
         if founder is None:
             raise Failure("the genesis transaction must be signed by one of the admins it registers", **where)
+        noise = g["noise_key"]
+        if noise is not None:
+            problem = noise_key_error(noise, {fp: m for fp, m in members.items()})
+            if problem is None and noise["epoch"] != 1:
+                problem = f"the next noise key epoch is 1, not {noise['epoch']}"
+            if problem:
+                raise Failure(f"genesis noise key: {problem}", **where)
+            writes["rnk"] = noise["encoded"]  # NoiseKeyEpoch, exactly as in the genesis arguments
         if not ecdsa_valid(founder.key, signature, payload_bytes):
             raise Failure("genesis signature does not verify against the founding admin's certificate", **where)
         if sha256(encode_write_set(writes)) != write_set_hash:
@@ -1776,6 +1816,12 @@ class Verifier:
                 self.skew_bound = max(self.skew_bound, proposal[1]["clock_skew"])
                 if proposal[1] not in self.configs:
                     self.configs.append(proposal[1])
+            elif kind == "rotateNoiseKey":
+                # GovernanceContract.checkNoiseKey: boxes sorted, each for a registered node. Whether
+                # they hold the committed secret needs a node's key; the epoch sequence is not followed.
+                problem = noise_key_error(proposal[1], self.certificates)
+                if problem:
+                    raise Failure(f"committed rotateNoiseKey proposal: {problem}", **where)
             elif kind == "setResearchBudget":
                 # GovernanceContract.validate: the member exists and has a role the research policy allows.
                 member = self.certificates.get(proposal[1])
@@ -1913,7 +1959,9 @@ class Verifier:
         if charge_height >= height:
             raise Failure(f"{what} for block {charge_height}, which is not below this block", **where)
 
-        key = query_key(request, charge_height)
+        # ResearchContract.describedHeight: the block asked about, else the one before this charge's.
+        described = request["as_of"] if request["as_of"] is not None else height - 1
+        key = query_key(request, described)
         self.stats["research_charges"] += 1
         self.asks[ask_id] = key
         writes = {"rqa/" + ask_id.hex(): key + tx_id}  # QueryAskRecord: key | charge transaction id
@@ -1924,7 +1972,7 @@ class Verifier:
             costs = {query_cost(request, c["research"]) for c in fitting}
             periods = {c["research"]["period"] for c in fitting}
             fp = asker.fingerprint
-            q = Question(key, fp, ask_id, ask["arguments"], request, charge_height,
+            q = Question(key, fp, ask_id, ask["arguments"], request, described,
                          next(iter(costs)) if len(costs) == 1 else None, creator.fingerprint, block_time, height)
             self.questions[key] = q
             if len(costs) != 1 or len(periods) != 1:
@@ -1960,9 +2008,10 @@ class Verifier:
         presence, group count); and the write set: rq/<key> rewritten as answered, with the answer as
         the exact bytes of this transaction, its SHA-256, this transaction's id and T.
 
-        Not checked (the contract does not check them either): the released values (they depend on
-        the device state and on the node's random noise), the Gaussian variance, the answer's
-        referenceTime, and the order of released groups. The write set is not recomputed when the
+        Not checked: the released values, the Gaussian variance, the answer's referenceTime and the
+        order of released groups. Nodes check all of them (they recompute the answer from the device
+        state and the network noise secret, and refuse any other with answer_mismatch); this script
+        has neither the secret nor the device state at each block. The write set is not recomputed when the
         charge's cost depended on which configuration was in force (the record embeds the cost).
         """
         what = "committed research.answer"
@@ -1978,6 +2027,8 @@ class Verifier:
         if creator.fingerprint != q.node:
             raise Failure(f"{what} signed by node {creator.fingerprint.hex()}, but the question was charged in block "
                           f"{q.charge_block} by node {q.node.hex()}; only the charging node answers (forbidden)", **where)
+        if q.charge_block >= height:
+            raise Failure(f"{what} in the block that charged its question (invalid_argument: answers come in a later block)", **where)
         if answer["height"] != q.height:
             raise Failure(f"{what} about block {answer['height']}, but the question was charged for block {q.height}", **where)
         problems = [answer_structure_error(answer, q.request, c["research"]) for c in self.configs]

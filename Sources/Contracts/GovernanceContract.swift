@@ -92,6 +92,10 @@ public struct GovernanceContract: Contract {
         guard founderIsAdmin else {
             throw LedgerError(.forbidden, "the genesis transaction must be signed by one of the admins it registers")
         }
+        if let noiseKey = genesis.noiseKey {
+            try Self.checkNoiseKey(noiseKey, context)
+            context.put(StateKey.noiseKey, noiseKey)
+        }
     }
 
     // MARK: Proposals
@@ -161,6 +165,24 @@ public struct GovernanceContract: Contract {
             guard try context.config().research.allowedRoles.contains(member.role) else {
                 throw LedgerError(.invalidArgument, "\(member.certificate.name) has role \(member.role.rawValue), which may not ask research queries")
             }
+        case .rotateNoiseKey(let record):
+            try Self.checkNoiseKey(record, context)
+        }
+    }
+
+    /// A noise key epoch may be recorded when it is the next epoch (1 at genesis) and every box is
+    /// for a registered, unrevoked node. (Whether the boxes hold the committed secret only the
+    /// recipients can tell: each node checks the commitment when it unwraps.)
+    static func checkNoiseKey(_ record: NoiseKeyEpoch, _ context: TransactionContext) throws(LedgerError) {
+        try record.validate()
+        let current = try context.get(NoiseKeyEpoch.self, StateKey.noiseKey)?.epoch ?? 0
+        guard record.epoch == current + 1 else {
+            throw LedgerError(.invalidArgument, "the next noise key epoch is \(current + 1), not \(record.epoch)")
+        }
+        for box in record.wrapped {
+            guard let member = try context.get(Member.self, StateKey.member(box.recipient)), member.role == .node, member.revokedAt == nil else {
+                throw LedgerError(.invalidArgument, "noise key box for \(box.recipient.hex.prefix(16))…, which is not a registered, unrevoked node")
+            }
         }
     }
 
@@ -192,6 +214,9 @@ public struct GovernanceContract: Contract {
             } else {
                 context.delete(StateKey.researchBudget(fingerprint))
             }
+        case .rotateNoiseKey(let record):
+            try Self.checkNoiseKey(record, context)
+            context.put(StateKey.noiseKey, record)
         }
     }
 

@@ -27,6 +27,8 @@ public enum StateKey {
     public static func researchSpent(_ fingerprint: Hash256) -> String { "rspent/" + fingerprint.hex }
     /// A researcher's budget per period when governance set one (otherwise the policy's default).
     public static func researchBudget(_ fingerprint: Hash256) -> String { "rbud/" + fingerprint.hex }
+    /// The current epoch of the network noise secret, wrapped to the nodes (``NoiseKeyEpoch``).
+    public static let noiseKey = "rnk"
 }
 
 /// The writes of one transaction or block: key → new value, `nil` meaning deleted.

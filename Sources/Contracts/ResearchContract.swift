@@ -11,14 +11,26 @@ public import LedgerCore
 ///    question already charged (asking twice reveals nothing new), or debits the researcher's
 ///    budget and records the question as pending — or refuses (`budget_exhausted`, `forbidden`, …)
 ///    and writes nothing. It carries no value, so a refusal reveals nothing.
-/// 2. `research.answer` (``ResearchAnswer``), drawn only after the charge committed: accepted once
-///    per question, only from the node that charged it, only with the structure the request implies
-///    (mechanism, ε/δ split, sensitivities, scale). Every noisy value on the ledger is paid for.
+/// 2. `research.answer` (``ResearchAnswer``), computed only after the charge committed: accepted
+///    once per question, only from the node that charged it, only with the structure the request
+///    implies (mechanism, ε/δ split, sensitivities, scale), and — on every node that holds the
+///    network noise secret — only with the values that node recomputes through its
+///    ``ResearchOracle`` (else `answer_mismatch`). Every noisy value on the ledger is paid for,
+///    and none is made up.
+///
+/// The question describes the block the request names (`asOfHeight`), else the block before the
+/// charge's (``describedHeight(_:chargeBlock:)``).
 public struct ResearchContract: Contract {
     public static let name = "research"
     public var name: String { Self.name }
 
-    public init() {}
+    /// Checks answers' values; without one (a node or auditor that holds no noise secret) only
+    /// their structure is checked.
+    public let oracle: (any ResearchOracle)?
+
+    public init(oracle: (any ResearchOracle)? = nil) {
+        self.oracle = oracle
+    }
 
     public func execute(_ context: inout TransactionContext) throws(LedgerError) {
         switch context.payload.action {
@@ -53,7 +65,11 @@ public struct ResearchContract: Contract {
         guard charge.height < context.height else {
             throw LedgerError(.invalidArgument, "block \(charge.height) is not committed yet")
         }
-        let key = request.key(height: charge.height)
+        // The block the answer describes: the one asked about, else the one before this charge's
+        // (every node holds that state in memory while it executes this block), whatever the
+        // charging node saw when it admitted the ask.
+        let height = Self.describedHeight(request, chargeBlock: context.height)
+        let key = request.key(height: height)
         context.put(StateKey.queryAsk(ask.id), QueryAskRecord(key: key, chargeTransaction: context.id))
         if try context.get(StateKey.query(key)) != nil {
             return  // The same question about the same state: its (pending or recorded) answer, free.
@@ -64,7 +80,7 @@ public struct ResearchContract: Contract {
                                              limit: limit, blockTime: context.blockTime, periodMilliseconds: policy.periodMilliseconds)
         context.put(StateKey.researchSpent(asker.fingerprint), usage)
         context.put(StateKey.query(key), QueryRecord(key: key, asker: asker.fingerprint, askID: ask.id, request: request,
-                                                      height: charge.height, cost: cost, node: node.fingerprint,
+                                                      height: height, cost: cost, node: node.fingerprint,
                                                       chargedAt: context.blockTime))
     }
 
@@ -80,11 +96,29 @@ public struct ResearchContract: Contract {
         guard record.node == node.fingerprint else {
             throw LedgerError(.forbidden, "only the node that charged a question answers it")
         }
+        // Every node evaluates a question before the block after its charge's: an answer in the
+        // charge's own block could not be checked.
+        guard try context.overlay.base.value(forKey: StateKey.query(release.key)) != nil else {
+            throw LedgerError(.invalidArgument, "question \(release.key.hex.prefix(16))… was charged in this block; answer it in a later one")
+        }
         guard release.answer.height == record.height else {
             throw LedgerError(.invalidArgument, "the question is about block \(record.height); the answer is about block \(release.answer.height)")
         }
-        try Self.checkStructure(release.answer, request: record.request, policy: try context.config().research)
+        let policy = try context.config().research
+        try Self.checkStructure(release.answer, request: record.request, policy: policy)
+        // The values: recomputed by this node from the state the question describes and the noise
+        // secret; any difference, even by one, is refused.
+        if let oracle, let noiseKey = try context.get(NoiseKeyEpoch.self, StateKey.noiseKey),
+           try oracle.check(release.answer, for: record, policy: policy, noiseKey: noiseKey, transaction: context.id) == false {
+            throw LedgerError(.answerMismatch, "the answer's values are not the ones every node computes for question \(release.key.hex.prefix(16))…")
+        }
         context.put(StateKey.query(release.key), record.answered(release.answer, transaction: context.id, at: context.blockTime))
+    }
+
+    /// The block a question charged in block `chargeBlock` describes: the request's `asOfHeight`,
+    /// else `chargeBlock − 1`.
+    public static func describedHeight(_ request: QueryRequest, chargeBlock: UInt64) -> UInt64 {
+        request.asOfHeight ?? chargeBlock - 1
     }
 
     /// The researcher's signed request: its envelope, decoded request and registered member.

@@ -38,6 +38,8 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let storage = Code(rawValue: "storage_error")
         public static let invalidConfiguration = Code(rawValue: "invalid_configuration")
         public static let budgetExhausted = Code(rawValue: "budget_exhausted")
+        /// A research answer whose released values are not the ones every node computes.
+        public static let answerMismatch = Code(rawValue: "answer_mismatch")
         public static let io = Code(rawValue: "io_error")
         public static let `internal` = Code(rawValue: "internal_error")
 
@@ -63,6 +65,7 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
             .timestampSkew, .wrongNetwork, .invalidUDI, .unknownDevice, .deviceExists,
             .deviceDecommissioned, .missingField, .invalidArgument, .unknownAction, .unknownProposal,
             .proposalClosed, .alreadyApproved, .internal, .invalidConfiguration, .budgetExhausted, .notFound,
+            .answerMismatch,
         ]
     }
 

@@ -15,9 +15,16 @@ public struct VerificationReport: Sendable, Codable {
     public var transactionsPerSecond: Double
     /// The first problem found, naming the block / transaction / key.
     public var failure: String?
+    /// Research answers whose released values were not re-checked (checking them needs the
+    /// network noise secret; their structure was checked and their recorded verdict replayed).
+    public var uncheckedResearchAnswers: UInt64 = 0
+    /// Research answers whose values were recomputed with the noise secret (verify with a node's key).
+    public var checkedResearchAnswers: UInt64 = 0
 
     enum CodingKeys: String, CodingKey {
         case ok, blocks, transactions, seconds, failure
+        case uncheckedResearchAnswers = "unchecked_research_answers"
+        case checkedResearchAnswers = "checked_research_answers"
         case transactionsPerSecond = "transactions_per_second"
     }
 }
@@ -32,15 +39,24 @@ public enum ChainVerifier {
         var description: String
     }
 
-    public static func verify(store: LedgerStore, expectedGenesis: Hash256? = nil,
+    /// - Parameter noiseKeyHolder: a node's identity: research answers' values are then re-checked
+    ///   with the noise secret it unwraps (otherwise their recorded verdicts are replayed, counted
+    ///   in ``VerificationReport/uncheckedResearchAnswers``).
+    public static func verify(store: LedgerStore, expectedGenesis: Hash256? = nil, noiseKeyHolder: SigningIdentity? = nil,
                               progress: ((UInt64, UInt64) -> Void)? = nil) -> VerificationReport {
         let start = Date()
         var blocks: UInt64 = 0
         var transactions: UInt64 = 0
+        // Research answers' values need the noise secret (ResearchReplayChecker).
+        let genesisHash = (try? store.block(at: 0))??.header.hash ?? .zero
+        let research = ResearchReplayChecker(network: genesisHash, identity: noiseKeyHolder)
         func report(_ failure: String?) -> VerificationReport {
             let seconds = Date().timeIntervalSince(start)
-            return VerificationReport(ok: failure == nil, blocks: blocks, transactions: transactions, seconds: seconds,
-                                      transactionsPerSecond: seconds > 0 ? Double(transactions) / seconds : 0, failure: failure)
+            var report = VerificationReport(ok: failure == nil, blocks: blocks, transactions: transactions, seconds: seconds,
+                                            transactionsPerSecond: seconds > 0 ? Double(transactions) / seconds : 0, failure: failure)
+            report.checkedResearchAnswers = research.checked
+            report.uncheckedResearchAnswers = research.unchecked
+            return report
         }
         do {
             guard let tip = try store.tip() else { return report("the ledger has no blocks") }
@@ -48,13 +64,16 @@ public enum ChainVerifier {
             var previous: BlockHeader?
             var frontier = MerkleFrontier()
             var network = Hash256.zero
-            let executor = BlockExecutor()
+            let executor = BlockExecutor(contracts: [GovernanceContract(), DeviceContract(), ResearchContract(oracle: research)])
+            try research.notePastQuestions(store)
             for height in 0...tip.height {
                 guard let block = try store.block(at: height) else {
                     throw Failure(description: "block \(height) is missing (chain ends at \(tip.height))")
                 }
-                try verifyBlock(block, height: height, previous: previous, network: network, frontier: &frontier,
-                                replay: &replay, executor: executor, store: store)
+                research.prepare(block, height: height, replay: replay)
+                let writes = try verifyBlock(block, height: height, previous: previous, network: network, frontier: &frontier,
+                                             replay: &replay, executor: executor, store: store)
+                research.apply(writes, height: height, time: block.header.timestamp, replay: replay)
                 if height == 0 {
                     network = Hash256.of(block.headerBytes)
                     if let expectedGenesis, network != expectedGenesis {
@@ -80,7 +99,7 @@ public enum ChainVerifier {
 
     static func verifyBlock(_ block: StoredBlock, height: UInt64, previous: BlockHeader?, network: Hash256,
                             frontier: inout MerkleFrontier, replay: inout MemoryLedger, executor: BlockExecutor,
-                            store: LedgerStore) throws {
+                            store: LedgerStore) throws -> WriteSet {
         let header = block.header
         let at = "block \(height)"
         guard header.height == height else { throw Failure(description: "\(at): header says height \(header.height)") }
@@ -147,6 +166,7 @@ public enum ChainVerifier {
         }
         frontier = assembled.frontier
         replay.apply(assembled.execution.writes, transactionIDs: assembled.leaves.map(\.transactionID))
+        return assembled.execution.writes
     }
 
     /// Decodes envelopes and checks signatures on all cores. A transaction whose creator is not yet

@@ -155,6 +155,9 @@ extension LedgerNode {
         let refusals = takeRefusals()
         let blockTime = max(Clock.nowMilliseconds(), previous.timestamp)
         let started = ContinuousClock.now
+        // Research answers are checked against exact aggregates evaluated here, before execution,
+        // while the device table still describes the previous block.
+        try prepareResearch(batch, height: previous.height + 1)
         let assembled = try store.withView { view in
             try BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
                                     proposer: identity.fingerprint, frontier: frontier, base: view, executor: executor)
@@ -176,6 +179,7 @@ extension LedgerNode {
             throw error
         }
         applyToDeviceTable(assembled.execution.writes, height: header.height, time: header.timestamp)
+        settleResearch(assembled.execution.writes)
         let membershipChanged = assembled.execution.writes.entries.keys.contains {
             $0.hasPrefix("mem/") || $0.hasPrefix("org/") || $0 == StateKey.config
         }

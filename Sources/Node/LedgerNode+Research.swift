@@ -60,6 +60,9 @@ extension LedgerNode {
         try ResearchContract.checkAsker(asker, policy: policy, at: Clock.nowMilliseconds()) { id throws(LedgerError) in
             try storeRead { try store.value(forKey: StateKey.organization(id)).map { try Organization(decoding: $0) } }
         }
+        if let noiseKey = try noiseKeyEpoch(), !researchOracle.holdsSecret(epoch: noiseKey.epoch) {
+            throw LedgerError(.invalidConfiguration, "this node holds no noise secret of epoch \(noiseKey.epoch), so its answers would be refused; ask another node")
+        }
         // One charge per ask even when the same envelope arrives concurrently.
         guard research.withLock({ $0.asks.insert(askID).inserted }) else {
             try await pause(until: deadline)
@@ -67,15 +70,28 @@ extension LedgerNode {
         }
         defer { _ = research.withLock { $0.asks.remove(askID) } }
 
-        let hospitals = try hospitalIDs()
-        let (exact, height, time) = try evaluate(request, policy: policy, hospitals: hospitals)
+        // With a noise secret, every node evaluates the question when the charge's block executes
+        // (see prepareResearch); without one, this node evaluates it now.
+        let height: UInt64
+        var exact: (ExactAggregate, Int64, [String], UInt64)?
+        if try noiseKeyEpoch() != nil {
+            let latest = tip.height
+            if let asOf = request.asOfHeight, asOf > latest {
+                throw LedgerError(.notFound, "block \(asOf) is not committed yet (the tip is \(latest))")
+            }
+            height = request.asOfHeight ?? latest
+        } else {
+            let hospitals = try hospitalIDs()
+            let (aggregate, at, time) = try evaluate(request, policy: policy, hospitals: hospitals)
+            (height, exact) = (at, (aggregate, time, hospitals, at))
+        }
         let charge = ResearchCharge(query: ask, height: height)
         let status = try await finalStatus(of: try order(action: "charge", arguments: charge.encoded), action: "charge", deadline: deadline)
         if case .rejected(_, _, _, let code, let message) = status {
             if code == .duplicateTransaction, let outcome = try await outcome(for: askID, deadline: deadline) { return outcome }
             throw LedgerError(code, message ?? "the ledger refused the query")
         }
-        guard let outcome = try await outcome(for: askID, deadline: deadline, exact: (exact, time, hospitals)) else {
+        guard let outcome = try await outcome(for: askID, deadline: deadline, exact: exact) else {
             throw LedgerError(.internal, "the charge committed but the ask is not recorded")
         }
         return outcome
@@ -85,7 +101,7 @@ extension LedgerNode {
     /// charged and has not answered yet (it is answering, or it stopped before answering) is
     /// answered now; a question charged by another node is waited for.
     func outcome(for askID: Hash256, deadline: ContinuousClock.Instant,
-                 exact: (ExactAggregate, Int64, [String])? = nil) async throws(LedgerError) -> QueryOutcome? {
+                 exact: (ExactAggregate, Int64, [String], UInt64)? = nil) async throws(LedgerError) -> QueryOutcome? {
         guard let askBytes = try storeRead({ try store.value(forKey: StateKey.queryAsk(askID)) }) else { return nil }
         let ask = try QueryAskRecord(decoding: askBytes)
         while true {
@@ -130,22 +146,34 @@ extension LedgerNode {
         }
     }
 
-    /// Draws the noise for a charged question — once: the contract accepts one answer per
-    /// question — and orders the answer.
-    func release(_ record: QueryRecord, exact: (ExactAggregate, Int64, [String])?, deadline: ContinuousClock.Instant) async throws(LedgerError) {
+    /// Computes the answer of a charged question and orders it. With a noise secret on the
+    /// ledger the answer is the one every node computes and checks (``NodeResearchOracle``): the
+    /// same at every retry, so its noise is drawn once by construction. Without one (a network
+    /// created before noise secrets) the noise is drawn once from ``SecureRandom``, and the
+    /// contract accepts one answer per question.
+    func release(_ record: QueryRecord, exact: (ExactAggregate, Int64, [String], UInt64)?, deadline: ContinuousClock.Instant) async throws(LedgerError) {
         let policy = config.research
-        let (aggregate, time, hospitals): (ExactAggregate, Int64, [String])
-        if let exact {
-            (aggregate, time, hospitals) = exact
+        let answer: QueryAnswer
+        if let noiseKey = try noiseKeyEpoch() {
+            if researchOracle.evaluation(question: record.key) == nil { try rememberEvaluation(of: record) }
+            guard let computed = researchOracle.answer(for: record, policy: policy, noiseKey: noiseKey) else {
+                throw LedgerError(.invalidConfiguration, "this node holds no noise secret of epoch \(noiseKey.epoch); ask another node")
+            }
+            answer = computed
         } else {
-            // This node charged it earlier and stopped before answering: evaluate again.
-            let groups = try hospitalIDs()
-            let (value, _, at) = try evaluate(record.request, policy: policy, hospitals: groups, height: record.height)
-            (aggregate, time, hospitals) = (value, at, groups)
-        }
-        var random = SecureRandom()
-        let answer = QueryRelease.answer(record.request, exact: aggregate, policy: policy, hospitals: hospitals,
+            let (aggregate, time, hospitals): (ExactAggregate, Int64, [String])
+            if let exact, exact.3 == record.height {
+                (aggregate, time, hospitals, _) = exact
+            } else {
+                // This node charged it earlier and stopped before answering: evaluate again.
+                let groups = try hospitalIDs(atHeight: record.height)
+                let (value, _, at) = try evaluate(record.request, policy: policy, hospitals: groups, height: record.height)
+                (aggregate, time, hospitals) = (value, at, groups)
+            }
+            var random = SecureRandom()
+            answer = QueryRelease.answer(record.request, exact: aggregate, policy: policy, hospitals: hospitals,
                                          height: record.height, referenceTime: time, using: &random)
+        }
         // Recorded once it is admitted: until it is final, retries wait for it instead of drawing
         // again. (Refused at admission, it was never ordered and nothing was released.)
         let id = try order(action: "answer", arguments: ResearchAnswer(key: record.key, answer: answer).encoded)

@@ -27,7 +27,9 @@ public final class LedgerNode: Sendable {
     public let networkName: String
     public let metrics = NodeMetrics()
     let orderer: SoloOrderer
-    let executor = BlockExecutor()
+    let executor: BlockExecutor
+    /// Noise secrets and exact aggregates for checking research answers (see ``NodeResearchOracle``).
+    public let researchOracle: NodeResearchOracle
     let logger: Logger
 
     struct Chain {
@@ -99,6 +101,9 @@ public final class LedgerNode: Sendable {
         self.identity = identity
         self.logger = logger
         self.network = genesis.header.hash
+        let oracle = NodeResearchOracle(network: genesis.header.hash)
+        self.researchOracle = oracle
+        self.executor = BlockExecutor(contracts: [GovernanceContract(), DeviceContract(), ResearchContract(oracle: oracle)])
         if let stored = try store.block(at: 0) {
             guard stored.header.hash == genesis.header.hash else {
                 throw LedgerError(.invalidConfiguration, "the database holds a different network (genesis \(stored.header.hash.hex.prefix(16))…, expected \(genesis.header.hash.hex.prefix(16))…)")
@@ -116,6 +121,7 @@ public final class LedgerNode: Sendable {
         chain = Mutex(Chain(tip: tip, frontier: frontier, config: config, members: members))
         orderer = SoloOrderer(batchSize: Int(config.batchSize), batchTimeout: .milliseconds(Int(config.batchTimeoutMilliseconds)))
         metrics.blockCommitted(height: tip.height, committed: 0, rejectedCodes: [], latencies: [], pending: 0)
+        loadNoiseSecret()
         logger.info("node opened", metadata: ["height": "\(tip.height)", "network": "\(network.hex.prefix(16))", "log_size": "\(tip.logSize)"])
     }
 

@@ -73,6 +73,7 @@ public enum NetworkBuilder {
         var registrations: [MemberRegistration] = []
         var entries: [NetworkDefinition.OrganizationEntry] = []
         var identities: [String: SigningIdentity] = [:]
+        var nodeKeys: [(fingerprint: Hash256, publicKey: P256.Signing.PublicKey)] = []
         for organization in spec.organizations {
             let folder = "orgs/\(organization.id)"
             try SecureFile.makeDirectory(directory + "/" + folder)
@@ -91,6 +92,7 @@ public enum NetworkBuilder {
                 registrations.append(MemberRegistration(certificate: certificate.derBytes))
                 members.append(.init(name: name, role: role, certificate: path, fingerprint: certificate.fingerprint))
                 identities["\(organization.id)/\(name)"] = SigningIdentity(privateKey: key, certificate: certificate)
+                if role == .node { nodeKeys.append((certificate.fingerprint, key.publicKey)) }
             }
             entries.append(.init(id: organization.id, name: organization.name, kind: organization.kind,
                                  rootCertificate: "\(folder)/ca.pem", members: members))
@@ -100,7 +102,10 @@ public enum NetworkBuilder {
         guard let admin = identities["\(founder)/admin"], let node = identities["\(founder)/node"] else {
             throw LedgerError(.internal, "founding organisation has no admin or node")
         }
-        let genesis = GenesisConfig(networkName: spec.name, config: spec.config, organizations: organizations, members: registrations)
+        // The network noise secret: generated here, recorded only wrapped to the founding nodes, then forgotten.
+        let noiseKey = try NoiseSecret().wrapped(epoch: 1, to: nodeKeys)
+        let genesis = GenesisConfig(networkName: spec.name, config: spec.config, organizations: organizations, members: registrations,
+                                    noiseKey: noiseKey)
         let block = try genesisBlock(genesis, admin: admin, node: node, time: Int64(now.timeIntervalSince1970 * 1000))
         try SecureFile.create(directory + "/" + NetworkDefinition.genesisFileName, contents: block.encoded, mode: 0o644)
 

@@ -32,6 +32,9 @@ extension Bench {
         /// Cost of one noise sample (exact sampler, SecureRandom).
         var noise_us: Double
         var noise_gaussian_us: Double
+        /// One released value's noise as answers draw it: the question's seed from the network
+        /// noise secret (HMAC-SHA256), a NoiseStream, one discrete Laplace sample (ε 0.1, Δ 1).
+        var noise_keyed_us: Double
         var filters: String
     }
 
@@ -144,6 +147,7 @@ extension Bench {
 
         let noise = Self.noiseCost(NoiseDescription.laplace(sensitivity: 1, epsilonMicros: 100_000))
         let gaussian = Self.noiseCost(NoiseDescription.gaussian(sensitivity: 1, epsilonMicros: 500_000, deltaPicos: 1000))
+        let keyed = Self.keyedNoiseCost(NoiseDescription.laplace(sensitivity: 1, epsilonMicros: 100_000))
         func p(_ values: [Double]?, _ q: Double) -> Double {
             guard let values, !values.isEmpty else { return 0 }
             let sorted = values.sorted()
@@ -159,7 +163,7 @@ extension Bench {
             ordered_count_p50_ms: p(ordered, 0.5), ordered_count_p99_ms: p(ordered, 0.99),
             baseline_count_p50_ms: p(baseline["count"], 0.5), baseline_grouped_p50_ms: p(baseline["grouped"], 0.5),
             baseline_sum_p50_ms: p(baseline["sum"], 0.5), baseline_average_p50_ms: p(baseline["average"], 0.5),
-            noise_us: noise, noise_gaussian_us: gaussian,
+            noise_us: noise, noise_gaussian_us: gaussian, noise_keyed_us: keyed,
             filters: "hospital ∈ {\(hospitalSet.joined(separator: ", "))} and battery_level ≥ 20…59"
         )
         Output.json(result, pretty: !json)
@@ -172,6 +176,21 @@ extension Bench {
         var sink: Int64 = 0
         let started = ContinuousClock.now
         for _ in 0..<count { sink &+= noise.sample(using: &random) }
+        let elapsed = (ContinuousClock.now - started).seconds
+        precondition(sink != .min)
+        return (elapsed / Double(count) * 1e6 * 1000).rounded() / 1000
+    }
+
+    /// Microseconds per released value on the keyed path, a fresh question each time.
+    static func keyedNoiseCost(_ noise: NoiseDescription) -> Double {
+        let secret = NoiseSecret()
+        let count = 100_000
+        var sink: Int64 = 0
+        let started = ContinuousClock.now
+        for i in 0..<count {
+            var stream = NoiseStream(seed: secret.seed(network: .zero, epoch: 1, question: Hash256.of(parts: [withUnsafeBytes(of: i) { Array($0) }])))
+            sink &+= noise.sample(using: &stream)
+        }
         let elapsed = (ContinuousClock.now - started).seconds
         precondition(sink != .min)
         return (elapsed / Double(count) * 1e6 * 1000).rounded() / 1000

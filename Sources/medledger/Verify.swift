@@ -27,18 +27,36 @@ struct Verify: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Option(name: .long, help: "Node identity (org/name) whose key unwraps the noise secret to re-check research answers (default: the first node key in DATA, if any).")
+    var identity: String?
+
     func run() async throws {
         let path = database ?? data + "/" + NetworkDefinition.databaseFileName
         let store: LedgerStore
         do { store = try LedgerStore(readOnlyPath: path) } catch let error as LedgerError { throw UserError(error.userMessage) }
         let expected = try? NetworkDefinition.load(directory: data).networkID
         let progress = ProgressLine("verifying")
-        let report = ChainVerifier.verify(store: store, expectedGenesis: expected) { done, total in progress.update(done + 1, of: total + 1) }
+        let definition = try? NetworkDefinition.load(directory: data)
+        let holder: SigningIdentity?
+        if let identity {
+            do { holder = try definition?.identity(named: identity, directory: data) } catch { throw UserError(error.userMessage) }
+        } else {
+            holder = definition?.firstMember(role: .node).flatMap { try? definition?.loadIdentity($0.member, directory: data) }
+        }
+        let report = ChainVerifier.verify(store: store, expectedGenesis: expected, noiseKeyHolder: holder) { done, total in
+            progress.update(done + 1, of: total + 1)
+        }
         progress.finish()
         if json {
             Output.json(report)
         } else if report.ok {
             print("OK: \(report.blocks) blocks, \(report.transactions) transactions verified in \(String(format: "%.2f", report.seconds)) s (\(Int(report.transactionsPerSecond)) tx/s)")
+            if report.checkedResearchAnswers > 0 {
+                print("research answers: the values of \(report.checkedResearchAnswers) were recomputed with the network noise secret and match")
+            }
+            if report.uncheckedResearchAnswers > 0 {
+                print("NOTE: the values of \(report.uncheckedResearchAnswers) research answers were not re-checked (that needs the network noise secret, which only nodes hold); their structure was checked and their recorded verdicts replayed")
+            }
         } else {
             Output.error("verification FAILED after \(report.blocks) blocks: \(report.failure ?? "unknown")")
         }

@@ -73,6 +73,16 @@ struct ResearchContractTests {
             .flatMap { try? BudgetUsage(decoding: $0) }
     }
 
+    /// Every node evaluates a question before the block after its charge's, so an answer in the
+    /// charge's own block could not be checked: refused.
+    @Test func anAnswerInItsChargesBlockIsRefused() throws {
+        var net = try Self.network()
+        let ask = Self.ask(net)
+        let both = net.apply([Self.charge(net, ask, height: net.height).encoded, try Self.answer(net, ask, height: net.height).encoded])
+        #expect(both.count == 2 && both[0] == nil, "\(both)")
+        #expect(both.last??.code == .invalidArgument, "\(both)")
+    }
+
     @Test func chargeDebitsBeforeAnyNoiseAndTheAnswerIsRecordedWithItsHash() throws {
         var net = try Self.network()
         let ask = Self.ask(net)
@@ -200,9 +210,9 @@ struct ResearchContractTests {
 
         // Answers must come from the charging node with the structure the request implies.
         let height = net.height
-        #expect(net.apply(Self.charge(net, ask, height: height)) == [nil])
         let sumAsk = Self.ask(net, kind: .sum(.usageHours))
-        #expect(net.apply(Self.charge(net, sumAsk, height: height)) == [nil])
+        // Both in one block, so both questions describe block `height`.
+        #expect(net.apply([Self.charge(net, ask, height: height).encoded, Self.charge(net, sumAsk, height: height).encoded]) == [nil, nil])
         let wrongAnswers: [(Envelope, LedgerError.Code)] = [
             (try Self.answer(net, ask, signer: "north-general/node", height: height), .forbidden),
             (try Self.answer(net, ask, height: height) { answer in

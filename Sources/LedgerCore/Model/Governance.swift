@@ -225,6 +225,8 @@ public enum ProposalAction: BinaryCodable, Hashable {
     case updateConfig(NetworkConfig)
     /// Sets one researcher's budget per period (`nil`: back to the policy's default).
     case setResearchBudget(Hash256, PrivacyBudget?)
+    /// A new epoch of the network noise secret, wrapped to every current node.
+    case rotateNoiseKey(NoiseKeyEpoch)
 
     public func encode(to writer: inout BinaryWriter) {
         switch self {
@@ -246,6 +248,9 @@ public enum ProposalAction: BinaryCodable, Hashable {
             writer.write(member)
             writer.write(budget != nil)
             budget?.encode(to: &writer)
+        case .rotateNoiseKey(let record):
+            writer.write(UInt8(6))
+            record.encode(to: &writer)
         }
     }
 
@@ -258,6 +263,7 @@ public enum ProposalAction: BinaryCodable, Hashable {
         case 5:
             let member = try reader.readHash("proposal member")
             self = .setResearchBudget(member, try reader.readBool("proposal budget present") ? try PrivacyBudget(from: &reader) : nil)
+        case 6: self = .rotateNoiseKey(try NoiseKeyEpoch(from: &reader))
         case let other: throw LedgerError(.malformedEncoding, "proposal: unknown action \(other)")
         }
     }
@@ -313,12 +319,17 @@ public struct GenesisConfig: BinaryCodable, Hashable {
     public var config: NetworkConfig
     public var organizations: [Organization]
     public var members: [MemberRegistration]
+    /// The first epoch of the network noise secret, wrapped to the founding nodes (optional:
+    /// encoded after the members only when present, so older genesis blocks decode unchanged).
+    public var noiseKey: NoiseKeyEpoch?
 
-    public init(networkName: String, config: NetworkConfig, organizations: [Organization], members: [MemberRegistration]) {
+    public init(networkName: String, config: NetworkConfig, organizations: [Organization], members: [MemberRegistration],
+                noiseKey: NoiseKeyEpoch? = nil) {
         self.networkName = networkName
         self.config = config
         self.organizations = organizations
         self.members = members
+        self.noiseKey = noiseKey
     }
 
     public func encode(to writer: inout BinaryWriter) {
@@ -326,6 +337,7 @@ public struct GenesisConfig: BinaryCodable, Hashable {
         config.encode(to: &writer)
         writer.write(array: organizations)
         writer.write(array: members)
+        noiseKey?.encode(to: &writer)
     }
 
     public init(from reader: inout BinaryReader) throws(LedgerError) {
@@ -333,5 +345,6 @@ public struct GenesisConfig: BinaryCodable, Hashable {
         config = try NetworkConfig(from: &reader)
         organizations = try reader.readArray("genesis organizations", maxCount: 1000)
         members = try reader.readArray("genesis members", maxCount: 100_000)
+        noiseKey = reader.isAtEnd ? nil : try NoiseKeyEpoch(from: &reader)
     }
 }
