@@ -85,7 +85,14 @@ public final class BlockSubscription: AsyncSequence, Sendable {
                 return event
             case .readStore(let height):
                 // Fell behind the ring (or subscribed from a past height): read the block back.
-                guard let block = try? node.store.block(at: height) else { return nil }
+                // Catching up is synchronous store work on the shared thread pool, so streams take
+                // turns through one gate and yield after each block: however many readers catch
+                // up, commits and other requests keep getting threads.
+                await node.catchUpGate.acquire()
+                let block = try? node.store.block(at: height)
+                node.catchUpGate.release()
+                await Task.yield()
+                guard let block else { return nil }
                 state.withLock { $0.next = Swift.max($0.next, height + 1) }
                 return LedgerNode.event(for: block)
             case .wait:
@@ -117,4 +124,44 @@ public final class BlockSubscription: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(subscription: self) }
+}
+
+/// At most `permits` holders at once; the others wait in arrival order. Used so that event streams
+/// catching up on old blocks read the store one at a time.
+final class TurnGate: Sendable {
+    struct State {
+        var available: Int
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    let state: Mutex<State>
+
+    init(permits: Int) {
+        state = Mutex(State(available: permits))
+    }
+
+    func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { state -> Bool in
+                guard state.available > 0 else {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.available -= 1
+                return true
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiters.isEmpty else {
+                state.available += 1
+                return nil
+            }
+            return state.waiters.removeFirst()  // the permit passes straight to the next waiter
+        }
+        next?.resume()
+    }
 }

@@ -105,7 +105,7 @@ extension LedgerNode {
         let refusal = Refusal(time: Clock.nowMilliseconds(), transactionID: envelope?.id,
                               creator: (try? envelope?.payload())??.creator, code: error.code, message: error.message)
         let schedule = chain.withLock { state -> Bool in
-            if state.refusals.count < 10_000 { state.refusals.append(refusal) }
+            if state.refusals.count < Self.maxBufferedRefusals { state.refusals.append(refusal) } else { state.refusalsDropped += 1 }
             defer { state.refusalFlushScheduled = true }
             return !state.refusalFlushScheduled
         }
@@ -123,13 +123,20 @@ extension LedgerNode {
     }
 
     /// Refusals waiting to be written to the audit table (they ride along with the next block).
+    /// Refusals held in memory between flushes; past it a flood is recorded as one summary row.
+    static let maxBufferedRefusals = 10_000
+
     func takeRefusals() -> [Refusal] {
         chain.withLock { state in
             defer {
                 state.refusals = []
+                state.refusalsDropped = 0
                 state.refusalFlushScheduled = false
             }
-            return state.refusals
+            guard state.refusalsDropped > 0 else { return state.refusals }
+            // A flood is still on the audit trail: as a count, not silently lost.
+            return state.refusals + [Refusal(time: Clock.nowMilliseconds(), transactionID: nil, creator: nil, code: .overloaded,
+                                             message: "\(state.refusalsDropped) further refusals in this interval were not recorded one by one (all are counted in /metrics)")]
         }
     }
 

@@ -41,6 +41,7 @@ public final class LedgerNode: Sendable {
         var pending: [Hash256: Double] = [:]
         var refusals: [Refusal] = []
         var refusalFlushScheduled = false
+        var refusalsDropped = 0
         /// Recent execution refusal messages, for status answers (the ledger keeps only the code).
         var rejectionMessages: [Hash256: String] = [:]
         var rejectionOrder: [Hash256] = []
@@ -59,6 +60,8 @@ public final class LedgerNode: Sendable {
 
     let chain: Mutex<Chain>
     let listeners = Mutex(Listeners())
+    /// Event streams reading old blocks back from the store take turns (``BlockSubscription``).
+    let catchUpGate = TurnGate(permits: 1)
     /// The committed device state in columns for research queries; built on the first query.
     let deviceTable = Mutex<DeviceTable?>(nil)
     /// Research work in this process: one charge per ask and at most one noise draw per question.
