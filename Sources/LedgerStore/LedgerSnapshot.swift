@@ -60,6 +60,34 @@ public struct LedgerSnapshot {
     /// The column list of `devices`, in the order ``DeviceProjection/columns(of:)`` produces values.
     public static let deviceColumns = DeviceProjection.columnNames
 
+    /// The SQLite storage class each column read by ``LedgerStore`` must have ("blob?" allows NULL).
+    /// A value of another type would otherwise stop the reader (GRDB traps on failed conversions).
+    static let columnTypes: [(table: String, columns: [(String, String)])] = [
+        ("blocks", [("height", "integer"), ("hash", "blob"), ("header", "blob"), ("signature", "blob"), ("tx_count", "integer"),
+                    ("timestamp", "integer")]),
+        ("transactions", [("seq", "integer"), ("tx_id", "blob"), ("height", "integer"), ("idx", "integer"), ("envelope", "blob"),
+                          ("status", "integer"), ("write_set_hash", "blob"), ("creator", "blob"), ("contract", "text"),
+                          ("action", "text"), ("timestamp", "integer")]),
+        ("state", [("key", "text"), ("value", "blob"), ("seq", "integer")]),
+        ("history", [("key", "text"), ("seq", "integer"), ("value", "blob?")]),
+        ("merkle", [("level", "integer"), ("idx", "integer"), ("hash", "blob")]),
+        ("checkpoints", [("height", "integer"), ("signer", "blob"), ("body", "blob"), ("signature", "blob")]),
+    ]
+
+    /// The first stored value whose SQLite type is not its column's, as "table.column", if any.
+    public func firstValueOfTheWrongType() throws -> String? {
+        for (table, columns) in Self.columnTypes {
+            let cases = columns.map { column, type in
+                type.hasSuffix("?")
+                    ? "WHEN typeof(\(column)) NOT IN ('\(type.dropLast())', 'null') THEN '\(column)'"
+                    : "WHEN typeof(\(column)) != '\(type)' THEN '\(column)'"
+            }
+            let sql = "SELECT CASE \(cases.joined(separator: " ")) END AS bad FROM \(table) WHERE bad IS NOT NULL LIMIT 1"
+            if let column = try String.fetchOne(db, sql: sql) { return "\(table).\(column)" }
+        }
+        return nil
+    }
+
     public func count(_ table: String) throws -> Int64 {
         precondition(["blocks", "transactions", "state", "history", "merkle", "devices", "checkpoints", "refusals"].contains(table))
         return try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0

@@ -60,6 +60,9 @@ public enum ChainVerifier {
 
     static func verify(_ snapshot: LedgerSnapshot, expectedGenesis: Hash256?, progress: ((UInt64, UInt64) -> Void)?,
                        blocks: inout UInt64, transactions: inout UInt64) throws {
+        if let column = try snapshot.firstValueOfTheWrongType() {
+            throw Failure(description: "\(column): a stored value has the wrong SQLite type")
+        }
         guard let range = try snapshot.heightRange() else { throw Failure(description: "the ledger has no blocks") }
         guard range.min >= 0 else { throw Failure(description: "blocks: a row at height \(range.min) is not part of any chain") }
         let tipHeight = UInt64(range.max)

@@ -195,14 +195,14 @@ struct TamperDetectionTests {
     @Test func changedByteInAStoredTransaction() async throws {
         let harness = try await Self.ledger()
         // Flip one byte inside the payload of the transaction at log position 3.
-        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = substr(envelope, 1, 60) || X'FF' || substr(envelope, 62) WHERE seq = 3")
+        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = CAST(substr(envelope, 1, 60) || X'FF' || substr(envelope, 62) AS BLOB) WHERE seq = 3")
         #expect(!report.ok)
         #expect(report.failure?.contains("transaction") == true)
     }
 
     @Test func changedSignatureByte() async throws {
         let harness = try await Self.ledger()
-        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = substr(envelope, 1, length(envelope) - 1) || X'00' WHERE seq = 5")
+        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = CAST(substr(envelope, 1, length(envelope) - 1) || X'00' AS BLOB) WHERE seq = 5")
         #expect(!report.ok)
         #expect(report.failure?.contains("bad_signature") == true || report.failure?.contains("transaction") == true)
     }
@@ -231,7 +231,7 @@ struct TamperDetectionTests {
 
     @Test func changedStateValue() async throws {
         let harness = try await Self.ledger()
-        let report = try Self.tamper(harness, "UPDATE state SET value = value || X'00' WHERE key = (SELECT min(key) FROM state WHERE key LIKE 'dev/%')")
+        let report = try Self.tamper(harness, "UPDATE state SET value = CAST(value || X'00' AS BLOB) WHERE key = (SELECT min(key) FROM state WHERE key LIKE 'dev/%')")
         #expect(!report.ok)
         #expect(report.failure?.contains("state key dev/") == true)
     }
@@ -264,7 +264,7 @@ extension TamperDetectionTests {
     /// LedgerStore reads), edited, inserted and deleted. Log position 3 is a st-mary transaction,
     /// 4 a north-general one.
     static let tamperings: [Tampering] = [
-        .init(name: "history: value edited", sql: "UPDATE history SET value = value || X'00' WHERE seq = 3", expected: "history"),
+        .init(name: "history: value edited", sql: "UPDATE history SET value = CAST(value || X'00' AS BLOB) WHERE seq = 3", expected: "history"),
         .init(name: "history: version moved to another writer", sql: "UPDATE history SET seq = 4 WHERE seq = 3", expected: "history"),
         .init(name: "history: version deleted", sql: "DELETE FROM history WHERE seq = 5", expected: "history"),
         .init(name: "history: forged version", sql: "INSERT INTO history (key, seq, value) SELECT 'dev/forged', seq, value FROM history WHERE seq = 3",
@@ -280,7 +280,7 @@ extension TamperDetectionTests {
               expected: "devices"),
         .init(name: "devices: row deleted", sql: "DELETE FROM devices WHERE udi = (SELECT max(udi) FROM devices)", expected: "devices"),
         .init(name: "checkpoints: signature edited", sql: "UPDATE checkpoints SET signature = zeroblob(64) WHERE height = 1", expected: "checkpoint"),
-        .init(name: "checkpoints: body edited", sql: "UPDATE checkpoints SET body = substr(body, 1, 20) || X'FF' || substr(body, 22) WHERE height = 1",
+        .init(name: "checkpoints: body edited", sql: "UPDATE checkpoints SET body = CAST(substr(body, 1, 20) || X'FF' || substr(body, 22) AS BLOB) WHERE height = 1",
               expected: "checkpoint"),
         .init(name: "checkpoints: row deleted", sql: "DELETE FROM checkpoints WHERE height = 2", expected: "checkpoint"),
         .init(name: "checkpoints: row inserted",
@@ -308,6 +308,11 @@ extension TamperDetectionTests {
             """, expected: "transactions"),
         .init(name: "state.seq edited", sql: "UPDATE state SET seq = seq + 1 WHERE key = (SELECT min(key) FROM state WHERE key LIKE 'dev/%')",
               expected: "seq"),
+        .init(name: "transactions.timestamp of the wrong type", sql: "UPDATE transactions SET timestamp = 'noon' WHERE seq = 3",
+              expected: "transactions.timestamp"),
+        .init(name: "blocks.header of the wrong type", sql: "UPDATE blocks SET header = 'text' WHERE height = 2", expected: "blocks.header"),
+        .init(name: "state.value of the wrong type", sql: "UPDATE state SET value = value || X'00' WHERE key = 'cfg'", expected: "state.value"),
+        .init(name: "history.value of the wrong type", sql: "UPDATE history SET value = 7 WHERE seq = 3", expected: "history.value"),
         .init(name: "merkle: extra node", sql: "INSERT INTO merkle (level, idx, hash) VALUES (0, 100000, zeroblob(32))", expected: "merkle"),
     ]
 
