@@ -89,24 +89,38 @@ struct DatabaseView: LedgerView {
 }
 
 /// Keeps the typed `devices` table equal to the `dev/` entries of state.
-enum DeviceProjection {
+public enum DeviceProjection {
     static func apply(_ db: Database, key: String, value: [UInt8]?) throws {
         guard let value else {
             try db.execute(sql: "DELETE FROM devices WHERE udi = ?", arguments: [String(key.dropFirst(4))])
             return
         }
         let record = try DeviceRecord(decoding: value)
-        let a = record.attributes
         let statement = try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO devices (udi, owner, status, manufacturer, model, firmware_version, device_type, category, speciality,
-                location, production_date, last_service_date, warranty_expiry, usage_hours, battery_level, sync_frequency_seconds,
-                last_sync, active, version, registered_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR REPLACE INTO devices (\(columnNames.joined(separator: ", ")))
+            VALUES (\(Array(repeating: "?", count: columnNames.count).joined(separator: ", ")))
             """)
-        try statement.execute(arguments: [
+        try statement.execute(arguments: StatementArguments(columns(of: record)))
+    }
+
+    /// The columns of `devices`, in the order of ``columns(of:)``.
+    static let columnNames = [
+        "udi", "owner", "status", "manufacturer", "model", "firmware_version", "device_type", "category", "speciality",
+        "location", "production_date", "last_service_date", "warranty_expiry", "usage_hours", "battery_level",
+        "sync_frequency_seconds", "last_sync", "active", "version", "registered_at", "updated_at",
+    ]
+
+    /// The `devices` row `verify` expects for a device record, each value as SQL literal text.
+    public static func row(of record: DeviceRecord) -> [String] { columns(of: record).map(\.description) }
+
+    /// The `devices` row of a device record, as the projection stores it.
+    static func columns(of record: DeviceRecord) -> [DatabaseValue] {
+        let a = record.attributes
+        let values: [(any DatabaseValueConvertible)?] = [
             record.udi, record.owner, Int64(record.status.rawValue), a.manufacturer, a.model, a.firmwareVersion, a.deviceType,
             a.category, a.speciality, a.location, a.productionDate, a.lastServiceDate, a.warrantyExpiry, a.usageHours,
             a.batteryLevel, a.syncFrequencySeconds, a.lastSync, a.active, Int64(record.version), record.registeredAt, record.updatedAt,
-        ])
+        ]
+        return values.map { $0?.databaseValue ?? .null }
     }
 }

@@ -46,12 +46,14 @@ extension LedgerStore {
 
     /// Research transactions (answers released, cached or refused), newest first.
     public func researchTransactions(limit: Int, beforeSequence: UInt64? = nil) throws -> [StoredTransaction] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT * FROM transactions INDEXED BY transactions_research
-                WHERE contract = 'research' AND seq < ? ORDER BY seq DESC LIMIT ?
-                """, arguments: [Int64(beforeSequence.map { min($0, UInt64(Int64.max)) } ?? UInt64(Int64.max)), limit])
-                .map(Self.transaction)
-        }
+        try writer.read { db in try Self.researchTransactions(db, limit: limit, beforeSequence: beforeSequence) }
+    }
+
+    static func researchTransactions(_ db: Database, limit: Int, beforeSequence: UInt64?) throws -> [StoredTransaction] {
+        try Row.fetchAll(db, sql: """
+            SELECT * FROM transactions INDEXED BY transactions_research
+            WHERE contract = 'research' AND seq < ? ORDER BY seq DESC LIMIT ?
+            """, arguments: [Int64(beforeSequence.map { min($0, UInt64(Int64.max)) } ?? UInt64(Int64.max)), limit])
+            .map(Self.transaction)
     }
 }

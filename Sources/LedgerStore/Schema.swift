@@ -101,6 +101,11 @@ enum Schema {
             // those, so device traffic pays nothing for it.
             try db.execute(sql: "CREATE INDEX transactions_research ON transactions(seq) WHERE contract = 'research'")
         }
+        migrator.registerMigration("governance-index") { db in
+            // Proofs carry every governance transaction up to their tree head (docs/formats.md §7.4);
+            // governance is rare, so a partial index keeps that lookup off the device traffic.
+            try db.execute(sql: "CREATE INDEX transactions_governance ON transactions(seq) WHERE contract = 'governance'")
+        }
         return migrator
     }
 }

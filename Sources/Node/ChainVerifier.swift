@@ -29,11 +29,15 @@ public struct VerificationReport: Sendable, Codable {
     }
 }
 
-/// Re-verifies a whole ledger from its database without trusting it: hash chain, block signatures,
-/// every transaction's encoding, signature and certificate (valid at block time, not revoked), a
-/// replay of every block from genesis with the same contracts (statuses, write sets, per-block and
-/// global Merkle roots, state root), the stored Merkle nodes that proofs are served from, and finally
-/// the stored state, key by key, against the replayed state.
+/// Re-verifies a whole ledger from its database without trusting it, reading one consistent
+/// snapshot (so it also holds on a running node): hash chain, block signatures, every
+/// transaction's encoding, signature and certificate (valid at block time, not revoked), a replay
+/// of every block from genesis with the same contracts (statuses, write sets, per-block and global
+/// Merkle roots, state root), and then every table an API route or query reads, row by row and
+/// including rows that should not exist: the derived columns of `blocks` and `transactions`, the
+/// Merkle nodes proofs are served from, the signed checkpoints, `state` (values and `seq`),
+/// `history` (every version of every key), the `devices` projection, and the syntax of the local
+/// `refusals` audit (see docs/threat_model.md for what can and cannot be proven about it).
 public enum ChainVerifier {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -59,36 +63,10 @@ public enum ChainVerifier {
             return report
         }
         do {
-            guard let tip = try store.tip() else { return report("the ledger has no blocks") }
-            var replay = MemoryLedger()
-            var previous: BlockHeader?
-            var frontier = MerkleFrontier()
-            var network = Hash256.zero
-            let executor = BlockExecutor(contracts: [GovernanceContract(), DeviceContract(), ResearchContract(oracle: research)])
-            try research.notePastQuestions(store)
-            for height in 0...tip.height {
-                guard let block = try store.block(at: height) else {
-                    throw Failure(description: "block \(height) is missing (chain ends at \(tip.height))")
-                }
-                research.prepare(block, height: height, replay: replay)
-                let writes = try verifyBlock(block, height: height, previous: previous, network: network, frontier: &frontier,
-                                             replay: &replay, executor: executor, store: store)
-                research.apply(writes, height: height, time: block.header.timestamp, replay: replay)
-                if height == 0 {
-                    network = Hash256.of(block.headerBytes)
-                    if let expectedGenesis, network != expectedGenesis {
-                        throw Failure(description: "block 0: genesis hash \(network.hex.prefix(16))… is not this network's (\(expectedGenesis.hex.prefix(16))…)")
-                    }
-                }
-                previous = block.header
-                blocks += 1
-                transactions += UInt64(block.transactions.count)
-                progress?(height, tip.height)
+            try store.snapshot { snapshot in
+                try verify(snapshot, expectedGenesis: expectedGenesis, research: research, progress: progress,
+                           blocks: &blocks, transactions: &transactions)
             }
-            if let extra = try store.block(at: tip.height + 1) {
-                throw Failure(description: "block \(extra.header.height) exists beyond the tip")
-            }
-            try compareState(store: store, replay: replay)
             return report(nil)
         } catch let failure as Failure {
             return report(failure.description)
@@ -97,9 +75,78 @@ public enum ChainVerifier {
         }
     }
 
+    static func verify(_ snapshot: LedgerSnapshot, expectedGenesis: Hash256?, research: ResearchReplayChecker,
+                       progress: ((UInt64, UInt64) -> Void)?, blocks: inout UInt64, transactions: inout UInt64) throws {
+        if let column = try snapshot.firstValueOfTheWrongType() {
+            throw Failure(description: "\(column): a stored value has the wrong SQLite type")
+        }
+        guard let range = try snapshot.heightRange() else { throw Failure(description: "the ledger has no blocks") }
+        guard range.min >= 0 else { throw Failure(description: "blocks: a row at height \(range.min) is not part of any chain") }
+        let tipHeight = UInt64(range.max)
+        var replay = MemoryLedger()
+        var previous: BlockHeader?
+        var frontier = MerkleFrontier()
+        var network = Hash256.zero
+        let executor = BlockExecutor(contracts: [GovernanceContract(), DeviceContract(), ResearchContract(oracle: research)])
+        var derived = Derived()
+        try research.notePastQuestions { limit, before in try snapshot.researchTransactions(limit: limit, beforeSequence: before) }
+        for height in 0...tipHeight {
+            guard let row = try snapshot.block(at: height) else {
+                throw Failure(description: "block \(height) is missing (chain ends at \(tipHeight))")
+            }
+            let block = row.block
+            research.prepare(block, height: height, replay: replay)
+            let writes = try verifyBlock(block, height: height, previous: previous, network: network, frontier: &frontier,
+                                         replay: &replay, executor: executor, snapshot: snapshot, derived: &derived)
+            research.apply(writes, height: height, time: block.header.timestamp, replay: replay)
+            let blockHash = Hash256.of(block.headerBytes)
+            for (column, matches) in [
+                ("hash", row.hash == blockHash.bytes), ("timestamp", row.timestamp == block.header.timestamp),
+                ("tx_count", row.transactionCount == Int64(block.header.transactionCount)),
+            ] where !matches {
+                throw Failure(description: "block \(height): blocks.\(column) differs from the signed header")
+            }
+            if height == 0 {
+                network = blockHash
+                if let expectedGenesis, network != expectedGenesis {
+                    throw Failure(description: "block 0: genesis hash \(network.hex.prefix(16))… is not this network's (\(expectedGenesis.hex.prefix(16))…)")
+                }
+            }
+            previous = block.header
+            blocks += 1
+            transactions += UInt64(block.transactions.count)
+            progress?(height, tipHeight)
+        }
+        // Rows that no block accounts for (the loop looked up only the expected ones).
+        for (table, expected) in [
+            ("blocks", Int64(tipHeight) + 1), ("transactions", Int64(frontier.size)), ("merkle", derived.merkleNodes),
+            ("checkpoints", derived.checkpoints),
+        ] {
+            let stored = try snapshot.count(table)
+            guard stored == expected else {
+                throw Failure(description: "\(table): \(stored) rows are stored, the chain accounts for \(expected)")
+            }
+        }
+        let entries = replay.sortedEntries
+        try compareState(snapshot: snapshot, expected: entries, sequences: derived.stateSequence)
+        try compareHistory(snapshot: snapshot, writeSetHashes: derived.writeSetHashes)
+        try compareDevices(snapshot: snapshot, expected: entries)
+        try checkRefusals(snapshot: snapshot)
+    }
+
+    /// What replay derives besides state, for comparison with the derived tables.
+    struct Derived {
+        /// Each log position's write-set hash (the `history` rows of that transaction hash to it).
+        var writeSetHashes: [Hash256] = []
+        /// `state.seq` of each live key: the last log position of the block that last wrote it.
+        var stateSequence: [String: Int64] = [:]
+        var merkleNodes: Int64 = 0
+        var checkpoints: Int64 = 0
+    }
+
     static func verifyBlock(_ block: StoredBlock, height: UInt64, previous: BlockHeader?, network: Hash256,
                             frontier: inout MerkleFrontier, replay: inout MemoryLedger, executor: BlockExecutor,
-                            store: LedgerStore) throws -> WriteSet {
+                            snapshot: LedgerSnapshot, derived: inout Derived) throws -> WriteSet {
         let header = block.header
         let at = "block \(height)"
         guard header.height == height else { throw Failure(description: "\(at): header says height \(header.height)") }
@@ -134,6 +181,15 @@ public enum ChainVerifier {
                 let recorded = stored.result.isCommitted ? "committed" : LedgerError.Code(ledgerStatus: stored.result.status).rawValue
                 throw Failure(description: "\(name): recorded as \(recorded), replay gives \(replayed)")
             }
+            // The columns the API and queries read instead of decoding the envelope.
+            let payload = prepared[index].payload
+            for (column, matches) in [
+                ("creator", stored.creator == payload?.creator ?? .zero), ("contract", stored.contract == payload?.contract ?? ""),
+                ("action", stored.action == payload?.action ?? ""), ("timestamp", stored.timestamp == payload?.timestamp ?? 0),
+            ] where !matches {
+                throw Failure(description: "\(name): transactions.\(column) differs from the signed envelope")
+            }
+            derived.writeSetHashes.append(leaf.result.writeSetHash)
         }
         let expected = assembled.header
         for (field, matches) in [
@@ -160,8 +216,31 @@ public enum ChainVerifier {
 
         // The stored Merkle nodes that inclusion and consistency proofs are served from.
         for node in assembled.merkleNodes {
-            guard try store.merkleNode(level: node.level, index: node.index) == node.hash else {
+            guard try snapshot.merkleNode(level: node.level, index: node.index) == node.hash else {
                 throw Failure(description: "\(at): stored Merkle node (level \(node.level), index \(node.index)) is wrong or missing")
+            }
+        }
+        derived.merkleNodes += Int64(assembled.merkleNodes.count)
+
+        // The proposer's signed checkpoint of this block (block 0 has none).
+        let checkpoints = try snapshot.checkpoints(at: height)
+        derived.checkpoints += Int64(checkpoints.count)
+        if height == 0 {
+            guard checkpoints.isEmpty else { throw Failure(description: "\(at): checkpoints holds a row for genesis, which has none") }
+        } else {
+            guard checkpoints.count == 1, let checkpoint = checkpoints.first else {
+                throw Failure(description: "\(at): checkpoints holds \(checkpoints.count) rows, expected the proposer's one")
+            }
+            let body = Checkpoint.body(height: height, blockHash: Hash256.of(block.headerBytes), stateRoot: header.stateRoot,
+                                       logSize: header.logSize, logRoot: header.logRoot)
+            guard checkpoint.signer == header.proposer.bytes, checkpoint.body == body,
+                  SignatureCheck.isValid(signature: checkpoint.signature, message: checkpoint.body, publicKey: key)
+            else { throw Failure(description: "\(at): the checkpoint is not the proposer's signature over this header's height, hash, state root and log") }
+        }
+
+        if let last = block.transactions.last {
+            for (key, value) in assembled.execution.writes.entries {
+                if value == nil { derived.stateSequence.removeValue(forKey: key) } else { derived.stateSequence[key] = Int64(last.sequence) }
             }
         }
         frontier = assembled.frontier
@@ -188,10 +267,9 @@ public enum ChainVerifier {
         return results.withLock { $0.map { $0! } }
     }
 
-    static func compareState(store: LedgerStore, replay: MemoryLedger) throws {
-        let expected = replay.sortedEntries
+    static func compareState(snapshot: LedgerSnapshot, expected: [(key: String, value: [UInt8])], sequences: [String: Int64]) throws {
         var index = 0
-        try store.forEachStateEntry { key, value in
+        try snapshot.forEachStateEntry { key, value, sequence in
             guard index < expected.count else {
                 throw Failure(description: "state key \(key) is stored but no transaction wrote it")
             }
@@ -205,10 +283,104 @@ public enum ChainVerifier {
             guard entry.value == value else {
                 throw Failure(description: "state key \(key): stored value differs from the replayed value")
             }
+            guard sequences[key] == sequence else {
+                throw Failure(description: "state key \(key): stored seq \(sequence) is not the log position of its last write (\(sequences[key] ?? -1))")
+            }
             index += 1
         }
         if index < expected.count {
             throw Failure(description: "state key \(expected[index].key) is missing from the stored state")
+        }
+    }
+
+    /// Every `history` row, grouped by log position, must be exactly that transaction's write set:
+    /// the group's hash equals the verified leaf's write-set hash, and positions without rows wrote nothing.
+    static func compareHistory(snapshot: LedgerSnapshot, writeSetHashes: [Hash256]) throws {
+        let empty = WriteSet().hash
+        var current: (sequence: Int, writes: WriteSet, firstKey: String)?
+        var next = 0
+        func closeGroup() throws {
+            guard let group = current else { return }
+            guard group.writes.hash == writeSetHashes[group.sequence] else {
+                throw Failure(description: "history: the versions stored for log position \(group.sequence) (key \(group.firstKey)) differ from what that transaction wrote")
+            }
+        }
+        func requireNoWrites(before end: Int) throws {
+            while next < end {
+                guard writeSetHashes[next] == empty else {
+                    throw Failure(description: "history: the versions written by log position \(next) are missing")
+                }
+                next += 1
+            }
+        }
+        try snapshot.forEachHistoryRow { sequence, key, value in
+            guard sequence >= 0, sequence < Int64(writeSetHashes.count) else {
+                throw Failure(description: "history: key \(key) has a version at log position \(sequence), which no transaction holds")
+            }
+            let position = Int(sequence)
+            if current?.sequence != position {
+                try closeGroup()
+                try requireNoWrites(before: position)
+                current = (position, WriteSet(), key)
+                next = position + 1
+            }
+            current?.writes.set(key, value)
+        }
+        try closeGroup()
+        try requireNoWrites(before: writeSetHashes.count)
+    }
+
+    /// The `devices` projection must hold exactly the replayed device records, column by column.
+    static func compareDevices(snapshot: LedgerSnapshot, expected entries: [(key: String, value: [UInt8])]) throws {
+        var expected: [(udi: String, row: [String])] = []
+        for entry in entries where entry.key.hasPrefix("dev/") {
+            guard let record = try? DeviceRecord(decoding: entry.value) else {
+                throw Failure(description: "state key \(entry.key): replayed value is not a device record")
+            }
+            expected.append((record.udi, DeviceProjection.row(of: record)))
+        }
+        expected.sort { $0.udi.utf8.lexicographicallyPrecedes($1.udi.utf8) }
+        let columns = LedgerSnapshot.deviceColumns
+        var index = 0
+        try snapshot.forEachDeviceRow { udi, row in
+            guard index < expected.count else { throw Failure(description: "devices: UDI \(udi) is listed but no device record has it") }
+            let wanted = expected[index]
+            guard wanted.udi == udi else {
+                if wanted.udi.utf8.lexicographicallyPrecedes(udi.utf8) {
+                    throw Failure(description: "devices: UDI \(wanted.udi) is missing from the device projection")
+                }
+                throw Failure(description: "devices: UDI \(udi) is listed but no device record has it")
+            }
+            for (column, (stored, value)) in zip(columns, zip(row, wanted.row)) where stored != value {
+                throw Failure(description: "devices: UDI \(udi): column \(column) differs from the device record in state")
+            }
+            index += 1
+        }
+        if index < expected.count {
+            throw Failure(description: "devices: UDI \(expected[index].udi) is missing from the device projection")
+        }
+    }
+
+    /// Refusals are the node's unsigned local audit, not consensus data: nothing on the ledger
+    /// commits to them. What can be checked is their syntax, and that ids run 1, 2, 3… (SQLite
+    /// assigns max + 1), so a deleted or inserted row in the middle shows as a gap or a repeat.
+    static func checkRefusals(snapshot: LedgerSnapshot) throws {
+        var expectedID: Int64 = 1
+        try snapshot.forEachRefusalRow { row in
+            guard let row else { throw Failure(description: "refusals: row after id \(expectedID - 1) has a value of the wrong type") }
+            let at = "refusals: row \(row.id)"
+            guard row.id == expectedID else {
+                throw Failure(description: "\(at): ids jump from \(expectedID - 1) to \(row.id) (rows were deleted or inserted)")
+            }
+            guard row.time > 0 else { throw Failure(description: "\(at): time \(row.time) is not a time") }
+            guard row.transactionID.map({ $0.count == 32 }) ?? true, row.creator.map({ $0.count == 32 }) ?? true else {
+                throw Failure(description: "\(at): tx_id and creator must be 32-byte hashes")
+            }
+            let code = LedgerError.Code(rawValue: row.code)
+            guard LedgerError.Code(ledgerStatus: code.ledgerStatus) == code else {
+                throw Failure(description: "\(at): code \(row.code) is not a MedLedger error code")
+            }
+            expectedID += 1
         }
     }
 }

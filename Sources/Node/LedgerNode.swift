@@ -130,6 +130,15 @@ public final class LedgerNode: Sendable {
 
     /// Verifies the genesis block by executing it again, then commits it.
     static func commitGenesis(_ genesis: Block, store: LedgerStore) throws {
+        let (prepared, assembled) = try verifiedGenesis(genesis)
+        try store.commit(Self.batch(for: assembled, transactions: prepared, firstSequence: 0, signature: genesis.signature,
+                                    checkpoint: nil, refusals: []))
+    }
+
+    /// Executes the genesis block again and insists that it matches its header, commits every
+    /// transaction, and is sealed by a node it registers (docs/formats.md §8.4). Also how an offline
+    /// proof verifier learns the founding members from nothing but the network id.
+    static func verifiedGenesis(_ genesis: Block) throws(LedgerError) -> ([PreparedTransaction], AssembledBlock) {
         let prepared = genesis.envelopes.map { PreparedTransaction(bytes: $0) }
         let assembled = try BlockAssembler.assemble(prepared, network: .zero, previous: nil, blockTime: genesis.header.timestamp,
                                                 proposer: genesis.header.proposer, frontier: MerkleFrontier(),
@@ -144,8 +153,7 @@ public final class LedgerNode: Sendable {
         else {
             throw LedgerError(.badSignature, "genesis block is not sealed by a node it registers")
         }
-        try store.commit(Self.batch(for: assembled, transactions: prepared, firstSequence: 0, signature: genesis.signature,
-                                    checkpoint: nil, refusals: []))
+        return (prepared, assembled)
     }
 
     static func batch(for assembled: AssembledBlock, transactions prepared: [PreparedTransaction], firstSequence: UInt64, signature: [UInt8],

@@ -4,6 +4,7 @@ import X509
 import SwiftASN1
 public import LedgerCore
 public import LedgerStore
+import Contracts
 
 /// A signed tree head: the exact header bytes of a block (which carry the log size and root), the
 /// proposing node's signature over them, and that node's certificate.
@@ -26,9 +27,53 @@ public struct SignedTreeHead: Codable, Sendable, Hashable {
     }
 }
 
+/// What lets a verifier decide offline, from nothing but the network id, whether a tree head's
+/// signer was a registered, unrevoked node at the tree head's height: the genesis block (whose
+/// header hash *is* the network id) and every governance transaction after it in the tree head's
+/// log, each with its inclusion proof into that log. The verifier replays membership from them.
+public struct MembershipEvidence: Codable, Sendable, Hashable {
+    /// Base64 of the genesis block file (`MLK1`, docs/formats.md §9).
+    public var genesis: String
+    /// Every `governance` transaction of the log after genesis, in log order.
+    public var governance: [GovernanceEntry]
+
+    public init(genesis: String, governance: [GovernanceEntry]) {
+        self.genesis = genesis
+        self.governance = governance
+    }
+}
+
+/// One governance transaction of the log, with its audit path into the accompanying tree head.
+public struct GovernanceEntry: Codable, Sendable, Hashable {
+    /// Base64 of the `LogLeaf`.
+    public var leaf: String
+    public var leafIndex: UInt64
+    /// Base64 of the exact envelope.
+    public var envelope: String
+    /// The time of the block that holds it (ms): replay executes it at this time.
+    public var blockTime: Int64
+    public var auditPath: [Hash256]
+
+    public init(leaf: String, leafIndex: UInt64, envelope: String, blockTime: Int64, auditPath: [Hash256]) {
+        self.leaf = leaf
+        self.leafIndex = leafIndex
+        self.envelope = envelope
+        self.blockTime = blockTime
+        self.auditPath = auditPath
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case leaf, envelope
+        case leafIndex = "leaf_index"
+        case blockTime = "block_time"
+        case auditPath = "audit_path"
+    }
+}
+
 /// An RFC 9162 inclusion proof for one transaction, with everything needed to check it offline.
 public struct InclusionProof: Codable, Sendable, Hashable {
-    public var format = "medledger-inclusion-proof/1"
+    public static let format = "medledger-inclusion-proof/2"
+    public var format = Self.format
     public var networkID: Hash256
     public var transactionID: Hash256
     /// Base64 of the leaf data (see docs/formats.md); the leaf hash is SHA-256(0x00 ‖ leaf).
@@ -41,9 +86,11 @@ public struct InclusionProof: Codable, Sendable, Hashable {
     /// Base64 DER of the creator's certificate.
     public var creatorCertificate: String
     public var treeHead: SignedTreeHead
+    /// Membership of the tree head's signer; audit paths are into `treeHead`'s log.
+    public var membership: MembershipEvidence
 
     enum CodingKeys: String, CodingKey {
-        case format, leaf, envelope
+        case format, leaf, envelope, membership
         case networkID = "network_id"
         case transactionID = "transaction_id"
         case leafIndex = "leaf_index"
@@ -56,14 +103,17 @@ public struct InclusionProof: Codable, Sendable, Hashable {
 
 /// An RFC 9162 consistency proof between two signed tree heads.
 public struct ConsistencyProof: Codable, Sendable, Hashable {
-    public var format = "medledger-consistency-proof/1"
+    public static let format = "medledger-consistency-proof/2"
+    public var format = Self.format
     public var networkID: Hash256
     public var first: SignedTreeHead
     public var second: SignedTreeHead
     public var path: [Hash256]
+    /// Membership of both signers; audit paths are into `second`'s log.
+    public var membership: MembershipEvidence
 
     enum CodingKeys: String, CodingKey {
-        case format, first, second, path
+        case format, first, second, path, membership
         case networkID = "network_id"
     }
 }
@@ -80,6 +130,18 @@ public enum Proofs {
         return SignedTreeHead(height: height, logSize: block.header.logSize, logRoot: block.header.logRoot,
                               header: Data(block.headerBytes).base64EncodedString(), signature: Data(block.signature).base64EncodedString(),
                               signerCertificate: Data(proposer.certificate.der).base64EncodedString())
+    }
+
+    /// The genesis block and every governance transaction in the log of `head`, with audit paths.
+    static func membership(_ store: LedgerStore, head: SignedTreeHead) throws -> MembershipEvidence {
+        guard let genesis = try store.block(at: 0) else { throw LedgerError(.notFound, "empty ledger") }
+        let file = Block(header: genesis.header, signature: genesis.signature, envelopes: genesis.transactions.map(\.envelope))
+        let entries = try store.governanceTransactions(from: genesis.header.logSize, before: head.logSize).map { transaction, blockTime in
+            GovernanceEntry(leaf: Data(transaction.leaf.encoded).base64EncodedString(), leafIndex: transaction.sequence,
+                            envelope: Data(transaction.envelope).base64EncodedString(), blockTime: blockTime,
+                            auditPath: try store.inclusionProof(sequence: transaction.sequence, size: head.logSize))
+        }
+        return MembershipEvidence(genesis: Data(file.encoded).base64EncodedString(), governance: entries)
     }
 
     /// The inclusion proof of `id` against the tree head of block `height` (default: the tip).
@@ -100,7 +162,8 @@ public enum Proofs {
         return InclusionProof(networkID: Hash256.of(genesis.headerBytes), transactionID: id,
                               leaf: Data(transaction.leaf.encoded).base64EncodedString(), leafIndex: transaction.sequence,
                               treeSize: head.logSize, auditPath: path, envelope: Data(transaction.envelope).base64EncodedString(),
-                              creatorCertificate: Data(creator.certificate.der).base64EncodedString(), treeHead: head)
+                              creatorCertificate: Data(creator.certificate.der).base64EncodedString(), treeHead: head,
+                              membership: try membership(store, head: head))
     }
 
     /// The consistency proof between the trees of blocks `from` and `to` (default: the tip).
@@ -113,14 +176,16 @@ public enum Proofs {
         let first = try treeHead(store, height: from)
         let second = try treeHead(store, height: to)
         return ConsistencyProof(networkID: Hash256.of(genesis.headerBytes), first: first, second: second,
-                                path: try store.consistencyProof(first: first.logSize, second: second.logSize))
+                                path: try store.consistencyProof(first: first.logSize, second: second.logSize),
+                                membership: try membership(store, head: second))
     }
 
-    // MARK: Verification (offline, against root certificates)
+    // MARK: Verification (offline, against the network id and root certificates)
 
-    /// Checks a tree head: header decodes and matches the stated size and root, the signer's
-    /// certificate was issued by one of `roots`, has role `node`, is the header's proposer, and
-    /// signed these exact header bytes.
+    /// Checks a tree head on its own: header decodes and matches the stated size and root, the
+    /// signer's certificate was issued by one of `roots`, has role `node`, is the header's
+    /// proposer, and signed these exact header bytes. That the signer was a *registered* node is
+    /// ``verifyMembership(of:signerCertificate:evidence:log:networkID:)``'s job.
     public static func verify(_ head: SignedTreeHead, roots: [String: Certificate]) throws(LedgerError) -> BlockHeader {
         guard let headerBytes = Data(base64Encoded: head.header).map({ [UInt8]($0) }),
               let signature = Data(base64Encoded: head.signature).map({ [UInt8]($0) }),
@@ -141,6 +206,69 @@ public enum Proofs {
         return header
     }
 
+    /// Replays membership from the evidence and requires the signer of `header` to be a node that
+    /// was registered, and not revoked, in the state before block `header.height`, with exactly
+    /// the signer certificate of the tree head. `log` is the tree head the evidence's audit paths
+    /// lead to (the same one, or a later one of a consistency proof).
+    public static func verifyMembership(of header: BlockHeader, signerCertificate: String, evidence: MembershipEvidence,
+                                        log: BlockHeader, networkID: Hash256) throws(LedgerError) {
+        guard let genesisBytes = Data(base64Encoded: evidence.genesis).map({ [UInt8]($0) }),
+              let certificate = Data(base64Encoded: signerCertificate).map({ [UInt8]($0) })
+        else { throw LedgerError(.malformedEncoding, "membership evidence fields must be base64") }
+        let genesis = try Block(decoding: genesisBytes)
+        guard genesis.header.hash == networkID else {
+            throw LedgerError(.wrongNetwork, "membership evidence starts from the genesis of network \(genesis.header.hash.hex.prefix(16))…, not \(networkID.hex.prefix(16))…")
+        }
+        if header.height == 0, header != genesis.header {
+            throw LedgerError(.verificationFailed, "tree head of block 0 is not this network's genesis header")
+        }
+        let (_, assembled) = try LedgerNode.verifiedGenesis(genesis)
+        var ledger = MemoryLedger()
+        ledger.apply(assembled.execution.writes, transactionIDs: assembled.leaves.map(\.transactionID))
+        let executor = BlockExecutor(contracts: [GovernanceContract()])
+        var next = genesis.header.logSize
+        var last = (height: UInt64(0), time: genesis.header.timestamp)
+        for entry in evidence.governance {
+            let at = "governance transaction at log position \(entry.leafIndex)"
+            guard let leafBytes = Data(base64Encoded: entry.leaf).map({ [UInt8]($0) }),
+                  let envelopeBytes = Data(base64Encoded: entry.envelope).map({ [UInt8]($0) })
+            else { throw LedgerError(.malformedEncoding, "membership evidence fields must be base64") }
+            let leaf = try LogLeaf(decoding: leafBytes)
+            guard entry.leafIndex >= next, entry.leafIndex < log.logSize else {
+                throw LedgerError(.verificationFailed, "\(at): out of log order or beyond the tree head")
+            }
+            guard leaf.envelopeHash == Hash256.of(envelopeBytes),
+                  MerkleTree.verifyInclusion(index: entry.leafIndex, size: log.logSize, leafHash: MerkleTree.leafHash(leafBytes),
+                                             path: entry.auditPath, root: log.logRoot)
+            else { throw LedgerError(.verificationFailed, "\(at): not in the signed log") }
+            guard leaf.height > last.height || (leaf.height == last.height && entry.blockTime == last.time),
+                  entry.blockTime >= last.time, leaf.height <= log.height, entry.blockTime <= log.timestamp
+            else { throw LedgerError(.verificationFailed, "\(at): block height or time out of order") }
+            next = entry.leafIndex + 1
+            last = (leaf.height, entry.blockTime)
+            // Only the state before the tree head's block matters for its signer.
+            if leaf.height >= header.height { break }
+            let prepared = PreparedTransaction(bytes: envelopeBytes)
+            guard prepared.payload?.contract == GovernanceContract.name else {
+                throw LedgerError(.verificationFailed, "\(at): not a governance transaction")
+            }
+            // Governance reads only what genesis and governance write, so replaying it alone gives
+            // the same outcome as the full block did; the leaf commits to that outcome.
+            let execution = try executor.execute([prepared], network: networkID, height: leaf.height, blockTime: entry.blockTime, base: ledger)
+            guard execution.results.first == leaf.result else {
+                throw LedgerError(.verificationFailed, "\(at): replaying it does not give the result its leaf records")
+            }
+            ledger.apply(execution.writes, transactionIDs: [prepared.id])
+        }
+        let at = "tree head signer \(header.proposer.hex.prefix(16))…"
+        guard let bytes = try ledger.value(forKey: StateKey.member(header.proposer)), let member = try? Member(decoding: bytes),
+              member.role == .node, member.certificate.der == certificate
+        else { throw LedgerError(.unknownMember, "\(at) is not a node registered on this network before block \(header.height)") }
+        if let revokedAt = member.revokedAt, revokedAt <= header.timestamp {
+            throw LedgerError(.certificateRevoked, "\(at) was revoked before block \(header.height)")
+        }
+    }
+
     static func memberCertificate(_ der: [UInt8], roots: [String: Certificate]) throws(LedgerError) -> MemberCertificate {
         let unverified = try MemberCertificate(der: der, root: nil, organization: nil)
         guard let root = roots[unverified.organization] else {
@@ -149,12 +277,16 @@ public enum Proofs {
         return try MemberCertificate(der: der, root: root, organization: unverified.organization)
     }
 
+    /// Checks an inclusion proof. `networkID` pins the network (`verify-proof` takes it from
+    /// network.json); with `nil` the proof's own network id is trusted.
     public static func verify(_ proof: InclusionProof, roots: [String: Certificate], networkID: Hash256?) throws(LedgerError) {
-        guard proof.format == "medledger-inclusion-proof/1" else { throw LedgerError(.malformedEncoding, "unknown proof format \(proof.format)") }
+        guard proof.format == InclusionProof.format else { throw LedgerError(.malformedEncoding, "unknown proof format \(proof.format)") }
         if let networkID, networkID != proof.networkID {
             throw LedgerError(.wrongNetwork, "proof is for network \(proof.networkID.hex.prefix(16))…, expected \(networkID.hex.prefix(16))…")
         }
         let header = try verify(proof.treeHead, roots: roots)
+        try verifyMembership(of: header, signerCertificate: proof.treeHead.signerCertificate, evidence: proof.membership,
+                             log: header, networkID: proof.networkID)
         guard proof.treeSize == header.logSize else {
             throw LedgerError(.verificationFailed, "proof tree size \(proof.treeSize) differs from the signed tree head's \(header.logSize)")
         }
@@ -185,12 +317,19 @@ public enum Proofs {
     }
 
     public static func verify(_ proof: ConsistencyProof, roots: [String: Certificate], networkID: Hash256?) throws(LedgerError) {
-        guard proof.format == "medledger-consistency-proof/1" else { throw LedgerError(.malformedEncoding, "unknown proof format \(proof.format)") }
+        guard proof.format == ConsistencyProof.format else { throw LedgerError(.malformedEncoding, "unknown proof format \(proof.format)") }
         if let networkID, networkID != proof.networkID {
             throw LedgerError(.wrongNetwork, "proof is for network \(proof.networkID.hex.prefix(16))…, expected \(networkID.hex.prefix(16))…")
         }
         let first = try verify(proof.first, roots: roots)
         let second = try verify(proof.second, roots: roots)
+        guard first.height <= second.height else {
+            throw LedgerError(.verificationFailed, "the first tree head (block \(first.height)) is later than the second (block \(second.height))")
+        }
+        try verifyMembership(of: second, signerCertificate: proof.second.signerCertificate, evidence: proof.membership,
+                             log: second, networkID: proof.networkID)
+        try verifyMembership(of: first, signerCertificate: proof.first.signerCertificate, evidence: proof.membership,
+                             log: second, networkID: proof.networkID)
         guard MerkleTree.verifyConsistency(first: first.logSize, second: second.logSize, firstRoot: first.logRoot,
                                            secondRoot: second.logRoot, proof: proof.path)
         else { throw LedgerError(.verificationFailed, "the log of block \(second.height) does not extend the log of block \(first.height)") }

@@ -35,11 +35,12 @@ public final class ResearchReplayChecker: ResearchOracle {
     public var unchecked: UInt64 { state.withLock { $0.unchecked } }
 
     /// Before replaying the charges of the whole chain: notes the questions about past blocks.
-    public func notePastQuestions(_ store: LedgerStore) throws {
+    /// `page(limit, beforeSequence)` reads research transactions newest first (the verifier's snapshot).
+    public func notePastQuestions(_ page: (Int, UInt64?) throws -> [StoredTransaction]) throws {
         guard oracle != nil else { return }
         var before: UInt64?
         while true {
-            let page = try store.researchTransactions(limit: 1000, beforeSequence: before)
+            let page = try page(1000, before)
             guard let last = page.last else { break }
             for transaction in page where transaction.action == "charge" {
                 guard let envelope = try? Envelope(decoding: transaction.envelope), let payload = try? envelope.payload(),

@@ -8,8 +8,10 @@ struct Proof: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print an inclusion proof for a transaction, or a consistency proof between two blocks, as JSON.",
         discussion: """
-            Proofs carry the signed tree head (the block header and its node signature and certificate), so \
-            `medledger verify-proof` can check them offline against the organisations' root certificates.
+            Proofs carry the signed tree head (the block header and its node signature and certificate) and \
+            the evidence that its signer was a registered node (the genesis block and every governance \
+            transaction up to the tree head, with audit paths), so `medledger verify-proof` can check them \
+            offline from the network id alone.
 
             Examples:
               medledger proof --data ./medledger-demo --tx 3f2a…(64 hex digits) > inclusion.json
@@ -52,10 +54,12 @@ struct Proof: AsyncParsableCommand {
 struct VerifyProof: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-proof",
-        abstract: "Check an inclusion or consistency proof offline against the network's root certificates.",
+        abstract: "Check an inclusion or consistency proof offline against the network's id and root certificates.",
         discussion: """
-            Needs only the proof file and the organisations' root certificates (network.json and orgs/*/ca.pem); \
-            no database. Exits 0 when the proof holds, 1 otherwise.
+            Needs only the proof file and the network directory (network.json for the network id, orgs/*/ca.pem); \
+            no database. The tree head's signer must be a node the network registered (from genesis or by \
+            governance) and had not revoked at that height, replayed from the evidence in the proof. \
+            Exits 0 when the proof holds, 1 otherwise.
 
             Example:
               medledger verify-proof inclusion.json --network ./medledger-demo
@@ -76,13 +80,13 @@ struct VerifyProof: AsyncParsableCommand {
             let roots = try definition.rootCertificates(directory: network)
             let format = try JSONDecoder().decode(Probe.self, from: data).format
             switch format {
-            case "medledger-inclusion-proof/1":
+            case InclusionProof.format:
                 let proof = try JSONDecoder().decode(InclusionProof.self, from: data)
                 try Proofs.verify(proof, roots: roots, networkID: definition.networkID)
                 let leaf = try LogLeaf(decoding: [UInt8](Data(base64Encoded: proof.leaf) ?? Data()))
                 let outcome = leaf.result.isCommitted ? "committed" : "ordered but REJECTED by execution (\(LedgerError.Code(ledgerStatus: leaf.result.status)))"
                 print("valid: transaction \(proof.transactionID.hex) is leaf \(proof.leafIndex) of the log of size \(proof.treeSize) signed at block \(proof.treeHead.height); it was \(outcome) in block \(leaf.height)")
-            case "medledger-consistency-proof/1":
+            case ConsistencyProof.format:
                 let proof = try JSONDecoder().decode(ConsistencyProof.self, from: data)
                 try Proofs.verify(proof, roots: roots, networkID: definition.networkID)
                 print("valid: the log at block \(proof.second.height) (size \(proof.second.logSize)) extends the log at block \(proof.first.height) (size \(proof.first.logSize))")

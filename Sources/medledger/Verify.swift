@@ -9,9 +9,11 @@ struct Verify: AsyncParsableCommand {
         abstract: "Re-verify a whole ledger from disk without trusting the database.",
         discussion: """
             Checks the hash chain, block signatures, every transaction's signature and certificate (valid at \
-            block time, not revoked), per-block and global Merkle roots, the stored Merkle nodes, and replays \
-            every block from genesis, comparing the result with the stored state key by key. Exits 0 when all \
-            holds; otherwise exits 1 naming the first block, transaction or key that is wrong.
+            block time, not revoked), per-block and global Merkle roots, and replays every block from genesis; \
+            then compares every table the API serves from with what the replay derives (state, history, the \
+            device projection, Merkle nodes, checkpoints, derived columns, extra rows) and checks the syntax \
+            of the local refusal audit. Reads one consistent snapshot, so it can run on a live node. Exits 0 \
+            when all holds; otherwise exits 1 naming the first block, transaction, table or key that is wrong.
 
             Example:
               medledger verify --data ./medledger-demo --json

@@ -172,6 +172,8 @@ struct TamperDetectionTests {
     /// A committed ledger of a few blocks, then closed.
     static func ledger() async throws -> NodeHarness {
         let harness = try NodeHarness(batchSize: 4)
+        // Two refusals for the local audit table.
+        for _ in 0..<2 { _ = try? harness.node.submit([0x01, 0x02]) }
         var ids: [Hash256] = []
         for serial in 0..<12 {
             ids.append(try harness.node.submit(try harness.sign(serial % 2 == 0 ? "st-mary/collector" : "north-general/collector",
@@ -193,14 +195,14 @@ struct TamperDetectionTests {
     @Test func changedByteInAStoredTransaction() async throws {
         let harness = try await Self.ledger()
         // Flip one byte inside the payload of the transaction at log position 3.
-        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = substr(envelope, 1, 60) || X'FF' || substr(envelope, 62) WHERE seq = 3")
+        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = CAST(substr(envelope, 1, 60) || X'FF' || substr(envelope, 62) AS BLOB) WHERE seq = 3")
         #expect(!report.ok)
         #expect(report.failure?.contains("transaction") == true)
     }
 
     @Test func changedSignatureByte() async throws {
         let harness = try await Self.ledger()
-        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = substr(envelope, 1, length(envelope) - 1) || X'00' WHERE seq = 5")
+        let report = try Self.tamper(harness, "UPDATE transactions SET envelope = CAST(substr(envelope, 1, length(envelope) - 1) || X'00' AS BLOB) WHERE seq = 5")
         #expect(!report.ok)
         #expect(report.failure?.contains("bad_signature") == true || report.failure?.contains("transaction") == true)
     }
@@ -229,7 +231,7 @@ struct TamperDetectionTests {
 
     @Test func changedStateValue() async throws {
         let harness = try await Self.ledger()
-        let report = try Self.tamper(harness, "UPDATE state SET value = value || X'00' WHERE key = (SELECT min(key) FROM state WHERE key LIKE 'dev/%')")
+        let report = try Self.tamper(harness, "UPDATE state SET value = CAST(value || X'00' AS BLOB) WHERE key = (SELECT min(key) FROM state WHERE key LIKE 'dev/%')")
         #expect(!report.ok)
         #expect(report.failure?.contains("state key dev/") == true)
     }
@@ -246,6 +248,114 @@ struct TamperDetectionTests {
         let report = try Self.tamper(harness, "UPDATE merkle SET hash = zeroblob(32) WHERE level = 1 AND idx = 2")
         #expect(!report.ok)
         #expect(report.failure?.contains("Merkle node") == true)
+    }
+}
+
+/// One edit of a copy of a real ledger, and the words `verify` must name it with.
+struct Tampering: Sendable, CustomTestStringConvertible {
+    var name: String
+    var sql: String
+    var expected: String
+    var testDescription: String { name }
+}
+
+extension TamperDetectionTests {
+    /// Every table and column an API route or query reads (Sources/Server, LedgerNode+Research,
+    /// LedgerStore reads), edited, inserted and deleted. Log position 3 is a st-mary transaction,
+    /// 4 a north-general one.
+    static let tamperings: [Tampering] = [
+        .init(name: "history: value edited", sql: "UPDATE history SET value = CAST(value || X'00' AS BLOB) WHERE seq = 3", expected: "history"),
+        .init(name: "history: version moved to another writer", sql: "UPDATE history SET seq = 4 WHERE seq = 3", expected: "history"),
+        .init(name: "history: version deleted", sql: "DELETE FROM history WHERE seq = 5", expected: "history"),
+        .init(name: "history: forged version", sql: "INSERT INTO history (key, seq, value) SELECT 'dev/forged', seq, value FROM history WHERE seq = 3",
+              expected: "history"),
+        .init(name: "history: fake devices for as-of-height queries",
+              sql: "INSERT INTO history (key, seq, value) SELECT key || 'X', seq, value FROM history WHERE key LIKE 'dev/%'", expected: "history"),
+        .init(name: "history: version at a log position that does not exist",
+              sql: "INSERT INTO history (key, seq, value) VALUES ('dev/late', 100000, NULL)", expected: "history"),
+        .init(name: "devices: owner edited", sql: "UPDATE devices SET owner = 'north-general' WHERE owner = 'st-mary'", expected: "devices"),
+        .init(name: "devices: attribute edited", sql: "UPDATE devices SET model = 'forged' WHERE udi = (SELECT min(udi) FROM devices)", expected: "devices"),
+        .init(name: "devices: row inserted",
+              sql: "INSERT INTO devices (udi, owner, status, version, registered_at, updated_at) VALUES ('FAKE-1', 'st-mary', 0, 1, 0, 0)",
+              expected: "devices"),
+        .init(name: "devices: row deleted", sql: "DELETE FROM devices WHERE udi = (SELECT max(udi) FROM devices)", expected: "devices"),
+        .init(name: "checkpoints: signature edited", sql: "UPDATE checkpoints SET signature = zeroblob(64) WHERE height = 1", expected: "checkpoint"),
+        .init(name: "checkpoints: body edited", sql: "UPDATE checkpoints SET body = CAST(substr(body, 1, 20) || X'FF' || substr(body, 22) AS BLOB) WHERE height = 1",
+              expected: "checkpoint"),
+        .init(name: "checkpoints: row deleted", sql: "DELETE FROM checkpoints WHERE height = 2", expected: "checkpoint"),
+        .init(name: "checkpoints: row inserted",
+              sql: "INSERT INTO checkpoints (height, signer, body, signature) SELECT height + 1000, signer, body, signature FROM checkpoints WHERE height = 1",
+              expected: "checkpoint"),
+        .init(name: "refusals: code edited", sql: "UPDATE refusals SET code = 'all_fine' WHERE id = 2", expected: "refusals"),
+        .init(name: "refusals: row deleted", sql: "DELETE FROM refusals WHERE id = 1", expected: "refusals"),
+        .init(name: "refusals: malformed id", sql: "UPDATE refusals SET tx_id = X'0102' WHERE id = 1", expected: "refusals"),
+        .init(name: "refusals: row inserted in the middle",
+              sql: "INSERT INTO refusals (id, time, code, message) VALUES (-7, 1, 'forbidden', 'x')", expected: "refusals"),
+        .init(name: "blocks.timestamp edited", sql: "UPDATE blocks SET timestamp = 1 WHERE height = 1", expected: "blocks.timestamp"),
+        .init(name: "blocks.hash edited", sql: "UPDATE blocks SET hash = zeroblob(32) WHERE height = 1", expected: "blocks.hash"),
+        .init(name: "blocks.tx_count edited", sql: "UPDATE blocks SET tx_count = tx_count + 1 WHERE height = 1", expected: "blocks.tx_count"),
+        .init(name: "blocks: row outside the chain",
+              sql: "INSERT INTO blocks (height, hash, header, signature, tx_count, timestamp) SELECT -1, zeroblob(32), header, signature, tx_count, timestamp FROM blocks WHERE height = 1",
+              expected: "blocks"),
+        .init(name: "transactions.creator edited", sql: "UPDATE transactions SET creator = (SELECT creator FROM transactions WHERE seq = 4) WHERE seq = 3",
+              expected: "transactions.creator"),
+        .init(name: "transactions.action edited", sql: "UPDATE transactions SET action = 'decommission' WHERE seq = 3", expected: "transactions.action"),
+        .init(name: "transactions.contract edited", sql: "UPDATE transactions SET contract = 'research' WHERE seq = 3", expected: "transactions.contract"),
+        .init(name: "transactions.timestamp edited", sql: "UPDATE transactions SET timestamp = timestamp + 1 WHERE seq = 3", expected: "transactions.timestamp"),
+        .init(name: "transactions: row outside the chain", sql: """
+            INSERT INTO transactions (seq, tx_id, height, idx, envelope, status, write_set_hash, creator, contract, action, timestamp)
+            SELECT seq + 1000, tx_id, height + 1000, idx, envelope, status, write_set_hash, creator, contract, action, timestamp FROM transactions WHERE seq = 3
+            """, expected: "transactions"),
+        .init(name: "state.seq edited", sql: "UPDATE state SET seq = seq + 1 WHERE key = (SELECT min(key) FROM state WHERE key LIKE 'dev/%')",
+              expected: "seq"),
+        .init(name: "transactions.timestamp of the wrong type", sql: "UPDATE transactions SET timestamp = 'noon' WHERE seq = 3",
+              expected: "transactions.timestamp"),
+        .init(name: "blocks.header of the wrong type", sql: "UPDATE blocks SET header = 'text' WHERE height = 2", expected: "blocks.header"),
+        .init(name: "state.value of the wrong type", sql: "UPDATE state SET value = value || X'00' WHERE key = 'cfg'", expected: "state.value"),
+        .init(name: "history.value of the wrong type", sql: "UPDATE history SET value = 7 WHERE seq = 3", expected: "history.value"),
+        .init(name: "merkle: extra node", sql: "INSERT INTO merkle (level, idx, hash) VALUES (0, 100000, zeroblob(32))", expected: "merkle"),
+    ]
+
+    @Test(arguments: TamperDetectionTests.tamperings)
+    func everyTableAndColumnTheAPIReads(_ tampering: Tampering) async throws {
+        let harness = try await Self.ledger()
+        let report = try Self.tamper(harness, tampering.sql)
+        #expect(!report.ok, "verify passed after: \(tampering.sql)")
+        #expect(report.failure?.contains(tampering.expected) == true, "\(report.failure ?? "no failure")")
+    }
+
+    /// `verify` on a running node must read one snapshot: blocks committed while it runs must not
+    /// look like tampering (it used to say "block N exists beyond the tip").
+    @Test func verifyPassesWhileTheNodeKeepsCommitting() async throws {
+        let harness = try NodeHarness(batchSize: 2)
+        let path = harness.databasePath
+        let writer = Task {
+            var serial = 0
+            while !Task.isCancelled {
+                var last: Hash256?
+                for _ in 0..<3 {
+                    last = try harness.node.submit(try harness.sign(serial % 2 == 0 ? "st-mary/collector" : "north-general/collector",
+                                                                   .register(udi: Fixtures.udi(serial), attributes: Fixtures.attributes())).encoded)
+                    serial += 1
+                }
+                if let last { _ = try await harness.node.waitForCommit(last, timeout: .seconds(30)) }
+            }
+        }
+        var heights: [UInt64] = []
+        for _ in 0..<8 {
+            let report = ChainVerifier.verify(store: try LedgerStore(readOnlyPath: path))
+            #expect(report.ok, "\(report.failure ?? "")")
+            heights.append(report.blocks)
+            // Wait for at least one more block before the next run.
+            let target = harness.node.tip.height + 1
+            let events = try harness.node.events(from: target)
+            for await event in events where event.height >= target { break }
+            events.close()
+        }
+        writer.cancel()
+        _ = try? await writer.value
+        try await harness.stop()
+        #expect(heights.last! > heights.first!)
     }
 }
 
