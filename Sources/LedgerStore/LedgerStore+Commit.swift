@@ -65,13 +65,23 @@ extension LedgerStore {
         try writer.write { db in try Self.insert(db, refusals: refusals) }
     }
 
-    static func insert(_ db: Database, refusals: [Refusal]) throws {
+    /// Refusal rows kept on disk: the newest ones; older ones are pruned from the low end, so ids
+    /// stay contiguous (a flood of junk submissions cannot grow the database without bound).
+    public static let maxStoredRefusals: Int64 = 1_000_000
+
+    static func insert(_ db: Database, refusals: [Refusal], keep: Int64 = maxStoredRefusals) throws {
         guard !refusals.isEmpty else { return }
         let statement = try db.cachedStatement(sql: "INSERT INTO refusals (time, tx_id, creator, code, message) VALUES (?, ?, ?, ?, ?)")
         for refusal in refusals {
             try statement.execute(arguments: [refusal.time, refusal.transactionID.map { Data($0.bytes) }, refusal.creator.map { Data($0.bytes) },
                                               refusal.code.rawValue, refusal.message])
         }
+        try db.execute(sql: "DELETE FROM refusals WHERE id <= (SELECT MAX(id) FROM refusals) - ?", arguments: [keep])
+    }
+
+    /// As ``record(refusals:)`` with a smaller retention (tests).
+    package func record(refusals: [Refusal], keep: Int64) throws {
+        try writer.write { db in try Self.insert(db, refusals: refusals, keep: keep) }
     }
 }
 

@@ -362,13 +362,17 @@ public enum ChainVerifier {
     }
 
     /// Refusals are the node's unsigned local audit, not consensus data: nothing on the ledger
-    /// commits to them. What can be checked is their syntax, and that ids run 1, 2, 3… (SQLite
-    /// assigns max + 1), so a deleted or inserted row in the middle shows as a gap or a repeat.
+    /// commits to them. What can be checked is their syntax, and that ids run on by one from the
+    /// oldest row kept (SQLite assigns max + 1; past ``LedgerStore/maxStoredRefusals`` the oldest
+    /// are pruned from the low end), so a deleted or inserted row in the middle shows as a gap or a repeat.
     static func checkRefusals(snapshot: LedgerSnapshot) throws {
-        var expectedID: Int64 = 1
+        // Pruning leaves exactly maxStoredRefusals rows; otherwise the first id is 1.
+        let pruned = try snapshot.count("refusals") == LedgerStore.maxStoredRefusals
+        var nextID: Int64?
         try snapshot.forEachRefusalRow { row in
-            guard let row else { throw Failure(description: "refusals: row after id \(expectedID - 1) has a value of the wrong type") }
+            guard let row else { throw Failure(description: "refusals: row after id \((nextID ?? 1) - 1) has a value of the wrong type") }
             let at = "refusals: row \(row.id)"
+            let expectedID = nextID ?? (pruned ? row.id : 1)
             guard row.id == expectedID else {
                 throw Failure(description: "\(at): ids jump from \(expectedID - 1) to \(row.id) (rows were deleted or inserted)")
             }
@@ -380,7 +384,7 @@ public enum ChainVerifier {
             guard LedgerError.Code(ledgerStatus: code.ledgerStatus) == code else {
                 throw Failure(description: "\(at): code \(row.code) is not a MedLedger error code")
             }
-            expectedID += 1
+            nextID = expectedID + 1
         }
     }
 }
