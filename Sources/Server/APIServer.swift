@@ -46,7 +46,7 @@ public enum APIServer {
         case .malformedEncoding, .invalidUDI, .invalidArgument, .missingField, .unknownAction, .wrongNetwork, .timestampSkew,
              .invalidConfiguration, .invalidCertificate:
             .badRequest
-        case .badSignature: .unauthorized
+        case .badSignature, .unauthenticated, .replayedRequest: .unauthorized
         case .unknownMember, .unknownOrganization, .certificateExpired, .certificateRevoked, .forbidden: .forbidden
         case .notFound, .unknownDevice, .unknownProposal: .notFound
         case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned: .conflict
@@ -80,15 +80,19 @@ public enum APIServer {
         }
     }
 
+    /// Every route but `/health` is registered through ``GuardedRouter`` under its ``APIRoute``:
+    /// authenticated (a signed request, or the envelope's own signature for submissions) and
+    /// authorised by ``AccessPolicy`` before the handler runs.
     static func addRoutes(to router: Router<BasicRequestContext>, node: LedgerNode) {
+        let api = GuardedRouter(router: router, authenticator: RequestAuthenticator(node: node))
         router.get("/health") { _, _ in
             json(["status": "ok", "height": String(node.tip.height), "network_id": node.network.hex])
         }
-        router.get("/metrics") { _, _ in
+        api.get("/metrics", .metrics) { _, _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: node.metrics.render())))
         }
-        router.get("/v1/chain") { _, _ in
+        api.get("/v1/chain", .chain) { _, _, _ in
             let tip = node.tip
             return json(ChainView(networkID: node.network, networkName: node.networkName, height: tip.height, hash: tip.hash,
                                   timestamp: tip.timestamp, logSize: tip.logSize, logRoot: tip.logRoot, stateRoot: tip.stateRoot,
@@ -96,7 +100,7 @@ public enum APIServer {
         }
 
         // Submit: binary envelope (application/octet-stream) or {"envelope": "<base64>"}.
-        router.post("/v1/transactions") { request, _ in
+        api.post("/v1/transactions", .submitTransaction) { request, _, _ in
             await handle {
                 var request = request
                 let limit = Int(node.config.maxTransactionBytes) * 2 + 1024
@@ -110,7 +114,7 @@ public enum APIServer {
                 return json(StatusView(id: id, status: .pending), status: .accepted)
             }
         }
-        router.get("/v1/transactions/:id") { request, context in
+        api.get("/v1/transactions/:id", .transactionStatus) { request, context, caller in
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
                 let status: TransactionStatus
@@ -120,10 +124,11 @@ public enum APIServer {
                     status = try node.status(of: id)
                 }
                 guard status != .unknown else { throw LedgerError(.notFound, "no transaction \(id.hex) is known to this node") }
+                try require(caller, .transactionStatus, .transactionCreatedBy(organization: try creatorOrganization(of: id, node: node)))
                 return json(StatusView(id: id, status: status))
             }
         }
-        router.get("/v1/blocks/:height") { _, context in
+        api.get("/v1/blocks/:height", .block) { _, context, _ in
             await handle {
                 guard let height = context.parameters.get("height").flatMap(UInt64.init) else {
                     throw LedgerError(.invalidArgument, "height must be a non-negative integer")
@@ -132,18 +137,27 @@ public enum APIServer {
                 return json(BlockView(block))
             }
         }
-        router.get("/v1/device") { request, _ in
+        api.get("/v1/device", .device) { request, _, caller in
             await handle {
                 let udi = try udiParameter(request)
                 guard let bytes = try node.store.value(forKey: StateKey.device(udi)) else {
                     throw LedgerError(.unknownDevice, "no device \(udi)")
                 }
-                return json(DeviceView(try DeviceRecord(decoding: bytes)))
+                let record = try DeviceRecord(decoding: bytes)
+                try require(caller, .device, .deviceOwnedBy(record.owner))
+                return json(DeviceView(record))
             }
         }
-        router.get("/v1/device/history") { request, _ in
+        api.get("/v1/device/history", .deviceHistory) { request, _, caller in
             await handle {
                 let udi = try udiParameter(request)
+                // Visible only to those who may read the device as it is now (its current owner).
+                let current = try node.store.value(forKey: StateKey.device(udi)).map { try DeviceRecord(decoding: $0) }
+                if let current {
+                    try require(caller, .deviceHistory, .deviceOwnedBy(current.owner))
+                } else if try require(caller, .deviceHistory, .route) != .everything {
+                    throw LedgerError(.unknownDevice, "no device \(udi)")
+                }
                 let entries = try node.store.history(key: StateKey.device(udi))
                 guard !entries.isEmpty else { throw LedgerError(.unknownDevice, "no device \(udi)") }
                 return json(try entries.map { entry in
@@ -159,9 +173,13 @@ public enum APIServer {
                 })
             }
         }
-        router.get("/v1/devices") { request, _ in
+        api.get("/v1/devices", .devices) { request, _, caller in
             await handle {
-                let owner = request.uri.queryParameters["owner"].map(String.init)
+                let requested = request.uri.queryParameters[values: "owner"]
+                guard requested.count <= 1 else { throw LedgerError(.invalidArgument, "give owner= at most once") }
+                var owner = requested.first.map(String.init)
+                // Hospital staff see their own organisation's devices: owner defaults to it.
+                if case .organization(let own) = try require(caller, .devices, .deviceOwnerFilter(owner)) { owner = own }
                 let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100
                 let offset = request.uri.queryParameters["offset"].flatMap { Int(String($0)) }.map { max($0, 0) } ?? 0
                 let udis = try node.store.deviceUDIs(owner: owner, limit: limit, offset: offset)
@@ -171,13 +189,15 @@ public enum APIServer {
                 return json(devices)
             }
         }
-        router.get("/v1/proofs/inclusion/:id") { _, context in
+        api.get("/v1/proofs/inclusion/:id", .inclusionProof) { _, context, caller in
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
+                guard try node.store.transaction(id: id) != nil else { throw LedgerError(.notFound, "no committed transaction \(id.hex)") }
+                try require(caller, .inclusionProof, .transactionCreatedBy(organization: try creatorOrganization(of: id, node: node)))
                 return json(try Proofs.inclusion(store: node.store, transaction: id))
             }
         }
-        router.get("/v1/proofs/consistency") { request, _ in
+        api.get("/v1/proofs/consistency", .consistencyProof) { request, _, _ in
             await handle {
                 guard let from = request.uri.queryParameters["from"].flatMap({ UInt64(String($0)) }) else {
                     throw LedgerError(.invalidArgument, "from=<block height> is required")
@@ -186,8 +206,8 @@ public enum APIServer {
                 return json(try Proofs.consistency(store: node.store, from: from, to: to))
             }
         }
-        addResearchRoutes(to: router, node: node)
-        router.get("/v1/refusals") { request, _ in
+        addResearchRoutes(to: api, node: node)
+        api.get("/v1/refusals", .refusals) { request, _, _ in
             await handle {
                 let limit = request.uri.queryParameters["limit"].flatMap { Int(String($0)) }.map { min(max($0, 1), 1000) } ?? 100
                 struct View: Codable {
@@ -203,7 +223,7 @@ public enum APIServer {
             }
         }
         // Committed blocks as newline-delimited JSON, from ?from=HEIGHT (default: live only).
-        router.get("/v1/events") { request, _ in
+        api.get("/v1/events", .events) { request, _, _ in
             let from = request.uri.queryParameters["from"].flatMap { UInt64(String($0)) }
             let events = node.events(from: from)
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
@@ -215,6 +235,13 @@ public enum APIServer {
                 try await writer.finish(nil)
             })
         }
+    }
+
+    /// The organisation of the member that created a stored transaction (nil while only pending).
+    static func creatorOrganization(of id: Hash256, node: LedgerNode) throws -> String? {
+        guard let stored = try node.store.transaction(id: id) else { return nil }
+        // The genesis block's creator is a founding admin; every creator is a registered member.
+        return node.member(stored.creator)?.organization ?? ""
     }
 
     static func udiParameter(_ request: Request) throws(LedgerError) -> String {
