@@ -223,11 +223,13 @@ public enum APIServer {
             }
         }
         // Committed blocks as newline-delimited JSON, from ?from=HEIGHT (default: live only).
-        api.get("/v1/events", .events) { request, _, _ in
+        api.get("/v1/events", .events) { request, _, caller in
             let from = request.uri.queryParameters["from"].flatMap { UInt64(String($0)) }
             let events = node.events(from: from)
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
                 for await event in events {
+                    // A stream outlives its request: it ends once the caller's certificate may no longer read.
+                    guard let caller, RequestAuthenticator.isCurrent(caller, node: node, now: Clock.nowMilliseconds()) else { break }
                     var data = (try? encoder.encode(event)) ?? Data()
                     data.append(UInt8(ascii: "\n"))
                     try await writer.write(ByteBuffer(bytes: data))

@@ -43,6 +43,14 @@ public final class RequestAuthenticator: Sendable {
                           bodyHash: Hash256.of(body.readableBytesView), now: Clock.nowMilliseconds())
     }
 
+    /// The principal's certificate is still registered, unrevoked, of an active organisation and
+    /// valid at `now` (for responses that outlive their request, such as the event stream).
+    public static func isCurrent(_ principal: Principal, node: LedgerNode, now: Int64) -> Bool {
+        guard let credential = node.credential(for: principal.member) else { return false }
+        let member = credential.member
+        return credential.organizationActive && member.revokedAt == nil && member.certificate.notBefore <= now && now <= member.certificate.notAfter
+    }
+
     /// The checks after parsing; `now` is the node's clock in ms since the epoch.
     public func verify(_ credentials: RequestSignature.Credentials, method: String, target: String, bodyHash: Hash256,
                 now: Int64) throws(LedgerError) -> Principal {

@@ -118,6 +118,35 @@ extension APIHarness {
         }.value
     }
 
+    /// Opens a raw connection, sends `text`, and reads what arrives until the server closes it.
+    /// Returns at once; `closed` finishes when the connection is closed (or after `timeout`).
+    func rawStream(_ text: String, timeout: Int = 20) -> Task<(bytes: Int, closed: Bool), Never> {
+        let port = self.port
+        return Task.detached {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            var limit = timeval(tv_sec: timeout, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            let bytes = Array(text.utf8)
+            _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var total = 0
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n == 0 { return (total, true) }
+                if n < 0 { return (total, false) }
+                total += n
+            }
+        }
+    }
+
     /// A raw GET of `target` with an `Authorization` header.
     func rawGet(_ target: String, authorization: String) async -> Int {
         await rawStatus("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(authorization)\r\nConnection: close\r\n\r\n")

@@ -235,6 +235,12 @@ struct AccessTests {
         try await world.stop()
     }
 
+    static func batteryChange(_ level: Int) -> DeviceAttributes {
+        var changes = DeviceAttributes()
+        changes.batteryLevel = Int64(level)
+        return changes
+    }
+
     /// A member whose certificate governance revoked cannot read, even with a valid signature.
     @Test func revokedMemberIsRefused() async throws {
         let world = try await World()
@@ -245,6 +251,20 @@ struct AccessTests {
         guard case .committed = try await world.harness.commit(revoke) else { throw LedgerError(.internal, "revocation did not commit") }
         let answer = try await world.api.get("/v1/chain", as: collector)
         #expect(answer.status == 401 && answer.code == "certificate_revoked", "\(answer.text)")
+
+        // An event stream opened before the revocation ends at the next block after it.
+        let auditor = try world.identity("device-regulator/auditor")
+        let target = "/v1/events"
+        let stream = world.api.rawStream("GET \(target) HTTP/1.1\r\nHost: x\r\nAuthorization: \(world.api.header(auditor, target: target))\r\nConnection: close\r\n\r\n")
+        let update = try world.harness.sign("north-general/collector", .update(udi: world.deviceB, event: "power", changes: Self.batteryChange(70)))
+        guard case .committed = try await world.harness.commit(update) else { throw LedgerError(.internal, "update did not commit") }
+        let revokeAuditor = try world.identity("device-regulator/admin").transaction(
+            network: world.harness.node.network, contract: "governance", action: "revoke", arguments: auditor.fingerprint.bytes).envelope
+        guard case .committed = try await world.harness.commit(revokeAuditor) else { throw LedgerError(.internal, "revocation did not commit") }
+        let after = try world.harness.sign("north-general/collector", .update(udi: world.deviceB, event: "power", changes: Self.batteryChange(60)))
+        guard case .committed = try await world.harness.commit(after) else { throw LedgerError(.internal, "update did not commit") }
+        let (received, closed) = await stream.value
+        #expect(received > 0 && closed, "the stream of a revoked auditor stayed open (\(received) bytes)")
         try await world.stop()
     }
 }

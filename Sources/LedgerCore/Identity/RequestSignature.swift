@@ -102,8 +102,8 @@ public enum RequestSignature {
             throw LedgerError(.unauthenticated, "member must be the certificate fingerprint in 64 lower-case hex digits")
         }
         guard let timeText = fields["time"], (1...15).contains(timeText.utf8.count), timeText.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-              let time = Int64(timeText) else {
-            throw LedgerError(.unauthenticated, "time must be milliseconds since the epoch, in decimal")
+              let time = Int64(timeText), String(time) == timeText else {
+            throw LedgerError(.unauthenticated, "time must be milliseconds since the epoch, in decimal without leading zeros")
         }
         guard let nonceText = fields["nonce"], isLowerHex(nonceText, count: 32), let nonce = Hex.decode(nonceText) else {
             throw LedgerError(.unauthenticated, "nonce must be 32 lower-case hex digits")
