@@ -192,7 +192,6 @@ public enum APIServer {
         api.get("/v1/proofs/inclusion/:id", .inclusionProof) { _, context, caller in
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
-                guard try node.store.transaction(id: id) != nil else { throw LedgerError(.notFound, "no committed transaction \(id.hex)") }
                 try require(caller, .inclusionProof, .transactionCreatedBy(organization: try creatorOrganization(of: id, node: node)))
                 return json(try Proofs.inclusion(store: node.store, transaction: id))
             }
