@@ -5,7 +5,21 @@ import FoundationNetworking
 public import LedgerCore
 
 /// A minimal client of the node's HTTP API (what collectors and the CLI use).
+///
+/// With a `signer`, every read carries `Authorization: MedLedger-Signature …` signed with the
+/// signer's member key for `network` (``RequestSignature``); submissions need no header, their
+/// envelope is signed.
 public struct NodeClient: Sendable {
+    /// The identity reads are signed with, and the network they are for.
+    public struct Signer: Sendable {
+        public var identity: SigningIdentity
+        public var network: Hash256
+        public init(identity: SigningIdentity, network: Hash256) {
+            self.identity = identity
+            self.network = network
+        }
+    }
+
     public struct Status: Decodable, Sendable {
         public var id: Hash256
         public var status: String
@@ -33,10 +47,12 @@ public struct NodeClient: Sendable {
     }
 
     public let baseURL: URL
+    public let signer: Signer?
     let session: URLSession
 
-    public init(baseURL: URL) {
+    public init(baseURL: URL, signer: Signer? = nil) {
         self.baseURL = baseURL
+        self.signer = signer
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = 120
         configuration.httpMaximumConnectionsPerHost = 64
@@ -80,8 +96,34 @@ public struct NodeClient: Sendable {
         return try await send(request)
     }
 
+    /// The request target as it goes on the wire: percent-encoded path and query.
+    public static func target(of url: URL) -> String {
+        guard let components = URLComponents(url: url, resolvingAgainstBaseURL: true) else { return url.path }
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        return components.percentEncodedQuery.map { path + "?" + $0 } ?? path
+    }
+
+    /// Adds the signed `Authorization` header to a read (a fresh time and nonce each call).
+    public func signed(_ request: URLRequest) -> URLRequest {
+        guard let signer, let url = request.url, (request.httpMethod ?? "GET") == "GET" else { return request }
+        var request = request
+        let header = RequestSignature.authorization(identity: signer.identity, network: signer.network, method: "GET",
+                                                    target: Self.target(of: url), body: request.httpBody.map { [UInt8]($0) } ?? [])
+        request.setValue(header, forHTTPHeaderField: "Authorization")
+        return request
+    }
+
+    /// GET `target` (path and query exactly as given, e.g. `/v1/devices?owner=st-mary`) and return
+    /// the status and the body as received.
+    public func raw(_ target: String) async throws -> (status: Int, body: Data) {
+        guard let url = URL(string: target, relativeTo: baseURL)?.absoluteURL else { throw LedgerError(.invalidArgument, "not a request target: \(target)") }
+        let (data, response) = try await session.data(for: signed(URLRequest(url: url)))
+        guard let http = response as? HTTPURLResponse else { throw LedgerError(.io, "no HTTP response") }
+        return (http.statusCode, data)
+    }
+
     func send<T: Decodable>(_ request: URLRequest) async throws -> T {
-        let (data, response) = try await session.data(for: request)
+        let (data, response) = try await session.data(for: signed(request))
         guard let http = response as? HTTPURLResponse else { throw LedgerError(.io, "no HTTP response") }
         guard (200..<300).contains(http.statusCode) else {
             if let body = try? JSONDecoder().decode(ErrorBody.self, from: data) {

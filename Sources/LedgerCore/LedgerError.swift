@@ -42,6 +42,10 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let answerMismatch = Code(rawValue: "answer_mismatch")
         public static let io = Code(rawValue: "io_error")
         public static let `internal` = Code(rawValue: "internal_error")
+        /// An API request without valid request credentials (never a ledger status).
+        public static let unauthenticated = Code(rawValue: "unauthenticated")
+        /// An API request whose nonce was already used within the time window (never a ledger status).
+        public static let replayedRequest = Code(rawValue: "replayed_request")
 
         /// The numeric status stored on the ledger for a transaction refused during execution.
         /// `0` means success. Numbers are part of the on-ledger format and never reused.

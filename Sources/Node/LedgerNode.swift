@@ -13,6 +13,8 @@ struct CachedMember: Sendable {
     var member: Member
     var key: P256.Signing.PublicKey
     var organizationActive: Bool
+    /// The kind of the member's organisation (for API access decisions).
+    var organizationKind: OrganizationKind?
 }
 
 /// One ledger node: admission, ordering (solo), execution, atomic commit, status, events.
@@ -180,15 +182,18 @@ public final class LedgerNode: Sendable {
         }
         let config = try NetworkConfig(decoding: configBytes)
         var active: Set<String> = []
+        var kinds: [String: OrganizationKind] = [:]
         for (_, value) in try store.state(prefix: "org/", limit: 100_000) {
             let organization = try Organization(decoding: value)
             if organization.active { active.insert(organization.id) }
+            kinds[organization.id] = organization.kind
         }
         var members: [Hash256: CachedMember] = [:]
         for (_, value) in try store.state(prefix: "mem/", limit: 10_000_000) {
             let member = try Member(decoding: value)
             let key = try P256.Signing.PublicKey(rawRepresentation: member.certificate.publicKey)
-            members[member.fingerprint] = CachedMember(member: member, key: key, organizationActive: active.contains(member.organization))
+            members[member.fingerprint] = CachedMember(member: member, key: key, organizationActive: active.contains(member.organization),
+                                                    organizationKind: kinds[member.organization])
         }
         let name = try store.value(forKey: StateKey.networkName).flatMap { try StringList(decoding: $0).values.first } ?? ""
         return (config, members, name)

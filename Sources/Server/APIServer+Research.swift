@@ -7,18 +7,19 @@ import Node
 import Contracts
 
 extension APIServer {
-    static func addResearchRoutes(to router: Router<BasicRequestContext>, node: LedgerNode) {
+    static func addResearchRoutes(to router: GuardedRouter, node: LedgerNode) {
         // A researcher's signed research.ask (binary, or {"envelope": "<base64>"}); answers once recorded.
-        router.post("/v1/queries") { request, _ in
+        router.post("/v1/queries", .submitQuery) { request, _, _ in
             await handle {
                 var request = request
                 let bytes = try await envelope(&request, node: node)
                 return json(QueryView(try await node.answerQuery(bytes)))
             }
         }
-        router.get("/v1/research/budget/:member") { _, context in
+        router.get("/v1/research/budget/:member", .researchBudget) { _, context, caller in
             await handle {
                 let member = try hash(context.parameters.get("member").map { Substring($0) }, "member fingerprint")
+                try require(caller, .researchBudget, .budgetOf(member))
                 guard node.member(member) != nil else { throw LedgerError(.unknownMember, "no member has certificate \(member.hex.prefix(16))…") }
                 let (limit, usage) = try node.budget(of: member)
                 let period = node.config.research.periodMilliseconds
@@ -28,15 +29,18 @@ extension APIServer {
             }
         }
         // Who asked what, with which ε, about which block, and the hash of what was released.
-        router.get("/v1/research/log") { request, _ in
+        router.get("/v1/research/log", .researchLog) { request, _, caller in
             await handle {
                 let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100
                 let before = try Parameters.integer(request, "before", in: 0...Parameters.maxHeight)
-                return json(try node.store.researchTransactions(limit: limit, beforeSequence: before).map { logEntry($0, node: node) })
+                guard case .own(let asker) = try require(caller, .researchLog, .route) else {
+                    return json(try node.store.researchTransactions(limit: limit, beforeSequence: before).map { logEntry($0, node: node) })
+                }
+                return json(try ownLogEntries(asker: asker, limit: limit, before: before, node: node))
             }
         }
         // The last block at or before a time (ms since the epoch): for queries "as of" a time.
-        router.get("/v1/chain/height-at") { request, _ in
+        router.get("/v1/chain/height-at", .chainHeightAt) { request, _, _ in
             await handle {
                 guard let time = try Parameters.integer(request, "time", in: Int64.min...Int64.max) else {
                     throw LedgerError(.invalidArgument, "time=<ms since the epoch> is required")
@@ -51,6 +55,12 @@ extension APIServer {
     /// large or not an envelope is refused like any other submission: with a code, and audited.
     static func envelope(_ request: inout Request, node: LedgerNode) async throws(LedgerError) -> [UInt8] {
         let limit = Int(node.config.maxTransactionBytes) * 2 + 1024
+        // A declared length over the limit is refused before any byte of the body is awaited.
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            let refusal = LedgerError(.payloadTooLarge, "the request body exceeds \(limit) bytes")
+            node.recordRefusal(refusal, bytes: [])
+            throw refusal
+        }
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: limit)
@@ -67,6 +77,37 @@ extension APIServer {
             node.recordRefusal(error, bytes: [])
             throw error
         }
+    }
+
+    /// Most log entries scanned for one researcher's page.
+    static let maxScannedLogEntries = 20_000
+
+    /// A researcher's own entries, newest first: its asks, and the answers to the questions it
+    /// asked (found among the entries scanned). Scans at most ``maxScannedLogEntries``.
+    static func ownLogEntries(asker: Hash256, limit: Int, before: UInt64?, node: LedgerNode) throws -> [ResearchLogEntry] {
+        var found: [ResearchLogEntry] = []
+        var answers: [ResearchLogEntry] = []
+        var questions: Set<Hash256> = []
+        var cursor = before
+        var scanned = 0
+        while found.count < limit, scanned < maxScannedLogEntries {
+            let page = try node.store.researchTransactions(limit: 1000, beforeSequence: cursor)
+            guard let last = page.last else { break }
+            scanned += page.count
+            cursor = last.sequence
+            for transaction in page {
+                let entry = logEntry(transaction, node: node)
+                if entry.asker == asker {
+                    if let question = entry.question { questions.insert(question) }
+                    found.append(entry)
+                } else if entry.asker == nil, entry.question != nil {
+                    answers.append(entry)
+                }
+            }
+        }
+        // An answer follows its ask, so newest-first it is seen before the ask that reveals it is ours.
+        found += answers.filter { $0.question.map(questions.contains) ?? false }
+        return Array(found.sorted { $0.sequence > $1.sequence }.prefix(limit))
     }
 
     static func envelopeBytes(_ body: ByteBuffer, contentType: String) throws(LedgerError) -> [UInt8] {

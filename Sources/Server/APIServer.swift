@@ -49,7 +49,7 @@ public enum APIServer {
         case .malformedEncoding, .invalidUDI, .invalidArgument, .missingField, .unknownAction, .wrongNetwork, .timestampSkew,
              .invalidConfiguration, .invalidCertificate:
             .badRequest
-        case .badSignature: .unauthorized
+        case .badSignature, .unauthenticated, .replayedRequest: .unauthorized
         case .unknownMember, .unknownOrganization, .certificateExpired, .certificateRevoked, .forbidden: .forbidden
         case .notFound, .unknownDevice, .unknownProposal: .notFound
         case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned: .conflict
@@ -86,15 +86,19 @@ public enum APIServer {
         }
     }
 
+    /// Every route but `/health` is registered through ``GuardedRouter`` under its ``APIRoute``:
+    /// authenticated (a signed request, or the envelope's own signature for submissions) and
+    /// authorised by ``AccessPolicy`` before the handler runs.
     static func addRoutes(to router: Router<BasicRequestContext>, node: LedgerNode) {
+        let api = GuardedRouter(router: router, authenticator: RequestAuthenticator(node: node))
         router.get("/health") { _, _ in
             json(["status": "ok", "height": String(node.tip.height), "network_id": node.network.hex])
         }
-        router.get("/metrics") { _, _ in
+        api.get("/metrics", .metrics) { _, _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: node.metrics.render())))
         }
-        router.get("/v1/chain") { _, _ in
+        api.get("/v1/chain", .chain) { _, _, _ in
             let tip = node.tip
             return json(ChainView(networkID: node.network, networkName: node.networkName, height: tip.height, hash: tip.hash,
                                   timestamp: tip.timestamp, logSize: tip.logSize, logRoot: tip.logRoot, stateRoot: tip.stateRoot,
@@ -102,7 +106,7 @@ public enum APIServer {
         }
 
         // Submit: binary envelope (application/octet-stream) or {"envelope": "<base64>"}.
-        router.post("/v1/transactions") { request, _ in
+        api.post("/v1/transactions", .submitTransaction) { request, _, _ in
             await handle {
                 var request = request
                 let bytes = try await envelope(&request, node: node)
@@ -114,7 +118,7 @@ public enum APIServer {
                 return json(StatusView(id: id, status: .pending), status: .accepted)
             }
         }
-        router.get("/v1/transactions/:id") { request, context in
+        api.get("/v1/transactions/:id", .transactionStatus) { request, context, caller in
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
                 let status: TransactionStatus
@@ -124,28 +128,38 @@ public enum APIServer {
                     status = try node.status(of: id)
                 }
                 guard status != .unknown else { throw LedgerError(.notFound, "no transaction \(id.hex) is known to this node") }
+                try require(caller, .transactionStatus, .transactionCreatedBy(organization: try creatorOrganization(of: id, node: node)))
                 return json(StatusView(id: id, status: status))
             }
         }
-        router.get("/v1/blocks/:height") { _, context in
+        api.get("/v1/blocks/:height", .block) { _, context, _ in
             await handle {
                 let height = try Parameters.height(context.parameters.get("height"), "height")
                 guard let block = try node.store.block(at: height) else { throw LedgerError(.notFound, "no block \(height)") }
                 return json(BlockView(block))
             }
         }
-        router.get("/v1/device") { request, _ in
+        api.get("/v1/device", .device) { request, _, caller in
             await handle {
                 let udi = try udiParameter(request)
                 guard let bytes = try node.store.value(forKey: StateKey.device(udi)) else {
                     throw LedgerError(.unknownDevice, "no device \(udi)")
                 }
-                return json(DeviceView(try DeviceRecord(decoding: bytes)))
+                let record = try DeviceRecord(decoding: bytes)
+                try require(caller, .device, .deviceOwnedBy(record.owner))
+                return json(DeviceView(record))
             }
         }
-        router.get("/v1/device/history") { request, _ in
+        api.get("/v1/device/history", .deviceHistory) { request, _, caller in
             await handle {
                 let udi = try udiParameter(request)
+                // Visible only to those who may read the device as it is now (its current owner).
+                let current = try node.store.value(forKey: StateKey.device(udi)).map { try DeviceRecord(decoding: $0) }
+                if let current {
+                    try require(caller, .deviceHistory, .deviceOwnedBy(current.owner))
+                } else if try require(caller, .deviceHistory, .route) != .everything {
+                    throw LedgerError(.unknownDevice, "no device \(udi)")
+                }
                 let entries = try node.store.history(key: StateKey.device(udi))
                 guard !entries.isEmpty else { throw LedgerError(.unknownDevice, "no device \(udi)") }
                 return json(try entries.map { entry in
@@ -161,9 +175,11 @@ public enum APIServer {
                 })
             }
         }
-        router.get("/v1/devices") { request, _ in
+        api.get("/v1/devices", .devices) { request, _, caller in
             await handle {
-                let owner = request.uri.queryParameters["owner"].map(String.init)
+                var owner = try Parameters.text(request, "owner")
+                // Hospital staff see their own organisation's devices: owner defaults to it.
+                if case .organization(let own) = try require(caller, .devices, .deviceOwnerFilter(owner)) { owner = own }
                 let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100
                 let offset = try Parameters.integer(request, "offset", in: 0...Parameters.maxOffset) ?? 0
                 let udis = try node.store.deviceUDIs(owner: owner, limit: limit, offset: offset)
@@ -173,13 +189,14 @@ public enum APIServer {
                 return json(devices)
             }
         }
-        router.get("/v1/proofs/inclusion/:id") { _, context in
+        api.get("/v1/proofs/inclusion/:id", .inclusionProof) { _, context, caller in
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
+                try require(caller, .inclusionProof, .transactionCreatedBy(organization: try creatorOrganization(of: id, node: node)))
                 return json(try Proofs.inclusion(store: node.store, transaction: id))
             }
         }
-        router.get("/v1/proofs/consistency") { request, _ in
+        api.get("/v1/proofs/consistency", .consistencyProof) { request, _, _ in
             await handle {
                 guard let from = try Parameters.integer(request, "from", in: 0...Parameters.maxHeight) else {
                     throw LedgerError(.invalidArgument, "from=<block height> is required")
@@ -188,8 +205,8 @@ public enum APIServer {
                 return json(try Proofs.consistency(store: node.store, from: from, to: to))
             }
         }
-        addResearchRoutes(to: router, node: node)
-        router.get("/v1/refusals") { request, _ in
+        addResearchRoutes(to: api, node: node)
+        api.get("/v1/refusals", .refusals) { request, _, _ in
             await handle {
                 let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100
                 struct View: Codable {
@@ -205,17 +222,27 @@ public enum APIServer {
             }
         }
         // Committed blocks as newline-delimited JSON, from ?from=HEIGHT (default: live only).
-        // A client that stops reading holds its slot (bounded per client and in total), not memory.
-        router.get("/v1/events") { request, _ in
+        // A client that stops reading holds its slot (bounded per member and in total), not memory;
+        // one that disconnects frees it at once (the inbound side closing ends the stream).
+        api.get("/v1/events", .events) { request, _, caller in
             await handle {
+                guard let caller else { throw LedgerError(.unauthenticated, "sign the request") }
                 let from = try Parameters.integer(request, "from", in: 0...Parameters.maxHeight)
-                let events = try node.events(from: from, client: "http")
+                let events = try node.events(from: from, client: caller.member.hex)
                 return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
                     defer { events.close() }
-                    for await event in events {
-                        var data = (try? encoder.encode(event)) ?? Data()
-                        data.append(UInt8(ascii: "\n"))
-                        try await writer.write(ByteBuffer(bytes: data))
+                    // The authenticator never collects a GET's body, so the request's inbound
+                    // stream is still the connection's: its closing is the client leaving.
+                    try await request.body.consumeWithInboundCloseHandler { _ in
+                        for await event in events {
+                            // A stream outlives its request: it ends once the caller's certificate may no longer read.
+                            guard RequestAuthenticator.isCurrent(caller, node: node, now: Clock.nowMilliseconds()) else { break }
+                            var data = (try? encoder.encode(event)) ?? Data()
+                            data.append(UInt8(ascii: "\n"))
+                            try await writer.write(ByteBuffer(bytes: data))
+                        }
+                    } onInboundClosed: {
+                        events.close()
                     }
                     try await writer.finish(nil)
                 })
@@ -223,10 +250,17 @@ public enum APIServer {
         }
     }
 
+    /// The organisation of the member that created a stored transaction (nil while only pending).
+    static func creatorOrganization(of id: Hash256, node: LedgerNode) throws -> String? {
+        guard let stored = try node.store.transaction(id: id) else { return nil }
+        // The genesis block's creator is a founding admin; every creator is a registered member.
+        return node.member(stored.creator)?.organization ?? ""
+    }
+
     static func udiParameter(_ request: Request) throws(LedgerError) -> String {
-        guard let udi = request.uri.queryParameters["udi"], !udi.isEmpty else {
+        guard let udi = try Parameters.text(request, "udi") else {
             throw LedgerError(.invalidArgument, "udi=<device identifier> is required (URL-encode it)")
         }
-        return try UDI.canonicalKey(String(udi))  // any spelling of a device's UDI finds it
+        return try UDI.canonicalKey(udi)  // any spelling of a device's UDI finds it
     }
 }

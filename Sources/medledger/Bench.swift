@@ -21,6 +21,7 @@ struct Bench: AsyncParsableCommand {
               medledger bench --json                          # as fast as it goes
               medledger bench --json --rate 2000 --transactions 20000   # latency at 2,000 tx/s offered
               medledger bench --queries --devices 1000000 --json        # research-query latency
+              medledger bench --auth --repetitions 2000 --json          # cost of signed API reads
             """
     )
 
@@ -48,8 +49,11 @@ struct Bench: AsyncParsableCommand {
     @Flag(name: .long, help: "Benchmark research queries over --devices devices instead of the write pipeline.")
     var queries = false
 
-    @Option(name: .long, help: "Repetitions per query type (--queries).")
+    @Option(name: .long, help: "Repetitions per query type (--queries), requests per measure (--auth, at least 100).")
     var repetitions = 50
+
+    @Flag(name: .long, help: "Measure what authenticating an API read costs (sign, verify, HTTP) against unauthenticated requests.")
+    var auth = false
 
     struct Result: Encodable {
         var tx_count: Int
@@ -71,6 +75,7 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         if queries { return try await runQueries() }
+        if auth { return try await runAuth() }
         let (directory, definition, node, runner) = try startNetwork(NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: batchTimeoutMs))
         defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
 

@@ -102,11 +102,13 @@ struct Demo: AsyncParsableCommand {
               collectors:    \(hospitals.joined(separator: ", ")) (\(created ? "\(devices) devices each, then" : "") an event every \(intervalMs) ms)
 
             Try:
-              curl \(base)/v1/chain
-              curl '\(base)/v1/devices?owner=\(hospitals.first ?? "st-mary")&limit=3'
-              curl \(base)/v1/blocks/1
-              curl -N '\(base)/v1/events?from=0'
-              curl \(base)/metrics
+              curl \(base)/health
+              curl -H "$(medledger auth-header --network \(data) --identity st-mary/admin GET '/v1/devices?limit=3')" '\(base)/v1/devices?limit=3'
+              medledger api --network \(data) --identity device-regulator/auditor --node \(base) GET /v1/chain
+              medledger api --network \(data) --identity device-regulator/auditor --node \(base) GET /v1/blocks/1
+              medledger api --network \(data) --identity st-mary/admin --node \(base) GET '/v1/devices?owner=st-mary&limit=3'
+              curl -N -H "$(medledger auth-header --network \(data) --identity device-regulator/auditor GET '/v1/events?from=0')" '\(base)/v1/events?from=0'
+              curl -H "$(medledger auth-header --network \(data) --identity st-mary/admin GET /metrics)" \(base)/metrics
               medledger query count --network \(data) --identity medtech-research/researcher --node \(base) \\
                   --epsilon 0.5 --where device_type=infusion_pump --where battery_level=..50
               medledger query grouped --by manufacturer --network \(data) --identity medtech-research/researcher --node \(base)
@@ -137,7 +139,8 @@ struct CollectorService: Service {
         while port.value.withLock({ $0 }) == 0 {
             try await Task.sleep(for: .milliseconds(50))
         }
-        let client = NodeClient(baseURL: URL(string: "http://127.0.0.1:\(port.value.withLock { $0 })")!)
+        let client = NodeClient(baseURL: URL(string: "http://127.0.0.1:\(port.value.withLock { $0 })")!,
+                                signer: .init(identity: identity, network: network))
         let collector = HospitalCollector(hospital: hospital, identity: identity, network: network, client: client, outbox: outbox,
                                           seed: seed, logger: logger)
         do {

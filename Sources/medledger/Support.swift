@@ -110,8 +110,11 @@ struct SubmitOptions: ParsableArguments {
         return status
     }
 
+    /// A client whose reads are signed with `--identity` for the network in `--network`.
     func client() throws -> NodeClient {
         guard let url = URL(string: node) else { throw ValidationError("--node must be a URL") }
-        return NodeClient(baseURL: url)
+        let definition = try NetworkDefinition.load(directory: network)
+        let signer = try definition.identity(named: identity, directory: network)
+        return NodeClient(baseURL: url, signer: .init(identity: signer, network: definition.networkID))
     }
 }

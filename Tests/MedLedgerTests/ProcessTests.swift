@@ -1,5 +1,8 @@
 import Testing
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -88,7 +91,9 @@ struct ProcessTests {
 
         // Restart on the same database: everything acknowledged is committed where it was.
         let (restarted, url2) = try await Self.startNode(directory)
-        let client2 = NodeClient(baseURL: url2)
+        // Status reads are signed; the regulator's auditor may read every organisation's transactions.
+        let auditor = try definition.identity(named: "device-regulator/auditor", directory: directory)
+        let client2 = NodeClient(baseURL: url2, signer: .init(identity: auditor, network: definition.networkID))
         for (id, height) in acked {
             let status = try await client2.status(id)
             #expect(status.status == "committed" && status.height == height, "transaction \(id.hex) lost after SIGKILL")
@@ -142,6 +147,21 @@ struct ProcessTests {
         let badFilter = try await ManagedProcess.medledger(["query", "count", "--where", "colour=red"] + researcher)
         #expect(badFilter.status != 0)
         #expect(badFilter.stderr.contains("unknown field colour"))
+        // Signed reads through the CLI, as the demo banner prints them, and through curl's header.
+        let api = try await ManagedProcess.medledger(["api", "--network", directory, "--identity", "st-mary/admin", "--node", url.absoluteString,
+                                                      "GET", "/v1/devices?owner=st-mary&limit=3"])
+        #expect(api.status == 0 && api.stdout.contains("\"owner\" : \"st-mary\""), "\(api.stdout) \(api.stderr)")
+        let refusedRead = try await ManagedProcess.medledger(["api", "--network", directory, "--identity", "medtech-research/researcher",
+                                                              "--node", url.absoluteString, "GET", "/v1/devices"])
+        #expect(refusedRead.status == 1 && refusedRead.stdout.contains("forbidden"))
+        let header = try await ManagedProcess.medledger(["auth-header", "--network", directory, "--identity", "device-regulator/auditor",
+                                                         "GET", "/v1/blocks/1"])
+        let line = header.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(line.hasPrefix("Authorization: MedLedger-Signature member="))
+        var block = URLRequest(url: URL(string: "/v1/blocks/1", relativeTo: url)!.absoluteURL)
+        block.setValue(String(line.dropFirst("Authorization: ".count)), forHTTPHeaderField: "Authorization")
+        let (_, blockResponse) = try await URLSession.shared.data(for: block)
+        #expect((blockResponse as? HTTPURLResponse)?.statusCode == 200)
         node.send(SIGTERM)
         #expect(await node.waitForExit(timeout: .seconds(30)) == 0)
 
@@ -234,6 +254,46 @@ extension ProcessTests {
         #expect(notAdmin.stderr.contains("forbidden"))
         let late = try await ManagedProcess.run(ManagedProcess.medledgerPath, register)
         #expect(late.status == 0, "\(late.stderr) \(late.stdout)")
+        node.send(SIGTERM)
+        #expect(await node.waitForExit(timeout: .seconds(30)) == 0)
+    }
+}
+
+/// Finding 1 of issue 7: raw device data was readable by anyone who could reach the port. A
+/// researcher (whose only window on the data is differential privacy) signs a GET /v1/devices with
+/// its own member key; the node must refuse it (403), and an unsigned request must get 401.
+extension ProcessTests {
+    @Test func researcherCannotReadRawDeviceRecords() async throws {
+        let directory = Fixtures.temporaryPath("finding1")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try await ManagedProcess.medledger("init", "--out", directory).status == 0)
+        let definition = try NetworkDefinition.load(directory: directory)
+        let (node, url) = try await Self.startNode(directory)
+        defer { node.send(SIGTERM) }
+        let udi = Fixtures.udi(7)
+        let action = DeviceAction.register(udi: udi, attributes: Fixtures.attributes())
+        let collector = try definition.identity(named: "st-mary/collector", directory: directory)
+        let registration = collector.transaction(network: definition.networkID, contract: "devices", action: action.name, arguments: action.arguments)
+        #expect(try await NodeClient(baseURL: url).submit(registration.envelope.encoded, wait: 30).status == "committed")
+
+        let researcher = try definition.identity(named: "medtech-research/researcher", directory: directory)
+        let target = "/v1/devices?limit=3"
+        let time = Clock.nowMilliseconds()
+        let nonce = Hex.encode(SigningIdentity.randomNonce())
+        // The signed text, written out here independently of the server's implementation.
+        let text = ["MedLedger-Request-v1", definition.networkID.hex, "GET", target, Hash256.of([UInt8]()).hex, String(time), nonce]
+            .joined(separator: "\n")
+        let signature = Data(researcher.sign(Array(text.utf8))).base64EncodedString()
+        var request = URLRequest(url: URL(string: target, relativeTo: url)!.absoluteURL)
+        request.setValue("MedLedger-Signature member=\(researcher.fingerprint.hex),time=\(time),nonce=\(nonce),signature=\(signature)",
+                         forHTTPHeaderField: "Authorization")
+        let (body, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode
+        #expect(status == 403, "a researcher read raw device records: HTTP \(status ?? 0) \(String(decoding: body, as: UTF8.self).prefix(200))")
+        #expect(!String(decoding: body, as: UTF8.self).contains("S7"))
+
+        let (_, unsigned) = try await URLSession.shared.data(from: URL(string: target, relativeTo: url)!.absoluteURL)
+        #expect((unsigned as? HTTPURLResponse)?.statusCode == 401)
         node.send(SIGTERM)
         #expect(await node.waitForExit(timeout: .seconds(30)) == 0)
     }

@@ -1,0 +1,201 @@
+public import LedgerCore
+
+/// Every route of the HTTP API. A handler is registered under exactly one of these, so the route a
+/// decision is about is the one the router matched, never a re-parse of the path.
+public enum APIRoute: String, Sendable, CaseIterable, Hashable {
+    case health
+    case submitTransaction
+    case submitQuery
+    case chain
+    case chainHeightAt
+    case consistencyProof
+    case metrics
+    case refusals
+    case devices
+    case device
+    case deviceHistory
+    case block
+    case events
+    case transactionStatus
+    case inclusionProof
+    case researchBudget
+    case researchLog
+
+    /// Method and path template, as in README.md.
+    public var template: String {
+        switch self {
+        case .health: "GET /health"
+        case .submitTransaction: "POST /v1/transactions"
+        case .submitQuery: "POST /v1/queries"
+        case .chain: "GET /v1/chain"
+        case .chainHeightAt: "GET /v1/chain/height-at"
+        case .consistencyProof: "GET /v1/proofs/consistency"
+        case .metrics: "GET /metrics"
+        case .refusals: "GET /v1/refusals"
+        case .devices: "GET /v1/devices"
+        case .device: "GET /v1/device"
+        case .deviceHistory: "GET /v1/device/history"
+        case .block: "GET /v1/blocks/{height}"
+        case .events: "GET /v1/events"
+        case .transactionStatus: "GET /v1/transactions/{id}"
+        case .inclusionProof: "GET /v1/proofs/inclusion/{id}"
+        case .researchBudget: "GET /v1/research/budget/{member}"
+        case .researchLog: "GET /v1/research/log"
+        }
+    }
+
+    /// How callers of the route are authenticated.
+    public var authentication: Authentication {
+        switch self {
+        case .health: .none
+        case .submitTransaction, .submitQuery: .envelope
+        default: .signedRequest
+        }
+    }
+
+    public enum Authentication: Sendable {
+        /// Open to anyone who can reach the port.
+        case none
+        /// The body is a signed envelope; admission checks its creator (registered, unrevoked,
+        /// organisation active, certificate valid, signature) exactly as for every transaction.
+        case envelope
+        /// An `Authorization: MedLedger-Signature …` header (``RequestSignature``).
+        case signedRequest
+    }
+}
+
+/// The resource a decision is about, once the handler has looked it up.
+public enum AccessResource: Sendable, Hashable {
+    /// Nothing specific (or not looked up yet).
+    case route
+    /// `/v1/devices?owner=`: the owner asked for (nil: every owner).
+    case deviceOwnerFilter(String?)
+    /// A device: its current owner.
+    case deviceOwnedBy(String)
+    /// A transaction: the organisation of its creator (nil while it is pending and not yet stored).
+    case transactionCreatedBy(organization: String?)
+    /// A researcher's budget.
+    case budgetOf(Hash256)
+}
+
+/// What a caller may see of a route.
+public enum AccessScope: Sendable, Hashable {
+    /// All of it.
+    case everything
+    /// Only what belongs to this organisation (devices it owns, transactions its members created).
+    case organization(String)
+    /// Only the caller's own entries (research log entries it asked).
+    case own(Hash256)
+}
+
+public enum AccessDecision: Sendable, Hashable {
+    case allow(AccessScope)
+    /// No valid credentials: HTTP 401.
+    case unauthenticated(String)
+    /// Authenticated, without the right: HTTP 403 `forbidden`.
+    case forbidden(String)
+}
+
+/// The one role × route table of the API (mirrored in README.md and docs/threat_model.md).
+///
+/// A pure function of the principal, the route and the resource. Handlers call it twice where the
+/// answer depends on data: first with ``AccessResource/route`` before any lookup (so a caller with
+/// no right to a route learns nothing, not even whether a resource exists), then with the resource.
+///
+/// Standing of a principal, first match wins:
+/// 1. **researcher** — role `researcher` (of any organisation).
+/// 2. **oversight** — role `auditor` or `node` (of any organisation), or any member of a `regulator`.
+/// 3. **patient** — role `patient`: nothing beyond the chain head and consistency proofs.
+/// 4. **coordinator** — role `admin` of a `research` organisation.
+/// 5. **hospital staff** — any other member of a `hospital` (admin, collector, device, clinician).
+/// 6. **member** — anyone else (e.g. a manufacturer's admin).
+public enum AccessPolicy {
+    public enum Standing: String, Sendable, CaseIterable {
+        case researcher, oversight, patient, coordinator, hospitalStaff = "hospital_staff", member
+    }
+
+    public static func standing(of principal: Principal) -> Standing {
+        if principal.role == .researcher { return .researcher }
+        if principal.role == .auditor || principal.role == .node || principal.organizationKind == .regulator { return .oversight }
+        if principal.role == .patient { return .patient }
+        if principal.role == .admin && principal.organizationKind == .research { return .coordinator }
+        if principal.organizationKind == .hospital { return .hospitalStaff }
+        return .member
+    }
+
+    public static func decide(_ principal: Principal?, _ route: APIRoute, _ resource: AccessResource = .route) -> AccessDecision {
+        switch route.authentication {
+        case .none, .envelope: return .allow(.everything)
+        case .signedRequest: break
+        }
+        guard let principal else {
+            return .unauthenticated("\(route.template) needs a signed request: Authorization: \(RequestSignature.scheme) … (docs/formats.md)")
+        }
+        let standing = standing(of: principal)
+        let deny = AccessDecision.forbidden("\(principal.name) (\(standing.rawValue)) may not use \(route.template)")
+        let isAdmin = principal.role == .admin
+
+        switch route {
+        case .health, .submitTransaction, .submitQuery:
+            return .allow(.everything)
+
+        case .chain, .chainHeightAt, .consistencyProof:
+            return .allow(.everything)
+
+        case .metrics, .refusals:
+            return standing == .oversight || isAdmin ? .allow(.everything) : deny
+
+        case .block, .events:
+            return standing == .oversight ? .allow(.everything) : deny
+
+        case .devices, .device, .deviceHistory:
+            switch standing {
+            case .oversight: return .allow(.everything)
+            case .hospitalStaff:
+                switch resource {
+                case .route, .deviceOwnerFilter(nil): return .allow(.organization(principal.organization))
+                case .deviceOwnerFilter(let owner?), .deviceOwnedBy(let owner):
+                    return owner == principal.organization ? .allow(.organization(principal.organization))
+                        : .forbidden("\(principal.name) may read only devices owned by \(principal.organization)")
+                default: return deny
+                }
+            default: return deny
+            }
+
+        case .transactionStatus, .inclusionProof:
+            switch standing {
+            case .oversight: return .allow(.everything)
+            case .researcher, .patient: return deny
+            case .coordinator, .hospitalStaff, .member:
+                switch resource {
+                case .route, .transactionCreatedBy(organization: nil): return .allow(.organization(principal.organization))
+                case .transactionCreatedBy(organization: let creator?):
+                    return creator == principal.organization ? .allow(.organization(principal.organization))
+                        : .forbidden("\(principal.name) may see only transactions created by members of \(principal.organization)")
+                default: return deny
+                }
+            }
+
+        case .researchBudget:
+            switch standing {
+            case .oversight, .coordinator: return .allow(.everything)
+            case .researcher:
+                switch resource {
+                case .route: return .allow(.own(principal.member))
+                case .budgetOf(let member):
+                    return member == principal.member ? .allow(.own(principal.member))
+                        : .forbidden("a researcher may read only its own budget")
+                default: return deny
+                }
+            default: return deny
+            }
+
+        case .researchLog:
+            switch standing {
+            case .oversight, .coordinator: return .allow(.everything)
+            case .researcher: return .allow(.own(principal.member))
+            default: return deny
+            }
+        }
+    }
+}
