@@ -1738,8 +1738,10 @@ class Verifier:
         action = p["action"]
         if creator.role not in DEVICE_WRITERS and creator.role != "device":
             raise Failure(f"committed, but role {creator.role} may not write device records", **where)
-        if creator.role == "device" and action in ("register", "transfer", "decommission", "accept_transfer"):
+        if creator.role == "device" and action == "register":
             raise Failure(f"committed, but a device key may not {action}", **where)
+        if creator.role != "admin" and action in ("transfer", "decommission", "accept_transfer"):
+            raise Failure(f"committed, but only an admin may {action} (not a {creator.role})", **where)
         problem = udi_error(a["udi"])
         if action == "register":
             attributes = a["attributes"]

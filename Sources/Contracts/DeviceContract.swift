@@ -7,8 +7,8 @@ public import LedgerCore
 /// identifier, serial), so every spelling of one unit's UDI names the same record; the label's lot,
 /// production date and expiry are attributes. Registering needs a serial: a UDI-DI alone is a model.
 ///
-/// Only members of the owning hospital write its devices (admins and collectors), and a device key
-/// writes only its own record. Every change bumps ``DeviceRecord/version``; the store keeps each
+/// Only members of the owning hospital write its devices (admins and collectors register and
+/// update; only admins transfer, accept and decommission), and a device key writes only its own record. Every change bumps ``DeviceRecord/version``; the store keeps each
 /// version with the transaction, identity, block and time that produced it.
 public struct DeviceContract: Contract {
     public static let name = "devices"
@@ -106,10 +106,12 @@ public struct DeviceContract: Contract {
             guard !changes.isEmpty else { throw LedgerError(.missingField, "an update must change at least one field") }
             try changes.validate()
         case .decommission(_, let reason):
-            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot decommission devices") }
+            // Ownership and end of life are the organisation's decisions, not its data feed's: a
+            // stolen collector key must not give the inventory away or retire it for good.
+            guard creator.role == .admin else { throw LedgerError(.forbidden, "only an admin may decommission devices (not a \(creator.role.rawValue))") }
             guard !reason.isEmpty else { throw LedgerError(.missingField, "decommissioning needs a reason") }
         case .transfer, .acceptTransfer:
-            guard creator.role != .device else { throw LedgerError(.forbidden, "a device cannot \(action.name) devices") }
+            guard creator.role == .admin else { throw LedgerError(.forbidden, "only an admin may \(action.name) devices (not a \(creator.role.rawValue))") }
         }
     }
 

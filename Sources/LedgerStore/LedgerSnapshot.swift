@@ -107,6 +107,31 @@ public struct LedgerSnapshot {
         return BlockRow(block: block, hash: [UInt8](row["hash"] as Data), transactionCount: row["tx_count"], timestamp: row["timestamp"])
     }
 
+    /// The first damage SQLite itself finds (a page, or an index that no longer matches its table:
+    /// lookups by transaction id and the research audit trail read through indexes), or a schema
+    /// (tables, indexes, triggers, views) other than the one the recorded migrations create; nil
+    /// when both are intact.
+    public func structuralProblem() throws -> String? {
+        let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check(10)")
+        if integrity != ["ok"] { return "SQLite integrity check: " + integrity.joined(separator: "; ") }
+        let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid")
+        let known = Schema.migrator.migrations
+        guard !applied.isEmpty, applied.count <= known.count, Array(known.prefix(applied.count)) == applied else {
+            return "grdb_migrations lists \(applied), not a prefix of this version's migrations \(known)"
+        }
+        let reference = try DatabaseQueue()
+        try Schema.migrator.migrate(reference, upTo: applied[applied.count - 1])
+        let query = "SELECT type || ' ' || name || ' ON ' || tbl_name || ': ' || IFNULL(sql, '') FROM sqlite_master ORDER BY type, name"
+        let expected = try reference.read { try String.fetchAll($0, sql: query) }
+        let stored = try String.fetchAll(db, sql: query)
+        guard stored == expected else {
+            let extra = stored.filter { !expected.contains($0) }.map { $0.prefix(120) }
+            let missing = expected.filter { !stored.contains($0) }.map { $0.prefix(120) }
+            return "the schema differs from the migrations' (unexpected: \(extra); missing: \(missing))"
+        }
+        return nil
+    }
+
     /// Research transactions, newest first (as ``LedgerStore/researchTransactions(limit:beforeSequence:)``).
     public func researchTransactions(limit: Int, beforeSequence: UInt64?) throws -> [StoredTransaction] {
         try LedgerStore.researchTransactions(db, limit: limit, beforeSequence: beforeSequence)

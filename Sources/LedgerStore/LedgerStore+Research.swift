@@ -14,7 +14,7 @@ extension LedgerStore {
             guard let tip = try Row.fetchOne(db, sql: "SELECT height, timestamp FROM blocks ORDER BY height DESC LIMIT 1") else {
                 throw LedgerError(.storage, "no blocks")
             }
-            let tipHeight = UInt64(tip["height"] as Int64)
+            guard let tipHeight = UInt64(exactly: tip["height"] as Int64) else { throw LedgerError(.storage, "blocks row has a negative height") }
             let target = height ?? tipHeight
             guard target <= tipHeight, let block = try Row.fetchOne(db, sql: "SELECT header, timestamp FROM blocks WHERE height = ?", arguments: [Int64(target)]) else {
                 throw LedgerError(.notFound, "block \(target) is not committed (the tip is \(tipHeight))")

@@ -105,10 +105,14 @@ public final class LedgerStore: Sendable {
               let writeSetHash = Hash256(bytes: [UInt8](row["write_set_hash"] as Data)),
               let creator = Hash256(bytes: [UInt8](row["creator"] as Data))
         else { throw LedgerError(.storage, "transactions row has a malformed hash") }
+        // A damaged row is a storage error, never a trap (verify reports it; the node answers 500).
+        guard let sequence = UInt64(exactly: row["seq"] as Int64), let height = UInt64(exactly: row["height"] as Int64),
+              let index = UInt32(exactly: row["idx"] as Int64), let status = UInt16(exactly: row["status"] as Int64)
+        else { throw LedgerError(.storage, "transactions row has an integer out of range") }
         return StoredTransaction(
-            sequence: UInt64(row["seq"] as Int64), id: id, height: UInt64(row["height"] as Int64),
-            index: UInt32(row["idx"] as Int64), envelope: [UInt8](row["envelope"] as Data),
-            result: TransactionResult(status: UInt16(row["status"] as Int64), writeSetHash: writeSetHash),
+            sequence: sequence, id: id, height: height,
+            index: index, envelope: [UInt8](row["envelope"] as Data),
+            result: TransactionResult(status: status, writeSetHash: writeSetHash),
             creator: creator, contract: row["contract"], action: row["action"], timestamp: row["timestamp"]
         )
     }

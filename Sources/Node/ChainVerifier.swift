@@ -77,6 +77,7 @@ public enum ChainVerifier {
 
     static func verify(_ snapshot: LedgerSnapshot, expectedGenesis: Hash256?, research: ResearchReplayChecker,
                        progress: ((UInt64, UInt64) -> Void)?, blocks: inout UInt64, transactions: inout UInt64) throws {
+        if let problem = try snapshot.structuralProblem() { throw Failure(description: problem) }
         if let column = try snapshot.firstValueOfTheWrongType() {
             throw Failure(description: "\(column): a stored value has the wrong SQLite type")
         }

@@ -102,8 +102,16 @@ extension LedgerNode {
     func refuse(_ error: LedgerError, bytes: [UInt8]) {
         metrics.refused(code: error.code.rawValue)
         let envelope = try? Envelope(decoding: bytes)
+        // The creator a payload names is recorded only when its signature is that member's:
+        // anyone can name anyone, and the audit must not blame a member for a forgery.
+        var creator: Hash256?
+        if error.code != .badSignature, let envelope, let claimed = (try? envelope.payload())?.creator,
+           let key = chain.withLock({ $0.members[claimed]?.key }),
+           SignatureCheck.isValid(signature: envelope.signature, message: envelope.payloadBytes, publicKey: key) {
+            creator = claimed
+        }
         let refusal = Refusal(time: Clock.nowMilliseconds(), transactionID: envelope?.id,
-                              creator: (try? envelope?.payload())??.creator, code: error.code, message: error.message)
+                              creator: creator, code: error.code, message: error.message)
         let schedule = chain.withLock { state -> Bool in
             if state.refusals.count < Self.maxBufferedRefusals { state.refusals.append(refusal) } else { state.refusalsDropped += 1 }
             defer { state.refusalFlushScheduled = true }

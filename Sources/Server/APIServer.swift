@@ -206,9 +206,16 @@ public enum APIServer {
             }
         }
         addResearchRoutes(to: api, node: node)
-        api.get("/v1/refusals", .refusals) { request, _, _ in
+        api.get("/v1/refusals", .refusals) { request, _, caller in
             await handle {
                 let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100
+                var refusals = try node.store.recentRefusals(limit: limit)
+                if case .organization(let organization) = try require(caller, .refusals, .route) {
+                    // Only refusals of transactions its own members signed (a verified creator).
+                    refusals = try node.store.recentRefusals(limit: 20_000)
+                        .filter { $0.creator.flatMap { node.member($0)?.organization } == organization }
+                        .prefix(limit).map { $0 }
+                }
                 struct View: Codable {
                     var time: Int64
                     var transaction_id: Hash256?
@@ -216,7 +223,7 @@ public enum APIServer {
                     var code: String
                     var message: String
                 }
-                return json(try node.store.recentRefusals(limit: limit).map {
+                return json(refusals.map {
                     View(time: $0.time, transaction_id: $0.transactionID, creator: $0.creator, code: $0.code.rawValue, message: $0.message)
                 })
             }

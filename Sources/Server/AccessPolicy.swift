@@ -139,11 +139,20 @@ public enum AccessPolicy {
         case .health, .submitTransaction, .submitQuery:
             return .allow(.everything)
 
-        case .chain, .chainHeightAt, .consistencyProof:
+        case .chain, .chainHeightAt:
             return .allow(.everything)
 
-        case .metrics, .refusals:
+        case .consistencyProof:
+            // Its membership evidence carries governance envelopes, and those name device UDIs.
+            return standing == .researcher || standing == .patient ? deny : .allow(.everything)
+
+        case .metrics:
             return standing == .oversight || isAdmin ? .allow(.everything) : deny
+
+        case .refusals:
+            // Refusal messages quote what was submitted: an admin sees its own organisation's.
+            if standing == .oversight { return .allow(.everything) }
+            return isAdmin ? .allow(.organization(principal.organization)) : deny
 
         case .block, .events:
             return standing == .oversight ? .allow(.everything) : deny

@@ -63,7 +63,7 @@ struct AccessTests {
             ("/metrics", Self.oversight + Self.admins),
             ("/v1/chain", Self.everyone),
             ("/v1/chain/height-at?time=\(now + 60_000)", Self.everyone),
-            ("/v1/proofs/consistency?from=1", Self.everyone),
+            ("/v1/proofs/consistency?from=1", Self.hospitalA + Self.hospitalB + Self.oversight + [Self.coordinator]),
             ("/v1/refusals", Self.oversight + Self.admins),
             ("/v1/devices", Self.oversight + Self.hospitalA + Self.hospitalB),
             ("/v1/devices?owner=st-mary", Self.oversight + Self.hospitalA),

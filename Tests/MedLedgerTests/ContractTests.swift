@@ -30,7 +30,12 @@ struct DeviceContractTests {
         #expect(net.device(udi)?.pendingTransferTo == "north-general")
         let wrongAcceptor = net.apply(net.device("st-mary/collector", .acceptTransfer(udi: udi)))
         #expect(wrongAcceptor.first??.code == .forbidden)
-        #expect(net.apply(net.device("north-general/collector", .acceptTransfer(udi: udi))) == [nil])
+        // Red-team finding: a collector key could transfer, accept and decommission. Only admins may.
+        #expect(net.apply(net.device("north-general/collector", .acceptTransfer(udi: udi))).first??.code == .forbidden)
+        #expect(net.apply(net.device("st-mary/collector", .transfer(udi: udi, to: "city-childrens"))).first??.code == .forbidden)
+        #expect(net.apply(net.device("st-mary/collector", .decommission(udi: udi, reason: "stolen key"))).first??.code == .forbidden)
+        #expect(net.device(udi)?.status == .active)
+        #expect(net.apply(net.device("north-general/admin", .acceptTransfer(udi: udi))) == [nil])
         #expect(net.device(udi)?.owner == "north-general")
         #expect(net.device(udi)?.pendingTransferTo == nil)
 

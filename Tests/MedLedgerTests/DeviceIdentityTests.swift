@@ -61,7 +61,7 @@ struct DeviceIdentityTests {
         #expect(net.device(Self.unit)?.version == 2)
         #expect(net.device(Self.unit)?.attributes.batteryLevel == 55)
         #expect(net.apply(net.device("st-mary/admin", .transfer(udi: "]C1010061414199999621SM1", to: "north-general"))) == [nil])
-        #expect(net.apply(net.device("north-general/collector", .acceptTransfer(udi: "(01)0614141999996(21)SM1"))) == [nil])
+        #expect(net.apply(net.device("north-general/admin", .acceptTransfer(udi: "(01)0614141999996(21)SM1"))) == [nil])
         #expect(net.device(Self.unit)?.owner == "north-general")
         #expect(net.apply(net.device("north-general/admin", .decommission(udi: "(01)00614141999996(17)300100(21)SM1", reason: "end of life"))) == [nil])
         #expect(net.device(Self.unit)?.status == .decommissioned)

@@ -286,6 +286,20 @@ extension TamperDetectionTests {
         .init(name: "checkpoints: row inserted",
               sql: "INSERT INTO checkpoints (height, signer, body, signature) SELECT height + 1000, signer, body, signature FROM checkpoints WHERE height = 1",
               expected: "checkpoint"),
+        // Red-team findings: damaged indexes and schema passed verify; an out-of-range integer trapped.
+        .init(name: "index: rebuilt without a row, definition restored",
+              sql: """
+                DROP INDEX transactions_id; CREATE INDEX transactions_id ON transactions(tx_id) WHERE seq != 3;
+                PRAGMA writable_schema = ON;
+                UPDATE sqlite_master SET sql = 'CREATE INDEX transactions_id ON transactions(tx_id)' WHERE name = 'transactions_id';
+                PRAGMA writable_schema = OFF;
+                """, expected: "integrity"),
+        .init(name: "schema: trigger added", sql: "CREATE TRIGGER quiet AFTER INSERT ON refusals BEGIN DELETE FROM refusals; END", expected: "schema"),
+        .init(name: "schema: index dropped", sql: "DROP INDEX transactions_id", expected: "schema"),
+        .init(name: "schema: migration record deleted", sql: "DELETE FROM grdb_migrations WHERE rowid = (SELECT max(rowid) FROM grdb_migrations)",
+              expected: "schema"),
+        .init(name: "transactions.status out of range", sql: "UPDATE transactions SET status = 70000 WHERE seq = 3", expected: "out of range"),
+        .init(name: "transactions.idx negative", sql: "UPDATE transactions SET idx = -1 WHERE seq = 3", expected: "out of range"),
         .init(name: "refusals: code edited", sql: "UPDATE refusals SET code = 'all_fine' WHERE id = 2", expected: "refusals"),
         .init(name: "refusals: row deleted", sql: "DELETE FROM refusals WHERE id = 1", expected: "refusals"),
         .init(name: "refusals: malformed id", sql: "UPDATE refusals SET tx_id = X'0102' WHERE id = 1", expected: "refusals"),
