@@ -136,13 +136,14 @@ public final class LedgerStore: Sendable {
     }
 
     /// Every version of `key`, oldest first, with the transaction and block time that wrote it.
-    public func history(key: String) throws -> [HistoryEntry] {
+    /// Every version of `key`, oldest first; `limit` and `offset` page through them.
+    public func history(key: String, limit: Int = -1, offset: Int = 0) throws -> [HistoryEntry] {
         try writer.read { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT h.value AS hvalue, t.*, b.timestamp AS block_time FROM history h
                 JOIN transactions t ON t.seq = h.seq JOIN blocks b ON b.height = t.height
-                WHERE h.key = ? ORDER BY h.seq
-                """, arguments: [key])
+                WHERE h.key = ? ORDER BY h.seq LIMIT ? OFFSET ?
+                """, arguments: [key, limit, offset])
             return try rows.map { row in
                 HistoryEntry(key: key, value: (row["hvalue"] as Data?).map { [UInt8]($0) },
                              transaction: try Self.transaction(row), blockTime: row["block_time"])

@@ -160,8 +160,11 @@ public enum APIServer {
                 } else if try require(caller, .deviceHistory, .route) != .everything {
                     throw LedgerError(.unknownDevice, "no device \(udi)")
                 }
-                let entries = try node.store.history(key: StateKey.device(udi))
-                guard !entries.isEmpty else { throw LedgerError(.unknownDevice, "no device \(udi)") }
+                // A busy device has thousands of versions: pages of at most 1,000, oldest first.
+                let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 1000
+                let offset = try Parameters.integer(request, "offset", in: 0...Parameters.maxOffset) ?? 0
+                let entries = try node.store.history(key: StateKey.device(udi), limit: limit, offset: offset)
+                guard !entries.isEmpty || offset > 0 else { throw LedgerError(.unknownDevice, "no device \(udi)") }
                 return json(try entries.map { entry in
                     let record = try entry.value.map { try DeviceRecord(decoding: $0) }
                     let creator = node.member(entry.transaction.creator)

@@ -132,6 +132,41 @@ struct AccessTests {
                                             from: try await world.api.get("/v1/research/log", as: try world.identity(Self.coordinator)).body)
         #expect(!log.isEmpty && log.count == full.count)
         #expect(log.allSatisfy { $0.asker == researcher.fingerprint || ($0.asker == nil && $0.question != nil) })
+
+        // Device history pages (a busy device has thousands of versions): limit and offset.
+        var changes = DeviceAttributes()
+        for level in [10, 20, 30] {
+            changes.batteryLevel = Int64(level)
+            _ = try await world.harness.commit(try world.harness.sign("st-mary/collector", .update(udi: world.deviceA, event: "battery", changes: changes)))
+        }
+        struct Version: Decodable { var version: UInt64? }
+        let admin = try world.identity("st-mary/admin")
+        let udi = world.deviceA.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        func versions(_ query: String) async throws -> [UInt64?] {
+            try JSONDecoder().decode([Version].self, from: try await world.api.get("/v1/device/history?udi=\(udi)\(query)", as: admin).body).map(\.version)
+        }
+        #expect(try await versions("") == [1, 2, 3, 4])
+        #expect(try await versions("&limit=2") == [1, 2])
+        #expect(try await versions("&limit=2&offset=2") == [3, 4])
+        #expect(try await versions("&offset=9").isEmpty)
+        #expect(try await world.api.get("/v1/device/history?udi=\(udi)&limit=0", as: admin).status == 400)
+
+        // Red-team finding: every admin read every organisation's refusals, whose messages quote
+        // what was submitted. An admin now sees those of its own organisation's members.
+        let foreign = try world.harness.sign("north-general/collector", .register(udi: "NOT-A-UDI-north-general", attributes: Fixtures.attributes()))
+        #expect(throws: LedgerError.self) { try world.harness.node.submit(foreign.encoded) }
+        struct RefusalView: Decodable { var creator: Hash256?; var message: String }
+        func refusals(_ name: String) async throws -> [RefusalView] {
+            try JSONDecoder().decode([RefusalView].self, from: try await world.api.get("/v1/refusals?limit=1000", as: try world.identity(name)).body)
+        }
+        // Refusals reach the table within 0.5 s when the ledger is idle.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await refusals("device-regulator/auditor").allSatisfy({ !$0.message.contains("NOT-A-UDI") }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let northGeneral = try world.identity("north-general/collector").fingerprint
+        #expect(try await refusals("device-regulator/auditor").contains { $0.creator == northGeneral && $0.message.contains("NOT-A-UDI") })
+        #expect(try await refusals("st-mary/admin").allSatisfy { !$0.message.contains("NOT-A-UDI") })
         try await world.stop()
     }
 
