@@ -85,7 +85,7 @@ extension Bench {
         node.shutdown()
         try await runner.value
 
-        func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        let percentile = Self.percentile
         let result = AuthResult(
             requests: count, sign_us: signSeconds / Double(count) * 1e6, verify_us: verifySeconds / Double(count) * 1e6,
             health_unauthenticated_p50_us: percentile(health, 0.5), health_unauthenticated_p99_us: percentile(health, 0.99),

@@ -149,9 +149,7 @@ extension Bench {
         let gaussian = Self.noiseCost(NoiseDescription.gaussian(sensitivity: 1, epsilonMicros: 500_000, deltaPicos: 1000))
         let keyed = Self.keyedNoiseCost(NoiseDescription.laplace(sensitivity: 1, epsilonMicros: 100_000))
         func p(_ values: [Double]?, _ q: Double) -> Double {
-            guard let values, !values.isEmpty else { return 0 }
-            let sorted = values.sorted()
-            return (sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] * 1000).rounded() / 1000
+            (Self.percentile((values ?? []).sorted(), q) * 1000).rounded() / 1000
         }
         let result = QueryResult(
             devices: Int(loaded), repetitions: repetitions, load_seconds: (loadSeconds * 10).rounded() / 10, table_build_ms: tableBuild.rounded(),

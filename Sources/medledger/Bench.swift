@@ -169,9 +169,7 @@ struct Bench: AsyncParsableCommand {
         let (count, rejected, last) = tracker.finished.withLock { $0 }
         let elapsed = last - start
         let sorted = tracker.latencies.withLock { $0 }.sorted()
-        func percentile(_ p: Double) -> Double {
-            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000
-        }
+        func percentile(_ p: Double) -> Double { Self.percentile(sorted, p) * 1000 }
         let blocks = node.tip.height - startHeight
         node.shutdown()
         try await runner.value
@@ -239,5 +237,12 @@ struct Bench: AsyncParsableCommand {
         for _ in 0..<iterations where key.publicKey.isValidSignature(signature, for: message) { valid += 1 }
         precondition(valid == iterations)
         return Double(iterations) / Date().timeIntervalSince(start)
+    }
+}
+
+extension Bench {
+    /// The `p` quantile (0…1) of `sorted` (ascending) by the nearest-rank rule; 0 when empty.
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 }
