@@ -85,36 +85,9 @@ extension APIHarness {
     func rawStatus(_ text: String) async -> Int {
         let port = self.port
         return await Task.detached { () -> Int in
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { return -1 }
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { return -1 }
-            var timeout = timeval(tv_sec: 10, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let bytes = Array(text.utf8)
-            var sent = 0
-            while sent < bytes.count {
-                let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if n <= 0 { break }
-                sent += n
-            }
-            var response: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while !response.contains(UInt8(ascii: "\n")) {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n <= 0 { break }
-                response += buffer[0..<n]
-            }
-            let line = String(decoding: response.prefix { $0 != UInt8(ascii: "\r") }, as: UTF8.self)
-            let parts = line.split(separator: " ")
-            return parts.count >= 2 ? Int(parts[1]) ?? 0 : 0
+            guard let connection = RawConnection(port: port) else { return -1 }
+            connection.send(text)
+            return connection.status() ?? 0
         }.value
     }
 
@@ -123,27 +96,9 @@ extension APIHarness {
     func rawStream(_ text: String, timeout: Int = 20) -> Task<(bytes: Int, closed: Bool), Never> {
         let port = self.port
         return Task.detached {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            var limit = timeval(tv_sec: timeout, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            let bytes = Array(text.utf8)
-            _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            var total = 0
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n == 0 { return (total, true) }
-                if n < 0 { return (total, false) }
-                total += n
-            }
+            guard let connection = RawConnection(port: port, receiveTimeout: timeout) else { return (0, false) }
+            connection.send(text)
+            return connection.drain()
         }
     }
 
@@ -184,5 +139,76 @@ final class HeadOnly: NSObject, URLSessionDataDelegate, @unchecked Sendable {
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
         finish(.failure(error ?? LedgerError(.io, "no response")))
+    }
+}
+
+/// A raw TCP client for requests no HTTP library would send (half-sent, malformed, huge).
+final class RawConnection {
+    let fd: Int32
+
+    init?(port: Int, receiveTimeout seconds: Int = 10) {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+    }
+
+    deinit { close(fd) }
+
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { return false }
+            offset += sent
+        }
+        return true
+    }
+
+    func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    /// Reads until the peer closes or the status line and headers have arrived (bounded).
+    func readHead() -> String {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while received.count < 1 << 20 {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            received.append(contentsOf: buffer[0..<count])
+            if received.count >= 4, String(decoding: received, as: UTF8.self).contains("\r\n\r\n") { break }
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    /// Reads until the peer closes (true) or the receive timeout passes (false); the byte count.
+    func drain() -> (bytes: Int, closed: Bool) {
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count == 0 { return (total, true) }
+            if count < 0 { return (total, false) }
+            total += count
+        }
+    }
+
+    /// The status code of the response, nil if the server closed without one.
+    func status() -> Int? {
+        let head = readHead()
+        guard head.hasPrefix("HTTP/1.1 ") else { return nil }
+        return Int(head.dropFirst(9).prefix(3))
     }
 }

@@ -10,65 +10,6 @@ import Node
 import LedgerStore
 import LedgerTesting
 
-/// A raw TCP client for requests no HTTP library would send (half-sent, malformed, huge).
-final class RawConnection {
-    let fd: Int32
-
-    init?(port: Int, receiveTimeout seconds: Int = 10) {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            return nil
-        }
-    }
-
-    deinit { close(fd) }
-
-    @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard sent > 0 else { return false }
-            offset += sent
-        }
-        return true
-    }
-
-    func send(_ text: String) -> Bool { send(Array(text.utf8)) }
-
-    /// Reads until the peer closes or the status line and headers have arrived (bounded).
-    func readHead() -> String {
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while received.count < 1 << 20 {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            guard count > 0 else { break }
-            received.append(contentsOf: buffer[0..<count])
-            if received.count >= 4, String(decoding: received, as: UTF8.self).contains("\r\n\r\n") { break }
-        }
-        return String(decoding: received, as: UTF8.self)
-    }
-
-    /// The status code of the response, nil if the server closed without one.
-    func status() -> Int? {
-        let head = readHead()
-        guard head.hasPrefix("HTTP/1.1 ") else { return nil }
-        return Int(head.dropFirst(9).prefix(3))
-    }
-}
-
 /// Sends malformed, huge and boundary requests to a real node process: it must answer each with
 /// a 4xx (or 503 for overload), never another 5xx, and never stop.
 @Suite(.serialized, .timeLimit(.minutes(5)))
