@@ -61,8 +61,7 @@ extension LedgerStore {
 
     /// Records refusals on their own (when no block is being committed).
     public func record(refusals: [Refusal]) throws {
-        guard !refusals.isEmpty else { return }
-        try writer.write { db in try Self.insert(db, refusals: refusals) }
+        try record(refusals: refusals, keep: Self.maxStoredRefusals)
     }
 
     /// Refusal rows kept on disk: the newest ones; older ones are pruned from the low end, so ids
@@ -79,8 +78,9 @@ extension LedgerStore {
         try db.execute(sql: "DELETE FROM refusals WHERE id <= (SELECT MAX(id) FROM refusals) - ?", arguments: [keep])
     }
 
-    /// As ``record(refusals:)`` with a smaller retention (tests).
+    /// As ``record(refusals:)`` with another retention (tests use a small one).
     package func record(refusals: [Refusal], keep: Int64) throws {
+        guard !refusals.isEmpty else { return }
         try writer.write { db in try Self.insert(db, refusals: refusals, keep: keep) }
     }
 }

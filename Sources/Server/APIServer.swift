@@ -212,12 +212,14 @@ public enum APIServer {
         api.get("/v1/refusals", .refusals) { request, _, caller in
             await handle {
                 let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100
-                var refusals = try node.store.recentRefusals(limit: limit)
+                let refusals: [Refusal]
                 if case .organization(let organization) = try require(caller, .refusals, .route) {
                     // Only refusals of transactions its own members signed (a verified creator).
-                    refusals = try node.store.recentRefusals(limit: 20_000)
+                    refusals = Array(try node.store.recentRefusals(limit: 20_000)
                         .filter { $0.creator.flatMap { node.member($0)?.organization } == organization }
-                        .prefix(limit).map { $0 }
+                        .prefix(limit))
+                } else {
+                    refusals = try node.store.recentRefusals(limit: limit)
                 }
                 struct View: Codable {
                     var time: Int64

@@ -35,21 +35,21 @@ public final class RequestAuthenticator: Sendable {
         guard !values.isEmpty else { return nil }
         guard values.count == 1 else { throw LedgerError(.unauthenticated, "send exactly one Authorization header") }
         let credentials = try RequestSignature.parse(values[0])
-        // A GET carries no body: it is never collected, so the request keeps the connection's
-        // inbound stream (the event stream watches it to see the client leave).
+        let bodyHash: Hash256
         if request.method == .get || request.method == .head {
+            // A GET carries no body: it is never collected, so the request keeps the connection's
+            // inbound stream (the event stream watches it to see the client leave).
             guard request.headers[.contentLength].map({ $0 == "0" }) ?? true, request.headers[.transferEncoding] == nil else {
                 throw LedgerError(.invalidArgument, "a \(request.method.rawValue) request carries no body")
             }
-            return try verify(credentials, method: request.method.rawValue, target: request.head.path ?? "",
-                              bodyHash: Hash256.of([UInt8]()), now: Clock.nowMilliseconds())
-        }
-        let body: ByteBuffer
-        do { body = try await request.collectBody(upTo: Self.maxBodyBytes) } catch {
-            throw LedgerError(.payloadTooLarge, "a signed request body may be at most \(Self.maxBodyBytes) bytes")
+            bodyHash = Hash256.of([UInt8]())
+        } else {
+            do { bodyHash = Hash256.of(try await request.collectBody(upTo: Self.maxBodyBytes).readableBytesView) } catch {
+                throw LedgerError(.payloadTooLarge, "a signed request body may be at most \(Self.maxBodyBytes) bytes")
+            }
         }
         return try verify(credentials, method: request.method.rawValue, target: request.head.path ?? "",
-                          bodyHash: Hash256.of(body.readableBytesView), now: Clock.nowMilliseconds())
+                          bodyHash: bodyHash, now: Clock.nowMilliseconds())
     }
 
     /// The principal's certificate is still registered, unrevoked, of an active organisation and

@@ -21,12 +21,10 @@ public struct ServerLimits: Sendable {
     public init() {}
 
     var http1: HTTP1Channel.Configuration {
-        let readTimeout = TimeAmount.nanoseconds(Int64(requestReadTimeout.components.seconds) * 1_000_000_000
-            + requestReadTimeout.components.attoseconds / 1_000_000_000)
+        let readTimeout = TimeAmount(requestReadTimeout)
         return HTTP1Channel.Configuration(
             additionalChannelHandlers: [RequestReadDeadline(timeout: readTimeout)],
-            idleTimeout: .nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000
-                + idleTimeout.components.attoseconds / 1_000_000_000),
+            idleTimeout: TimeAmount(idleTimeout),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: maxHeaderFieldSize, maxHeaderListSize: maxHeaderListSize,
                                             maxHeaderFieldCount: maxHeaderFieldCount)
         )
