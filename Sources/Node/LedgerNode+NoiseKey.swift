@@ -60,10 +60,7 @@ extension LedgerNode {
             guard let payload = transaction.payload, payload.contract == ResearchContract.name else { continue }
             switch payload.action {
             case "charge":
-                guard let charge = try? ResearchCharge(decoding: payload.arguments), let ask = try? charge.query.payload(),
-                      let request = try? QueryRequest(decoding: ask.arguments), request.asOfHeight == nil,
-                      (try? request.validate(policy: policy)) != nil, (try? QueryRelease.checkCalibration(request, policy: policy)) != nil
-                else { continue }
+                guard let request = NodeResearchOracle.currentQuestion(ofCharge: payload.arguments, policy: policy) else { continue }
                 let key = request.key(height: height - 1)
                 guard researchOracle.evaluation(question: key) == nil,
                       try storeRead({ try store.value(forKey: StateKey.query(key)) }) == nil else { continue }

@@ -247,12 +247,7 @@ extension LedgerNode {
 
     /// Keeps the in-memory device table at the committed state (called after each block commits).
     func applyToDeviceTable(_ writes: WriteSet, height: UInt64, time: Int64) {
-        deviceTable.withLock { table in
-            let records = writes.entries.lazy.compactMap { entry in
-                entry.key.hasPrefix("dev/") ? entry.value.flatMap { try? DeviceRecord(decoding: $0) } : nil
-            }
-            table?.apply(records, height: height, time: time)
-        }
+        deviceTable.withLock { $0?.apply(writes.deviceRecords, height: height, time: time) }
     }
 
     /// Hospital organisation ids (the closed domain of `hospital`).

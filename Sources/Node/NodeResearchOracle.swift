@@ -91,3 +91,29 @@ public final class NodeResearchOracle: ResearchOracle {
         return expected == answer
     }
 }
+
+extension NodeResearchOracle {
+    /// The request a `research.charge` carries (its arguments: the researcher's embedded ask).
+    static func request(ofCharge arguments: [UInt8]) -> QueryRequest? {
+        guard let charge = try? ResearchCharge(decoding: arguments), let ask = try? charge.query.payload() else { return nil }
+        return try? QueryRequest(decoding: ask.arguments)
+    }
+
+    /// The request of a charge about the block before its own (no `asOfHeight`) that `policy`
+    /// accepts, as the contract will check: the questions evaluated before a block executes.
+    static func currentQuestion(ofCharge arguments: [UInt8], policy: ResearchPolicy) -> QueryRequest? {
+        guard let request = request(ofCharge: arguments), request.asOfHeight == nil,
+              (try? request.validate(policy: policy)) != nil, (try? QueryRelease.checkCalibration(request, policy: policy)) != nil
+        else { return nil }
+        return request
+    }
+}
+
+extension WriteSet {
+    /// The device records this write set stores (deleted keys and other prefixes left out).
+    var deviceRecords: some Sequence<DeviceRecord> {
+        entries.lazy.compactMap { entry in
+            entry.key.hasPrefix("dev/") ? entry.value.flatMap { try? DeviceRecord(decoding: $0) } : nil
+        }
+    }
+}

@@ -44,8 +44,7 @@ public final class ResearchReplayChecker: ResearchOracle {
             guard let last = page.last else { break }
             for transaction in page where transaction.action == "charge" {
                 guard let envelope = try? Envelope(decoding: transaction.envelope), let payload = try? envelope.payload(),
-                      let charge = try? ResearchCharge(decoding: payload.arguments), let ask = try? charge.query.payload(),
-                      let request = try? QueryRequest(decoding: ask.arguments), let asOf = request.asOfHeight else { continue }
+                      let request = NodeResearchOracle.request(ofCharge: payload.arguments), let asOf = request.asOfHeight else { continue }
                 state.withLock { $0.pastQuestions[asOf, default: []].append(request) }
             }
             before = last.sequence
@@ -61,9 +60,7 @@ public final class ResearchReplayChecker: ResearchOracle {
         for transaction in block.transactions {
             guard let envelope = try? Envelope(decoding: transaction.envelope), let payload = try? envelope.payload(),
                   payload.contract == ResearchContract.name, payload.action == "charge",
-                  let charge = try? ResearchCharge(decoding: payload.arguments), let ask = try? charge.query.payload(),
-                  let request = try? QueryRequest(decoding: ask.arguments), request.asOfHeight == nil,
-                  (try? request.validate(policy: policy)) != nil, (try? QueryRelease.checkCalibration(request, policy: policy)) != nil
+                  let request = NodeResearchOracle.currentQuestion(ofCharge: payload.arguments, policy: policy)
             else { continue }
             let key = request.key(height: height - 1)
             guard oracle.evaluation(question: key) == nil else { continue }
@@ -78,10 +75,7 @@ public final class ResearchReplayChecker: ResearchOracle {
     /// After block `height` (time `time`) applied `writes`, leaving `replay`.
     public func apply(_ writes: WriteSet, height: UInt64, time: Int64, replay: MemoryLedger) {
         guard let oracle, let identity else { return }
-        let records = writes.entries.lazy.compactMap { entry in
-            entry.key.hasPrefix("dev/") ? entry.value.flatMap { try? DeviceRecord(decoding: $0) } : nil
-        }
-        state.withLock { $0.table.apply(records, height: height, time: time) }
+        state.withLock { $0.table.apply(writes.deviceRecords, height: height, time: time) }
         if let bytes = writes.entries[StateKey.noiseKey] ?? nil, let record = try? NoiseKeyEpoch(decoding: bytes),
            let secret = try? NoiseSecret.unwrap(record, fingerprint: identity.fingerprint, privateKey: identity.privateKey) {
             oracle.install(secret, epoch: record.epoch)
