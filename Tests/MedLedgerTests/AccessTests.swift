@@ -346,6 +346,20 @@ struct RequestSignatureTests {
         #expect(SignatureCheck.isValid(signature: signature, message: text, publicKey: key.publicKey))
     }
 
+    /// The fuzz seed for the `Authorization` target reaches the parser's accepting path (a seed that
+    /// every check refuses would leave the round-trip property unexercised).
+    @Test func authorizationFuzzSeedParses() throws {
+        let seed = try Data(contentsOf: FuzzRegressionTests.repositoryRoot.appendingPathComponent("FuzzTesting/Corpus/48-authorization"))
+        #expect(Int(seed[0]) % (FuzzHarness.decoderCount + 1) == FuzzHarness.decoderCount - 1, "seed must select the last target")
+        let text = try #require(String(data: seed.dropFirst(), encoding: .utf8))
+        let parsed = try RequestSignature.parse(text)
+        #expect(parsed.headerValue == text)
+        FuzzHarness.checkAuthorization(text)
+        // Reordered parameters are accepted and canonicalise to the same credentials.
+        let fields = text.dropFirst(RequestSignature.scheme.count + 1).split(separator: ",")
+        #expect(try RequestSignature.parse(RequestSignature.scheme + " " + fields.reversed().joined(separator: ",")) == parsed)
+    }
+
     @Test func replayCacheRefusesWhenFullOfUnexpiredNonces() {
         let cache = ReplayCache(capacity: 2)
         let member = Hash256.of([1])

@@ -17,6 +17,8 @@ public enum FuzzHarness {
         case udi
         // Research (appended: selectors of older corpus entries keep their meaning).
         case queryRequest, queryAnswer, researchCharge, researchAnswer, queryRecord, queryAskRecord, budgetUsage, researchPolicy, noiseDescription
+        // The HTTP `Authorization` parser (the one text decoder that any client reaches unauthenticated).
+        case authorization
     }
 
     /// How many individual decoders there are; selector value `decoderCount` runs them all.
@@ -76,7 +78,20 @@ public enum FuzzHarness {
         case .budgetUsage: _ = check(BudgetUsage.self, bytes)
         case .researchPolicy: _ = check(ResearchPolicy.self, bytes)
         case .noiseDescription: _ = check(NoiseDescription.self, bytes)
+        case .authorization:
+            if let text = String(validating: bytes, as: UTF8.self) { checkAuthorization(text) }
         }
+    }
+
+    /// Whenever an `Authorization` value parses, the credentials' own header value parses back to the
+    /// same credentials, and is no longer than the parser's limit.
+    public static func checkAuthorization(_ text: String) {
+        guard let credentials = try? RequestSignature.parse(text) else { return }
+        let header = credentials.headerValue
+        guard let again = try? RequestSignature.parse(header), again == credentials else {
+            fatalError("Authorization: the header value of accepted credentials does not parse back to them")
+        }
+        guard header.utf8.count <= text.utf8.count else { fatalError("Authorization: canonical header is longer than the accepted input") }
     }
 
     /// Whenever `text` parses as a UDI, its canonical form parses to the same identity and is its own
