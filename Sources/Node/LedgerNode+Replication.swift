@@ -227,7 +227,7 @@ extension LedgerNode {
             if queue.transactionCount < batchSize {
                 try await queue.waitUntilFull(batchSize, deadline: firstArrival + .milliseconds(timeout))
             }
-            let entries = queue.take(transactions: batchSize, bytes: Self.maxBlockBytes)
+            let entries = queue.take(transactions: batchSize, bytes: Self.maxBlockBytes, entries: replication.log.maxEntriesPerAppend)
             guard !entries.isEmpty else { continue }
             let envelopes = entries.flatMap(\.envelopes)
             let members = chain.withLock { $0.members }
@@ -308,13 +308,14 @@ final class QueueBuffer: Sendable {
     }
 
     /// Takes whole entries in order, up to about `transactions` envelopes and `bytes` bytes (at least one entry).
-    func take(transactions: Int, bytes: Int) -> [QueueEntry] {
+    func take(transactions: Int, bytes: Int, entries maxEntries: Int) -> [QueueEntry] {
         state.withLock { state in
             var taken: [QueueEntry] = []
             var count = 0
             var size = 0
             for entry in state.entries {
-                guard taken.isEmpty || (count + entry.envelopes.count <= transactions && size + entry.size <= bytes) else { break }
+                guard taken.isEmpty || (taken.count < maxEntries && count + entry.envelopes.count <= transactions && size + entry.size <= bytes)
+                else { break }
                 taken.append(entry)
                 count += entry.envelopes.count
                 size += entry.size

@@ -36,6 +36,13 @@ public protocol ReplicatedLog: Sendable {
 
     /// The next free sequence number for `node`'s queue entries (above any entry still queued).
     func nextQueueSequence(node: Hash256) async throws -> UInt64
+
+    /// Most queue entries one append may consume (etcd limits the operations of one transaction).
+    var maxEntriesPerAppend: Int { get }
+}
+
+extension ReplicatedLog {
+    public var maxEntriesPerAppend: Int { 100 }
 }
 
 /// Leadership of the ordering, held by one node at a time.
