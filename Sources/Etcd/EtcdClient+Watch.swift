@@ -38,7 +38,8 @@ extension EtcdClient {
     /// transaction share a revision and arrive together.
     ///
     /// If the stream breaks (the member fails, stops answering, or loses its leader), the watch
-    /// is re-created on the next endpoint from the revision after the last one delivered. etcd
+    /// is re-created on the next endpoint from the revision after the last one delivered; it keeps
+    /// trying (pausing up to a second after each round of endpoints) until it is cancelled. etcd
     /// splits a large batch of events into fragments (`fragment = true` is asked for, so a batch
     /// may exceed `--max-request-bytes`); they are put together before being delivered, so a
     /// revision is never half-delivered.
@@ -85,13 +86,15 @@ extension EtcdClient {
                     return
                 } catch let error as RPCError where error.code == .cancelled {
                     break
-                } catch let error as RPCError where Self.isEndpointFailure(error) || error.code == .unknown || error.code == .internalError {
+                } catch let error as RPCError where Self.isEndpointFailure(error) || error.code == .unknown {
                     failedOver(from: index, error)
                     failures += 1
                     logger.info("etcd watch stream failed, resuming on the next endpoint", metadata: [
                         "endpoint": "\(connection.endpoint)", "code": "\(error.code)", "from": "\(next.value)",
                     ])
-                    if failures % connections.count == 0 { try? await Task.sleep(for: .milliseconds(250)) }
+                    if failures % connections.count == 0 {
+                        try? await Task.sleep(for: .milliseconds(min(100 << (failures / connections.count), 1000)))
+                    }
                 } catch let error as RPCError {
                     continuation.finish(throwing: Self.map(error, "watch"))
                     return
