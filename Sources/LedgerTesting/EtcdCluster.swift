@@ -1,0 +1,230 @@
+import Etcd
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real etcd cluster for tests: N members of the system `etcd` on 127.0.0.1 with free ports,
+/// each in its own temporary data directory, tuned for fast elections.
+///
+/// It signals only the processes it started (by pid, through ``ManagedProcess``), and ``stop()``
+/// ends exactly those and removes its directory.
+///
+/// ```swift
+/// let cluster = try await EtcdCluster.start(members: 3)
+/// // … and `await cluster.stop()` on every path, thrown errors included
+/// try await withEtcdClient(endpoints: cluster.endpoints) { etcd in … }
+/// ```
+public final class EtcdCluster: Sendable {
+    public struct Member: Sendable {
+        public let name: String
+        public let clientPort: Int
+        public let peerPort: Int
+        public let dataDirectory: String
+        /// `127.0.0.1:<client port>`, as ``EtcdClient`` takes it.
+        public var endpoint: String { "127.0.0.1:\(clientPort)" }
+    }
+
+    /// Server-side TLS for the client port: the member certificate (IP SAN 127.0.0.1) and key,
+    /// and, with `clientCertificateAuthority`, `--client-cert-auth` against that CA bundle.
+    public struct TLSFiles: Sendable {
+        public var certificate: String
+        public var privateKey: String
+        public var clientCertificateAuthority: String?
+
+        public init(certificate: String, privateKey: String, clientCertificateAuthority: String?) {
+            self.certificate = certificate
+            self.privateKey = privateKey
+            self.clientCertificateAuthority = clientCertificateAuthority
+        }
+    }
+
+    public let members: [Member]
+    public let directory: String
+    let tls: TLSFiles?
+    let processes: Mutex<[ManagedProcess?]>
+
+    /// Every member's endpoint, in member order.
+    public var endpoints: [String] { members.map(\.endpoint) }
+
+    /// The pids of the members running now (started by this cluster).
+    public var pids: [pid_t] { processes.withLock { $0.compactMap { $0?.pid } } }
+
+    /// The `etcd` executable on `PATH`.
+    public static func executable() throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/etcd"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw EtcdClusterError("etcd is not installed: `apt-get install etcd-server` (scripts/test does this)")
+    }
+
+    private init(members: [Member], directory: String, tls: TLSFiles?) {
+        self.members = members
+        self.directory = directory
+        self.tls = tls
+        processes = Mutex(Array(repeating: nil, count: members.count))
+    }
+
+    /// Starts `count` members and returns once every one serves clients (the cluster has a
+    /// leader and every member has joined).
+    public static func start(members count: Int = 3, tls: TLSFiles? = nil, timeout: Duration = .seconds(60)) async throws -> EtcdCluster {
+        let etcd = try executable()
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("medledger-etcd-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let ports = try freePorts(2 * count)
+        let members = (0..<count).map { index in
+            Member(name: "m\(index)", clientPort: ports[2 * index], peerPort: ports[2 * index + 1],
+                   dataDirectory: "\(directory)/m\(index)")
+        }
+        let cluster = EtcdCluster(members: members, directory: directory, tls: tls)
+        do {
+            for index in members.indices {
+                let process = try ManagedProcess(etcd, cluster.arguments(index, state: "new"))
+                cluster.processes.withLock { $0[index] = process }
+            }
+            for index in members.indices { try await cluster.waitUntilServing(index, timeout: timeout) }
+            return cluster
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+    }
+
+    func arguments(_ index: Int, state: String) -> [String] {
+        let member = members[index]
+        let scheme = tls == nil ? "http" : "https"
+        var arguments = [
+            "--name", member.name,
+            "--data-dir", member.dataDirectory,
+            "--listen-client-urls", "\(scheme)://127.0.0.1:\(member.clientPort)",
+            "--advertise-client-urls", "\(scheme)://127.0.0.1:\(member.clientPort)",
+            "--listen-peer-urls", "http://127.0.0.1:\(member.peerPort)",
+            "--initial-advertise-peer-urls", "http://127.0.0.1:\(member.peerPort)",
+            "--initial-cluster", members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ","),
+            "--initial-cluster-state", state,
+            "--initial-cluster-token", URL(fileURLWithPath: directory).lastPathComponent,
+            // Fast but not twitchy on a loaded 2-core machine: a new leader within about 1-2 s.
+            "--heartbeat-interval", "100",
+            "--election-timeout", "1000",
+            "--snapshot-count", "1000",
+            "--quota-backend-bytes", "\(256 * 1024 * 1024)",
+            "--max-request-bytes", "\(1_572_864)",
+            "--logger", "zap",
+            "--log-outputs", "stdout",
+        ]
+        if let tls {
+            arguments += ["--cert-file", tls.certificate, "--key-file", tls.privateKey]
+            if let authority = tls.clientCertificateAuthority {
+                arguments += ["--client-cert-auth", "--trusted-ca-file", authority]
+            }
+        }
+        return arguments
+    }
+
+    /// Waits for the member's "serving client traffic" log line (printed once it has joined the
+    /// cluster through raft); throws with its output if it exits or the timeout passes first.
+    func waitUntilServing(_ index: Int, timeout: Duration) async throws {
+        guard let process = processes.withLock({ $0[index] }) else { throw EtcdClusterError("member \(index) is not running") }
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            process.send(SIGKILL)
+        }
+        defer { watchdog.cancel() }
+        guard await process.line(containing: "serving client traffic") != nil else {
+            let output = process.stdoutLines.suffix(15).joined(separator: "\n")
+            throw EtcdClusterError("etcd member \(members[index].name) did not start within \(timeout):\n\(output)\n\(process.errors.withLock { $0 })")
+        }
+    }
+
+    /// SIGKILL to one member; returns once it has exited.
+    public func kill(_ index: Int) async {
+        guard let process = processes.withLock({ state in defer { state[index] = nil }; return state[index] }) else { return }
+        process.send(SIGCONT)
+        process.send(SIGKILL)
+        _ = await process.waitForExit()
+    }
+
+    /// SIGSTOP: the member keeps its sockets open but answers nothing.
+    public func pause(_ index: Int) {
+        processes.withLock { $0[index] }?.send(SIGSTOP)
+    }
+
+    /// SIGCONT after ``pause(_:)``.
+    public func resume(_ index: Int) {
+        processes.withLock { $0[index] }?.send(SIGCONT)
+    }
+
+    /// Starts a member again on its data directory (killing it first if it runs) and waits until
+    /// it serves clients.
+    public func restart(_ index: Int, timeout: Duration = .seconds(60)) async throws {
+        await kill(index)
+        let process = try ManagedProcess(try Self.executable(), arguments(index, state: "existing"))
+        processes.withLock { $0[index] = process }
+        try await waitUntilServing(index, timeout: timeout)
+    }
+
+    /// The index of the member that leads now, asked of each running member through `client`
+    /// (a client on this cluster's endpoints); waits for an election until `timeout`.
+    public func leader(via client: EtcdClient, timeout: Duration = .seconds(20)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let running = processes.withLock { state in state.indices.filter { state[$0] != nil } }
+            for index in running {
+                if let status = try? await client.status(endpoint: members[index].endpoint), status.isLeader {
+                    return index
+                }
+            }
+            // No event tells a client that an election ended: ask again shortly.
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw EtcdClusterError("no etcd member became leader within \(timeout)")
+    }
+
+    /// Ends every member this cluster started and removes the data directories.
+    ///
+    /// With SIGKILL: the data is thrown away anyway, and on SIGTERM each member first tries to
+    /// hand its leadership to peers that are stopping too, which took 7 s for three members.
+    public func stop() async {
+        let running = processes.withLock { state in
+            defer { state = state.map { _ in nil } }
+            return state.compactMap { $0 }
+        }
+        for process in running { process.send(SIGKILL) }
+        for process in running { _ = await process.waitForExit() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Free TCP ports on 127.0.0.1, all bound at once so none repeats, then released for etcd.
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { for socket in sockets { close(socket) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard descriptor >= 0 else { throw EtcdClusterError("socket: errno \(errno)") }
+            sockets.append(descriptor)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                    bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
+                }
+            }
+            guard bound else { throw EtcdClusterError("bind: errno \(errno)") }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+}
+
+public struct EtcdClusterError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
