@@ -13,25 +13,33 @@ import LedgerTesting
 final class ReplicatedHarness: Sendable {
     let directory: String
     let definition: NetworkDefinition
-    let log: any ReplicatedLog
+    /// Each node's own connection to the log (the same log for an in-memory one).
+    let makeLog: @Sendable (_ node: String, _ network: Hash256) -> any ReplicatedLog
     let names: [String]
     let nodes: Mutex<[String: (node: LedgerNode, runner: Task<Void, any Error>)]>
 
-    init(log: any ReplicatedLog, nodes names: [String] = ["st-mary/node", "north-general/node", "city-childrens/node"],
-         batchSize: UInt32 = 50) throws {
+    convenience init(log: any ReplicatedLog, nodes names: [String] = ReplicatedHarness.defaultNodes, batchSize: UInt32 = 50) throws {
+        try self.init(nodes: names, batchSize: batchSize) { _, _ in log }
+    }
+
+    init(nodes names: [String] = ReplicatedHarness.defaultNodes, batchSize: UInt32 = 50,
+         makeLog: @escaping @Sendable (_ node: String, _ network: Hash256) -> any ReplicatedLog) throws {
         directory = Fixtures.temporaryPath("replicated")
         var spec = NetworkSpec.demo
         spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: 20)
         definition = try NetworkBuilder.build(spec, directory: directory)
-        self.log = log
+        self.makeLog = makeLog
         self.names = names
         nodes = Mutex([:])
         for name in names { try start(name) }
     }
 
+    static let defaultNodes = ["st-mary/node", "north-general/node", "city-childrens/node"]
+
     func start(_ name: String) throws {
         let database = directory + "/" + name.replacingOccurrences(of: "/", with: "-") + ".sqlite"
-        let node = try LedgerNode(directory: directory, identity: name, databasePath: database, ordering: .replicated(log), logger: ReplicatedHarness.logger(name))
+        let node = try LedgerNode(directory: directory, identity: name, databasePath: database,
+                                  ordering: .replicated(makeLog(name, definition.networkID)), logger: ReplicatedHarness.logger(name))
         let runner = Task { try await node.run() }
         nodes.withLock { $0[name] = (node, runner) }
     }
@@ -153,7 +161,14 @@ struct ReplicationTests {
                 return
             }
         }
-        // Epochs in headers never decrease, and the new leader's blocks carry its higher epoch.
+        // A transaction after the failover is sealed by the new leader, with its higher epoch.
+        let collector = follower.replacingOccurrences(of: "/node", with: "/collector")
+        let after = try harness.node(follower).submit(try harness.sign(collector, .register(udi: Fixtures.udi(199), attributes: Fixtures.attributes())).encoded)
+        guard case .committed = try await harness.node(follower).waitForCommit(after, timeout: .seconds(60)) else {
+            Issue.record("a transaction after the failover did not commit")
+            return
+        }
+        // Epochs in headers never decrease.
         let node = harness.node(second)
         var epoch: UInt64 = 0
         for height in 1...node.tip.height {
