@@ -118,17 +118,26 @@ public enum GenesisCeremony {
     }
 
     /// Checks a sealed genesis from `organization`'s side — it executes with its approvals, it
-    /// represents this organisation exactly, this organisation's nodes unwrap the noise secret — and
-    /// writes the node directory `directory`: `network.json` (derived from the block),
-    /// `genesis.block`, and `orgs/<id>/`, a copy of the organisation directory without its CA key
-    /// (which stays where it is: a node never needs it).
+    /// represents this organisation exactly, this organisation's nodes unwrap the noise secret, it
+    /// is not sealed in the future, and this organisation approved it (unless `unapproved`: under a
+    /// policy short of `all`, others can found a network that lists an organisation which never
+    /// approved it) — and writes the node directory `directory`: `network.json` (derived from the
+    /// block), `genesis.block`, and `orgs/<id>/`, a copy of the organisation directory without its
+    /// CA key (which stays where it is: a node never needs it).
     @discardableResult
-    public static func join(genesis: Block, organization: OrganizationDirectory, into directory: String) throws(LedgerError) -> NetworkDefinition {
+    public static func join(genesis: Block, organization: OrganizationDirectory, into directory: String, unapproved: Bool = false,
+                            now: Int64 = Clock.nowMilliseconds()) throws(LedgerError) -> NetworkDefinition {
         let definition = try NetworkDefinition(genesis: genesis)
         let charter = try GenesisCharter.of(genesis)
         let draft = try charter.config()
         try checkRepresents(draft, founders: try draft.foundingMembers(), organization: organization)
         try checkNoiseKey(draft, organization: organization)
+        guard genesis.header.timestamp <= now + Int64(draft.config.clockSkewMilliseconds) else {
+            throw LedgerError(.timestampSkew, "the genesis is sealed at \(genesis.header.timestamp), in the future: its transactions would be refused until then")
+        }
+        guard unapproved || definition.approvedBy.contains(organization.id) else {
+            throw LedgerError(.forbidden, "\(organization.id) did not approve this genesis (approved by \(definition.approvedBy.joined(separator: ", "))); join it anyway only if you accept the draft as it is")
+        }
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: directory), !entries.isEmpty {
             throw LedgerError(.invalidConfiguration, "\(directory) is not empty; a node directory is created in a new or empty directory")
         }

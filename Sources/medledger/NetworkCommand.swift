@@ -227,9 +227,10 @@ struct NetworkJoin: ParsableCommand {
         abstract: "Check a sealed genesis from this organisation's side and create its node directory.",
         discussion: """
             Re-executes block 0 (approvals included), checks that it lists this organisation exactly as its \
-            directory does and that its nodes unwrap the noise secret, then writes NODEDIR/network.json (derived \
-            from the block), NODEDIR/genesis.block and NODEDIR/orgs/ID, a copy of the organisation directory \
-            without its CA key.
+            directory does, that its nodes unwrap the noise secret, that it is not sealed in the future and that \
+            this organisation approved it (--unapproved to join one it did not), then writes NODEDIR/network.json \
+            (derived from the block), NODEDIR/genesis.block and NODEDIR/orgs/ID, a copy of the organisation \
+            directory without its CA key.
 
             Example:
               medledger network join --genesis ./network/genesis.block --org-dir ./st-mary --out ./st-mary-node
@@ -246,6 +247,9 @@ struct NetworkJoin: ParsableCommand {
     @Option(name: .long, help: "The node directory to create (new or empty).")
     var out: String
 
+    @Flag(name: .long, help: "Join although this organisation did not approve the genesis (others may have founded it under a majority policy).")
+    var unapproved = false
+
     func run() throws {
         do {
             var isDirectory: ObjCBool = false
@@ -253,7 +257,7 @@ struct NetworkJoin: ParsableCommand {
                 ? genesis + "/" + NetworkDefinition.genesisFileName : genesis
             let block = try Block(decoding: try SecureFile.read(file))
             let organization = try OrganizationDirectory.load(orgDir)
-            let definition = try GenesisCeremony.join(genesis: block, organization: organization, into: out)
+            let definition = try GenesisCeremony.join(genesis: block, organization: organization, into: out, unapproved: unapproved)
             print("\(organization.id) joined network \(definition.name)")
             print("  network id: \(definition.networkID.hex) (compare it with the other organisations)")
             print("  approved by: \(definition.approvedBy.joined(separator: ", "))")

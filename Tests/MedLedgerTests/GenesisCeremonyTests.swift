@@ -107,7 +107,15 @@ struct PermissiveGenesis: Contract {
         var networks: Set<Hash256> = []
         for organization in founders.all {
             let directory = founders.root + "/\(organization.id)-node"
-            let definition = try GenesisCeremony.join(genesis: genesis, organization: organization, into: directory)
+            if organization.id == "research" {
+                // It did not approve: joining is its explicit choice.
+                let refused = refusal { try GenesisCeremony.join(genesis: genesis, organization: organization, into: directory) }
+                #expect(refused?.code == .forbidden)
+                #expect(refused?.message.hasPrefix("research did not approve this genesis (approved by north, st-mary)") == true)
+                #expect(!FileManager.default.fileExists(atPath: directory))
+            }
+            let definition = try GenesisCeremony.join(genesis: genesis, organization: organization, into: directory,
+                                                      unapproved: organization.id == "research")
             #expect(definition.approvedBy == ["north", "st-mary"])
             #expect(definition.localOrganizations(directory: directory).map(\.id) == [organization.id])
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/orgs") == [organization.id])
@@ -228,8 +236,8 @@ struct PermissiveGenesis: Contract {
         #expect(shown.status == 0 && shown.stdout.contains("\"approved_by\" : [\n    \"north\",\n    \"st-mary\"\n  ]"), "\(shown.stdout)")
 
         for id in ["st-mary", "north", "research"] {
-            let joined = try await ManagedProcess.medledger("network", "join", "--genesis", "\(root)/network", "--org-dir", "\(root)/\(id)",
-                                                            "--out", "\(root)/\(id)-node")
+            let joined = try await ManagedProcess.medledger(["network", "join", "--genesis", "\(root)/network", "--org-dir", "\(root)/\(id)",
+                                                             "--out", "\(root)/\(id)-node"] + (id == "research" ? ["--unapproved"] : []))
             #expect(joined.status == 0, "\(joined.stderr)")
         }
         let node = "\(root)/north-node"
@@ -251,6 +259,18 @@ struct PermissiveGenesis: Contract {
         let independent = try await ManagedProcess.run("/usr/bin/env", ["python3", Self.verifier, export, "--network", node])
         #expect(independent.status == 0, "\(independent.stdout) \(independent.stderr)")
         #expect(independent.stdout.contains("\"genesis_approved_by\": [\"north\", \"st-mary\"]"))
+    }
+
+    /// A sealer choosing a block time far ahead would stall the network (every transaction refused
+    /// for skew until then): no organisation joins such a genesis.
+    @Test func genesisSealedInTheFutureIsNotJoined() throws {
+        let founders = try Founders()
+        let draft = try founders.draft()
+        let approvals = try [founders.stMary, founders.north].map { try GenesisCeremony.approve(draft: draft, organization: $0) }
+        let genesis = try GenesisCeremony.seal(draft: draft, approvals: approvals, organization: founders.stMary, time: Self.now + 86_400_000)
+        let joined = refusal { try GenesisCeremony.join(genesis: genesis, organization: founders.north, into: founders.root + "/north-node") }
+        #expect(joined?.code == .timestampSkew)
+        #expect(joined?.message.hasSuffix("in the future: its transactions would be refused until then") == true)
     }
 
     // MARK: Refusals at seal (the same checks the genesis contract makes, with the file at fault named)
