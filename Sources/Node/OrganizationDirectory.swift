@@ -71,6 +71,9 @@ public struct OrganizationDirectory: Sendable {
     /// The key and certificate `name.key` / `name.pem` in `directory`; the certificate must be
     /// the key's.
     static func identity(in directory: String, name: String) throws(LedgerError) -> SigningIdentity {
+        guard Organization.isValidID(name) else {
+            throw LedgerError(.invalidArgument, "member name \"\(name)\" must be 1...64 of a-z, 0-9 and -")
+        }
         let certificatePath = directory + "/\(name).pem"
         let identity: SigningIdentity
         do {
