@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "LedgerTesting",
             dependencies: [
-                "LedgerCore", "Node", "Contracts", "LedgerStore",
+                "LedgerCore", "Node", "Contracts", "LedgerStore", "Ordering",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
             ],

@@ -171,22 +171,22 @@ class Reader:
             raise DecodeError(f"{what}: {len(self.b) - self.o} unexpected trailing bytes")
 
 
-# BlockHeader: "MLB1" u64 height, previousHash, i64 timestamp, u32 transactionCount, transactionRoot,
-# u64 logSize, logRoot, stateRoot, proposer  -> always exactly 192 bytes.
-HEADER = struct.Struct(">4sQ32sqI32sQ32s32s32s")
-assert HEADER.size == 192
+# BlockHeader: "MLB2" u64 height, previousHash, i64 timestamp, u32 transactionCount, transactionRoot,
+# u64 logSize, logRoot, stateRoot, proposer, u64 epoch  -> always exactly 200 bytes.
+HEADER = struct.Struct(">4sQ32sqI32sQ32s32s32sQ")
+assert HEADER.size == 200
 
 
 def decode_header(data):
-    if len(data) < 4 or data[:4] != b"MLB1":
-        raise DecodeError("block header: expected magic MLB1")
+    if len(data) < 4 or data[:4] != b"MLB2":
+        raise DecodeError("block header: expected magic MLB2")
     if len(data) < HEADER.size:
         raise DecodeError(f"block header: input ends early ({len(data)} of {HEADER.size} bytes)")
     if len(data) > HEADER.size:
         raise DecodeError(f"BlockHeader: {len(data) - HEADER.size} unexpected trailing bytes")
-    (_, height, previous, timestamp, count, tx_root, log_size, log_root, state_root, proposer) = HEADER.unpack(data)
+    (_, height, previous, timestamp, count, tx_root, log_size, log_root, state_root, proposer, epoch) = HEADER.unpack(data)
     return {"height": height, "previous": previous, "timestamp": timestamp, "count": count, "tx_root": tx_root,
-            "log_size": log_size, "log_root": log_root, "state_root": state_root, "proposer": proposer}
+            "log_size": log_size, "log_root": log_root, "state_root": state_root, "proposer": proposer, "epoch": epoch}
 
 
 def read_envelope(r):
@@ -1491,6 +1491,7 @@ class Verifier:
         previous_hash = ZERO
         previous_state = ZERO
         previous_time = None
+        previous_epoch = 0
         total = 0
         for expected_height, block in enumerate(blocks):
             where = {"block": expected_height}
@@ -1510,6 +1511,8 @@ class Verifier:
                 raise Failure("previousHash does not match the hash of the previous block's header", **where)
             if previous_time is not None and h["timestamp"] < previous_time:
                 raise Failure("block timestamp goes backwards", **where)
+            if h["epoch"] < previous_epoch:
+                raise Failure("leader epoch goes backwards", **where)
             if expected_height == 0 and block_hash != self.network_id:
                 raise Failure("network_id is not the hash of block 0's header", **where)
 
@@ -1547,7 +1550,7 @@ class Verifier:
                 raise Failure("stateRoot does not match SHA-256(\"MLS1\" || previous stateRoot || block write-set hash)", **where)
             if expected_height == 0:
                 self.check_genesis_block(h)
-            previous_hash, previous_state, previous_time = block_hash, state_root, h["timestamp"]
+            previous_hash, previous_state, previous_time, previous_epoch = block_hash, state_root, h["timestamp"], h["epoch"]
             total += len(txs)
 
         if integer(e.get("log_size"), "log_size", 0, 2**64 - 1) != self.frontier.size:

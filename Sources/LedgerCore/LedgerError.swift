@@ -51,6 +51,8 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unauthenticated = Code(rawValue: "unauthenticated")
         /// An API request whose nonce was already used within the time window (never a ledger status).
         public static let replayedRequest = Code(rawValue: "replayed_request")
+        /// The ordering service (etcd) did not acknowledge a submission in time (never a ledger status).
+        public static let unavailable = Code(rawValue: "unavailable")
 
         /// The numeric status stored on the ledger for a transaction refused during execution.
         /// `0` means success. Numbers are part of the on-ledger format and never reused.
