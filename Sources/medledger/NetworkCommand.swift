@@ -24,6 +24,12 @@ struct Network: ParsableCommand {
             """,
         subcommands: [NetworkDraft.self, NetworkShow.self, NetworkApprove.self, NetworkSeal.self, NetworkJoin.self]
     )
+
+    /// `path` itself, or `path/relative` when `path` is a directory.
+    static func file(_ path: String, orIn relative: String) -> String {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue ? path + "/" + relative : path
+    }
 }
 
 struct NetworkDraft: ParsableCommand {
@@ -55,10 +61,7 @@ struct NetworkDraft: ParsableCommand {
     func run() throws {
         do {
             let bundles = try self.bundles.map { path throws(LedgerError) in
-                var isDirectory: ObjCBool = false
-                let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-                    ? path + "/" + OrganizationBundle.path : path
-                return try OrganizationBundle.load(file)
+                try OrganizationBundle.load(Network.file(path, orIn: OrganizationBundle.path))
             }
             let draft = try GenesisCeremony.draft(name: name, config: try settings.config(), organizations: bundles)
             let bytes = draft.encoded
@@ -252,10 +255,7 @@ struct NetworkJoin: ParsableCommand {
 
     func run() throws {
         do {
-            var isDirectory: ObjCBool = false
-            let file = FileManager.default.fileExists(atPath: genesis, isDirectory: &isDirectory) && isDirectory.boolValue
-                ? genesis + "/" + NetworkDefinition.genesisFileName : genesis
-            let block = try Block(decoding: try SecureFile.read(file))
+            let block = try Block(decoding: try SecureFile.read(Network.file(genesis, orIn: NetworkDefinition.genesisFileName)))
             let organization = try OrganizationDirectory.load(orgDir)
             let definition = try GenesisCeremony.join(genesis: block, organization: organization, into: out, unapproved: unapproved)
             print("\(organization.id) joined network \(definition.name)")
