@@ -85,24 +85,23 @@ public final class LedgerNode: Sendable {
     /// Most admitted-but-uncommitted transactions; beyond it submissions get `overloaded`.
     public static let maxPending = 200_000
 
-    /// Opens the node in a network directory written by `medledger init`, committing the genesis
-    /// block on first start and checking it on every later start.
+    /// Opens the node in a node directory (`medledger init`, or `medledger network join`),
+    /// committing the genesis block on first start and checking it on every later start. It reads
+    /// the network's public files (`network.json`, `genesis.block`) and only its own organisation's
+    /// directory (`orgs/<org>/`): by default the node that sealed genesis, else the first founding
+    /// node whose key is present.
     public convenience init(directory: String, identity name: String? = nil, databasePath: String? = nil, ordering: OrderingMode = .solo,
                             logger: Logger) throws {
         let definition = try NetworkDefinition.load(directory: directory)
-        let identity: SigningIdentity
-        if let name {
-            identity = try definition.identity(named: name, directory: directory)
-        } else {
-            guard let first = definition.firstMember(role: .node) else {
-                throw LedgerError(.invalidConfiguration, "the network defines no node identity")
-            }
-            identity = try definition.loadIdentity(first.member, directory: directory)
+        let identity = try name.map { name throws(LedgerError) in try definition.identity(named: name, directory: directory) }
+            ?? definition.defaultNode(directory: directory)
+        let genesis = try NetworkDefinition.loadGenesis(directory: directory)
+        guard genesis.header.hash == definition.networkID else {
+            throw LedgerError(.invalidConfiguration, "\(directory)/\(NetworkDefinition.genesisFileName) is not the genesis of network \(definition.networkID.hex.prefix(16))… named in \(NetworkDefinition.fileName)")
         }
         try SecureFile.restrictDirectory(directory)
         let store = try LedgerStore(path: databasePath ?? directory + "/" + NetworkDefinition.databaseFileName)
-        try self.init(store: store, genesis: try NetworkDefinition.loadGenesis(directory: directory), identity: identity, ordering: ordering,
-                      logger: logger)
+        try self.init(store: store, genesis: genesis, identity: identity, ordering: ordering, logger: logger)
     }
 
     public init(store: LedgerStore, genesis: Block, identity: SigningIdentity, ordering: OrderingMode = .solo, logger: Logger) throws {
