@@ -183,7 +183,11 @@ extension LedgerNode {
             group.addTask { try await self.lead(replication) }
             group.addTask { for await _ in replication.stopped {} }
             defer { group.cancelAll() }
-            try await group.next()
+            do {
+                try await group.next()
+            } catch where replication.stopping.withLock({ $0 }) {
+                // Shutting down: a loop that noticed first is not a failure.
+            }
         }
     }
 

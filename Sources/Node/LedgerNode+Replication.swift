@@ -176,8 +176,21 @@ extension LedgerNode {
     /// leave the queue only in the atomic write that appends the block holding them.
     func lead(_ replication: Replication) async throws {
         let log = replication.log
+        var failures = 0
         while !Task.isCancelled {
-            let leadership = try await log.campaign(candidate: identity.fingerprint)
+            let leadership: any Leadership
+            do {
+                leadership = try await log.campaign(candidate: identity.fingerprint)
+                failures = 0
+            } catch is CancellationError {
+                return
+            } catch {
+                // etcd unreachable or slow: keep following and try again; never stop the node for it.
+                failures += 1
+                logger.warning("cannot campaign for leadership; retrying", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(min(200 * failures, 2000)))
+                continue
+            }
             replication.leading.withLock { $0 = leadership.epoch }
             logger.info("elected leader", metadata: ["epoch": "\(leadership.epoch)", "height": "\(tip.height)"])
             metrics.leaderChanged(epoch: leadership.epoch, leading: true)
