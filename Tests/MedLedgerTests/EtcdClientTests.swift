@@ -36,6 +36,27 @@ struct EtcdClientTests {
         #expect(!FileManager.default.fileExists(atPath: cluster.directory))
     }
 
+    @Test func configurationErrorsAreReportedAtInit() throws {
+        func invalid(_ endpoints: [String], tls: EtcdClient.TLS? = nil) -> Bool {
+            do {
+                _ = try EtcdClient(endpoints: endpoints, tls: tls)
+                return false
+            } catch EtcdError.invalidConfiguration {
+                return true
+            } catch {
+                return false
+            }
+        }
+        #expect(invalid([]))
+        #expect(invalid(["http://127.0.0.1:2379"]))
+        #expect(invalid(["127.0.0.1"]))
+        #expect(invalid(["127.0.0.1:0"]))
+        #expect(invalid(["[::1:2379"]))
+        _ = try EtcdClient(endpoints: ["127.0.0.1:2379", "[::1]:2379", "localhost:2379"])
+        #expect(invalid(["127.0.0.1:2379"], tls: EtcdClient.TLS(trustRootsPEM: "not a certificate")))
+        #expect(invalid(["127.0.0.1:2379"], tls: EtcdClient.TLS(trustRootsPEM: "", certificateChainPEM: "chain without a key")))
+    }
+
     @Test func putThenRangeRoundTripsValuesAndRevisions() async throws {
         try await Self.withCluster { _, etcd in
             let first = try await etcd.put(bytes("a/1"), bytes("one"))
