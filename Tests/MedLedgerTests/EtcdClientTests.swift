@@ -16,7 +16,7 @@ struct EtcdClientTests {
     /// member indices, the first is where requests go first), then stops the cluster, also when
     /// `body` throws, and checks that none of its pids is left.
     static func withCluster(
-        requestTimeout: Duration = .seconds(2),
+        requestTimeout: Duration = .seconds(10),
         _ body: (EtcdCluster, EtcdClient) async throws -> Void
     ) async throws {
         let cluster = try await EtcdCluster.start(members: 3)

@@ -56,7 +56,10 @@ struct EtcdTLSTests {
         do {
             let mutual = EtcdClient.TLS(trustRootsPEM: material.caPEM, certificateChainPEM: material.clientChainPEM, privateKeyPEM: material.clientKeyPEM)
             #expect(!"\(mutual)".contains("PRIVATE KEY"))
-            try await withEtcdClient(endpoints: cluster.endpoints, tls: mutual) { etcd in
+            // Generous deadlines: the whole suite runs in parallel on two cores, and etcd fsyncs.
+            try await withEtcdClient(endpoints: cluster.endpoints, tls: mutual, requestTimeout: .seconds(15)) { etcd in
+                // A read first: it is retried if the first connection is slow to come up.
+                #expect(try await etcd.range(Array("tls".utf8)).kvs.isEmpty)
                 let put = try await etcd.put(Array("tls".utf8), Array("yes".utf8))
                 #expect(try await etcd.range(Array("tls".utf8)).kvs.first?.modRevision == put.revision)
             }
