@@ -76,9 +76,8 @@ extension EtcdClient {
                     return
                 }
                 do {
+                    // Returns only by throwing: a stream that ends is a failure too.
                     try await runWatch(request, on: connection, next: next, continuation: continuation)
-                    // The server ended the stream without an error: open it again.
-                    failures = 0
                 } catch is CancellationError {
                     break
                 } catch let error as EtcdError {
@@ -88,7 +87,8 @@ extension EtcdClient {
                     break
                 } catch let error as RPCError where Self.isEndpointFailure(error) || error.code == .unknown {
                     failedOver(from: index, error)
-                    failures += 1
+                    // Back off only while nothing gets through.
+                    failures = next.value == request.startRevision ? failures + 1 : 1
                     logger.info("etcd watch stream failed, resuming on the next endpoint", metadata: [
                         "endpoint": "\(connection.endpoint)", "code": "\(error.code)", "from": "\(next.value)",
                     ])

@@ -144,7 +144,7 @@ public final class EtcdClient: Sendable {
             state.current = (index + 1) % connections.count
             return true
         }
-        if moved {
+        if moved, connections.count > 1 {
             logger.info("etcd endpoint failed, moving on", metadata: [
                 "endpoint": "\(connections[index].endpoint)", "next": "\(currentEndpoint)", "code": "\(error.code)",
             ])
@@ -174,7 +174,7 @@ public final class EtcdClient: Sendable {
                 guard idempotent else {
                     throw EtcdError.outcomeUnknown(operation: operation, endpoint: connection.endpoint, message: error.message)
                 }
-                last = "\(connection.endpoint): \(error.code): \(error.message)"
+                last = "\(connection.endpoint): \(Self.describe(error))"
                 attempts += 1
                 if attempts >= connections.count, clock.now >= giveUp { break }
                 if attempts % connections.count == 0 {
@@ -205,7 +205,7 @@ public final class EtcdClient: Sendable {
         do {
             return try await body(connection, options)
         } catch let error as RPCError where Self.isEndpointFailure(error) {
-            throw EtcdError.unavailable(operation: operation, message: "\(endpoint): \(error.code): \(error.message)")
+            throw EtcdError.unavailable(operation: operation, message: "\(endpoint): \(Self.describe(error))")
         } catch let error as RPCError {
             throw Self.map(error, operation)
         }
@@ -215,6 +215,22 @@ public final class EtcdClient: Sendable {
     /// "no leader", "leader changed" and "request timed out".
     static func isEndpointFailure(_ error: RPCError) -> Bool {
         error.code == .unavailable || error.code == .deadlineExceeded
+    }
+
+    /// The code, message and underlying cause (a TLS handshake failure shows only there).
+    static func describe(_ error: RPCError) -> String {
+        var text = "\(error.code): \(error.message)"
+        var cause = error.cause
+        while let next = cause {
+            if let rpc = next as? RPCError {
+                text += " (\(rpc.message))"
+                cause = rpc.cause
+            } else {
+                text += " (\(next))"
+                cause = nil
+            }
+        }
+        return text
     }
 
     static func map(_ error: RPCError, _ operation: String) -> any Error {

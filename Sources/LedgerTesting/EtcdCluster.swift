@@ -148,14 +148,35 @@ public final class EtcdCluster: Sendable {
         _ = await process.waitForExit()
     }
 
-    /// SIGSTOP: the member keeps its sockets open but answers nothing.
-    public func pause(_ index: Int) {
-        processes.withLock { $0[index] }?.send(SIGSTOP)
+    /// SIGSTOP: the member keeps its sockets open but answers nothing. Returns once the kernel
+    /// reports the process stopped (`kill` returns before every thread has stopped).
+    public func pause(_ index: Int) async throws {
+        guard let process = processes.withLock({ $0[index] }) else { throw EtcdClusterError("member \(index) is not running") }
+        process.send(SIGSTOP)
+        try await Self.waitForState(of: process.pid, stopped: true)
     }
 
-    /// SIGCONT after ``pause(_:)``.
-    public func resume(_ index: Int) {
-        processes.withLock { $0[index] }?.send(SIGCONT)
+    /// SIGCONT after ``pause(_:)``; returns once the process runs again.
+    public func resume(_ index: Int) async throws {
+        guard let process = processes.withLock({ $0[index] }) else { throw EtcdClusterError("member \(index) is not running") }
+        process.send(SIGCONT)
+        try await Self.waitForState(of: process.pid, stopped: false)
+    }
+
+    /// Polls `/proc/<pid>/stat` (no event announces a stop) until the process is or is not in
+    /// state `T`; throws with the state seen after 5 s.
+    static func waitForState(of pid: pid_t, stopped: Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        var state = "?"
+        while ContinuousClock.now < deadline {
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+               let close = stat.lastIndex(of: ")") {
+                state = String(stat[stat.index(after: close)...].drop { $0 == " " }.prefix(1))
+                if (state == "T") == stopped { return }
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw EtcdClusterError("etcd pid \(pid) did not \(stopped ? "stop" : "continue"): state \(state)")
     }
 
     /// Starts a member again on its data directory (killing it first if it runs) and waits until

@@ -11,8 +11,21 @@ extension EtcdClient {
 
         init(endpoint: String, security: Transport.TransportSecurity) throws {
             self.endpoint = endpoint
-            let transport = try Transport(
-                target: try Self.target(endpoint),
+            let target = try Self.target(endpoint)
+            let transport: Transport
+            do {
+                transport = try Self.transport(target, security)
+            } catch {
+                // In practice unusable TLS material (every target made here has a resolver);
+                // NIOSSL's errors name the problem without quoting the material.
+                throw EtcdError.invalidConfiguration("cannot set up \(endpoint): \(error)")
+            }
+            grpc = GRPCClient(transport: transport)
+        }
+
+        private static func transport(_ target: any ResolvableTarget, _ security: Transport.TransportSecurity) throws -> Transport {
+            try Transport(
+                target: target,
                 transportSecurity: security,
                 config: .defaults { config in
                     // Reconnect to a restarted member quickly.
@@ -22,7 +35,6 @@ extension EtcdClient {
                     config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: false)
                 }
             )
-            grpc = GRPCClient(transport: transport)
         }
 
         var kv: Etcdserverpb_KV.Client<Transport> { .init(wrapping: grpc) }
