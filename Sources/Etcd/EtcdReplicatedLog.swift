@@ -258,12 +258,12 @@ public final class EtcdReplicatedLog: ReplicatedLog {
                 }
                 for kv in live.sorted(by: { $0.modRevision < $1.modRevision }) {
                     guard let position = position(ofQueueKey: kv.key) else { continue }
-                    continuation.yield(.added(try QueueEntry(position: position, decoding: kv.value)))
+                    continuation.yield(.added(entry(at: position, decoding: kv.value)))
                 }
                 for try await event in client.watch(prefix: queuePrefix, from: revision + 1) {
                     guard let position = position(ofQueueKey: event.kv.key) else { continue }
                     switch event.kind {
-                    case .put: continuation.yield(.added(try QueueEntry(position: position, decoding: event.kv.value)))
+                    case .put: continuation.yield(.added(entry(at: position, decoding: event.kv.value)))
                     case .delete: continuation.yield(.removed(position))
                     }
                 }
@@ -276,6 +276,18 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    /// A queue entry as stored; one that does not decode (written by something other than a node)
+    /// counts as an entry with no envelopes, so the next block consumes and deletes it. Refusing it
+    /// instead would make every leader in turn step down on it: ordering would stop for good.
+    func entry(at position: QueuePosition, decoding value: [UInt8]) -> QueueEntry {
+        do {
+            return try QueueEntry(position: position, decoding: value)
+        } catch {
+            logger.warning("malformed queue entry; it is dropped with the next block", metadata: ["key": "\(position.node.hex.prefix(16))/\(position.sequence)", "error": "\(error)"])
+            return QueueEntry(position: position, envelopes: [])
+        }
     }
 
     public func nextQueueSequence(node: Hash256) async throws -> UInt64 {

@@ -138,6 +138,40 @@ struct EtcdReplicationTests {
         await etcd.stop()
     }
 
+    /// Anyone who can write to etcd could put garbage in the queue: it must not stop ordering (a
+    /// leader that refused it would step down, and so would the next, forever).
+    @Test func aMalformedQueueEntryIsDroppedAndOrderingGoesOn() async throws {
+        let etcd = try await EtcdNetwork.start()
+        do {
+            let harness = try ReplicatedHarness(nodes: ["st-mary/node", "north-general/node"]) { name, network in etcd.log(for: name, network: network) }
+            _ = try #require(await ReplicationTests.leader(harness))
+            let prefix = "/medledger/\(harness.definition.networkID.hex)/queue/"
+            try await withEtcdClient(endpoints: etcd.cluster.endpoints) { client in
+                _ = try await client.put(Array((prefix + "\(Hash256.of([9]).hex)/00000000000000000001").utf8), Array("not an entry".utf8))
+                _ = try await client.put(Array((prefix + "\(Hash256.of([9]).hex)/00000000000000000002").utf8), Array("MLQE\u{0}\u{0}\u{0}\u{9}".utf8))
+            }
+            let name = "north-general/node"
+            let envelope = try harness.sign("north-general/collector", .register(udi: Fixtures.udi(500), attributes: Fixtures.attributes()))
+            let id = try harness.node(name).submit(envelope.encoded)
+            try await harness.node(name).acknowledgement(of: id)
+            guard case .committed = try await harness.node(name).waitForCommit(id, timeout: .seconds(60)) else {
+                Issue.record("a transaction queued after malformed entries did not commit")
+                return
+            }
+            try await withEtcdClient(endpoints: etcd.cluster.endpoints) { client in
+                let left = try await client.range(prefix: Array(prefix.utf8))
+                #expect(left.kvs.isEmpty, "\(left.kvs.count) queue entries left")
+            }
+            try await harness.waitForHeight(harness.node(name).tip.height)
+            try harness.expectConverged()
+            await harness.stopAll()
+        } catch {
+            await etcd.stop()
+            throw error
+        }
+        await etcd.stop()
+    }
+
     /// Fencing on real etcd: an append under an epoch that is no longer the leader key's creation
     /// revision fails, whoever sends it.
     @Test func anAppendUnderAnOldEpochIsRefusedByEtcd() async throws {
