@@ -192,4 +192,90 @@ struct EtcdProcessTests {
         }
         await stopEverything()
     }
+
+    /// SIGSTOP the leader past its lease, let another lead and commit, then SIGCONT: the old leader
+    /// must not append (its epoch is fenced out), it follows the new blocks, and all nodes agree.
+    @Test func stoppedLeaderResumesAsAFollowerWithoutForking() async throws {
+        let directory = Fixtures.temporaryPath("etcd-sigstop")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let etcd = try await EtcdCluster.start(members: 3)
+        var processes: [String: ManagedProcess] = [:]
+        func stopEverything() async {
+            for (name, process) in processes {
+                process.send(SIGCONT)
+                let errors = process.errors.withLock { $0 }
+                if errors.contains("critical") { print("[\(name) stderr]\n\(errors.suffix(3000))") }
+                process.send(SIGKILL)
+                _ = await process.waitForExit(timeout: .seconds(10))
+            }
+            await etcd.stop()
+        }
+        do {
+            let initialized = try await ManagedProcess.medledger("init", "--out", directory, "--batch-size", "20", "--batch-timeout-ms", "10")
+            #expect(initialized.status == 0, "\(initialized.stderr)")
+            let definition = try NetworkDefinition.load(directory: directory)
+            let auditor = try definition.identity(named: "device-regulator/auditor", directory: directory)
+            var urls: [String: URL] = [:]
+            for organization in Self.nodes {
+                let (process, url) = try await Self.startNode(directory, organization, etcd: etcd)
+                processes[organization] = process
+                urls[organization] = url
+            }
+            let readers = urls.mapValues { NodeClient(baseURL: $0, signer: .init(identity: auditor, network: definition.networkID)) }
+            let leader = try await Self.leader(readers)
+            let survivors = readers.filter { $0.key != leader }
+            func submit(_ serial: Int, to name: String) async throws -> Hash256 {
+                let signer = try definition.identity(named: "\(name)/collector", directory: directory)
+                let action = DeviceAction.register(udi: Fixtures.udi(700_000 + serial), attributes: Fixtures.attributes())
+                let (id, envelope) = signer.transaction(network: definition.networkID, contract: "devices", action: action.name, arguments: action.arguments)
+                _ = try await NodeClient(baseURL: urls[name]!).submit(envelope.encoded)
+                return id
+            }
+            var ids: [Hash256] = []
+            for serial in 0..<20 { ids.append(try await submit(serial, to: Self.nodes[serial % 3])) }
+
+            processes[leader]!.send(SIGSTOP)
+            let newLeader = try await Self.leader(survivors, timeout: .seconds(30))
+            #expect(newLeader != leader)
+            for serial in 20..<60 { ids.append(try await submit(serial, to: survivors.keys.sorted()[serial % 2])) }
+            for id in ids {
+                for (name, reader) in survivors {
+                    let status = try await reader.status(id, wait: 30)
+                    #expect(status.status == "committed", "\(id.hex.prefix(12)) is \(status.status) on \(name) while the old leader is stopped")
+                }
+            }
+            let heightWhileStopped = try await survivors[newLeader]!.chain().height
+
+            processes[leader]!.send(SIGCONT)
+            // It wakes up believing it leads; its appends are refused and it follows instead.
+            for serial in 60..<80 { ids.append(try await submit(serial, to: Self.nodes[serial % 3])) }
+            for id in ids {
+                let status = try await readers[leader]!.status(id, wait: 30)
+                #expect(status.status == "committed", "\(id.hex.prefix(12)) is \(status.status) on the resumed node")
+            }
+            #expect(try await readers[leader]!.chain().height > heightWhileStopped)
+
+            for (name, process) in processes {
+                process.send(SIGTERM)
+                let code = await process.waitForExit(timeout: .seconds(30))
+                #expect(code == 0, "\(name) exited with \(String(describing: code)): \(process.errors.withLock { $0 }.suffix(2000))")
+            }
+            processes = [:]
+            let stores = try Self.nodes.map { try LedgerStore(path: Self.database(directory, $0)) }
+            let tips = try stores.map { try #require(try $0.tip()) }
+            #expect(Set(tips.map(\.hash)).count == 1, "tips differ: \(tips.map(\.height))")
+            for height in 0...tips.map(\.height).min()! {
+                let hashes = Set(try stores.map { try #require(try $0.block(at: height)).header.hash })
+                #expect(hashes.count == 1, "block \(height) differs between nodes")
+            }
+            for store in stores {
+                let report = ChainVerifier.verify(store: store)
+                #expect(report.ok, "\(report.failure ?? "")")
+            }
+        } catch {
+            await stopEverything()
+            throw error
+        }
+        await stopEverything()
+    }
 }
