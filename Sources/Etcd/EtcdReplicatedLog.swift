@@ -231,15 +231,10 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     // MARK: Queue
 
     public func enqueue(_ entry: QueueEntry) async throws {
-        let key = queueKey(entry.position)
-        let value = entry.encodedValue
-        do {
-            _ = try await client.put(key, value)
-        } catch EtcdError.outcomeUnknown {
-            // Writing the same key again is harmless: the value is the same (if a leader consumed
-            // the first write in between, the copy's transactions execute as replays and are refused).
-            _ = try await client.put(key, value)
-        }
+        // Not retried here: the node's submission queue retries a failed write under the same key,
+        // which is harmless (if a leader consumed the first write in between, the copy's
+        // transactions execute as replays and are refused).
+        _ = try await client.put(queueKey(entry.position), entry.encodedValue)
     }
 
     public func queue() -> AsyncThrowingStream<QueueEvent, any Error> {

@@ -53,7 +53,6 @@ public final class MemoryReplicatedLog: ReplicatedLog {
         var blockWatchers: [Int: AsyncThrowingStream<LoggedBlock, any Error>.Continuation] = [:]
         var queueWatchers: [Int: AsyncThrowingStream<QueueEvent, any Error>.Continuation] = [:]
         var nextWatcher = 0
-        var appends = 0
     }
 
     let state = Mutex(State())
@@ -114,7 +113,6 @@ public final class MemoryReplicatedLog: ReplicatedLog {
             state.revision += 1
             state.blocks[block.header.height] = encoded
             for position in consumed { state.queue.removeValue(forKey: position) }
-            state.appends += 1
             return (Array(state.blockWatchers.values), Array(state.queueWatchers.values), true)
         }
         guard appended else { return .superseded }

@@ -211,16 +211,24 @@ extension LedgerNode {
         let (previous, frontier) = chain.withLock { ($0.tip, $0.frontier) }
         let blockTime = max(Clock.nowMilliseconds(), previous.timestamp)
         let started = ContinuousClock.now
-        // Research answers are checked against exact aggregates evaluated here, before execution,
-        // while the device table still describes the previous block.
-        try prepareResearch(batch, height: previous.height + 1)
-        let assembled = try store.withView { view in
-            try BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
-                                        proposer: identity.fingerprint, epoch: epoch, frontier: frontier, base: view, executor: executor)
-        }
+        let assembled = try execute(batch, previous: previous, frontier: frontier, blockTime: blockTime, proposer: identity.fingerprint,
+                                    epoch: epoch)
         let headerBytes = assembled.header.encoded
         return ExecutedBlock(transactions: batch, assembled: assembled, headerBytes: headerBytes, signature: identity.sign(headerBytes),
                              started: started)
+    }
+
+    /// Executes `batch` as the block after `previous` on committed state: the one execution path of
+    /// the sealing leader and of a follower checking the leader's block.
+    func execute(_ batch: [PreparedTransaction], previous: BlockHeader, frontier: MerkleFrontier, blockTime: Int64,
+                 proposer: Hash256, epoch: UInt64) throws -> AssembledBlock {
+        // Research answers are checked against exact aggregates evaluated here, before execution,
+        // while the device table still describes the previous block.
+        try prepareResearch(batch, height: previous.height + 1)
+        return try store.withView { view in
+            try BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
+                                        proposer: proposer, epoch: epoch, frontier: frontier, base: view, executor: executor)
+        }
     }
 
     /// Commits an executed block (one SQLite transaction, with this node's signed checkpoint of

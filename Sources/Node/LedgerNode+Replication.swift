@@ -149,18 +149,21 @@ extension LedgerNode {
             throw LedgerError(.verificationFailed, "\(at): the header signature does not verify")
         }
         let started = ContinuousClock.now
-        let members = chain.withLock { $0.members }
-        let transactions = ChainVerifier.verifySignatures(block.envelopes) { members[$0]?.key }
-        try prepareResearch(transactions, height: header.height)
-        let assembled = try store.withView { view in
-            try BlockAssembler.assemble(transactions, network: network, previous: previous, blockTime: header.timestamp,
-                                        proposer: header.proposer, epoch: header.epoch, frontier: frontier, base: view, executor: executor)
-        }
+        let transactions = prepared(block.envelopes)
+        let assembled = try execute(transactions, previous: previous, frontier: frontier, blockTime: header.timestamp,
+                                    proposer: header.proposer, epoch: header.epoch)
         guard assembled.header == header else {
             throw divergence("\(at): executing it here gives a different header (state root \(assembled.header.stateRoot.hex.prefix(16))…, the proposer's \(header.stateRoot.hex.prefix(16))…)")
         }
         return ExecutedBlock(transactions: transactions, assembled: assembled, headerBytes: headerBytes, signature: block.signature,
                              started: started)
+    }
+
+    /// Envelopes from the log, with signatures of known members checked on all cores (the executor
+    /// judges the rest).
+    func prepared(_ envelopes: [[UInt8]]) -> [PreparedTransaction] {
+        let members = chain.withLock { $0.members }
+        return ChainVerifier.verifySignatures(envelopes) { members[$0]?.key }
     }
 
     func divergence(_ message: String) -> LedgerError {
@@ -243,8 +246,7 @@ extension LedgerNode {
             let entries = queue.take(transactions: batchSize, bytes: Self.maxBlockBytes, entries: replication.log.maxEntriesPerAppend)
             guard !entries.isEmpty else { continue }
             let envelopes = entries.flatMap(\.envelopes)
-            let members = chain.withLock { $0.members }
-            let transactions = ChainVerifier.verifySignatures(envelopes) { members[$0]?.key }
+            let transactions = prepared(envelopes)
             let height = tip.height + 1
             let executed = try seal(transactions, epoch: leadership.epoch)
             let block = Block(header: executed.header, signature: executed.signature, envelopes: envelopes)

@@ -15,7 +15,6 @@ import Ordering
 final class SubmissionQueue: Sendable {
     struct State {
         var buffer: [PreparedTransaction] = []
-        var bufferBytes = 0
         var flushing = false
         var nextSequence: UInt64?
         var waiters: [Hash256: [CheckedContinuation<Void, any Error>]] = [:]
@@ -50,7 +49,6 @@ final class SubmissionQueue: Sendable {
     func add(_ transaction: PreparedTransaction) {
         let start = state.withLock { state -> Bool in
             state.buffer.append(transaction)
-            state.bufferBytes += transaction.bytes.count
             guard !state.flushing else { return false }
             state.flushing = true
             return true
@@ -143,7 +141,6 @@ final class SubmissionQueue: Sendable {
             }
             let batch = Array(state.buffer.prefix(count))
             state.buffer.removeFirst(count)
-            state.bufferBytes -= bytes
             return batch
         }
     }
