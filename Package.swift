@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerCore", "Privacy", "Research", "Node", "Server", "Collector", "LedgerStore", "Contracts",
+                "LedgerCore", "Privacy", "Research", "Node", "Server", "Collector", "LedgerStore", "Contracts", "Ordering", "Etcd",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -122,6 +122,7 @@ let package = Package(
         .target(
             name: "Etcd",
             dependencies: [
+                "LedgerCore", "Ordering",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -135,7 +136,7 @@ let package = Package(
         .target(
             name: "LedgerTesting",
             dependencies: [
-                "LedgerCore", "Node", "Contracts", "LedgerStore", "Etcd",
+                "LedgerCore", "Node", "Contracts", "LedgerStore", "Ordering", "Etcd",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
             ],

@@ -15,7 +15,8 @@ node-signed transactions: for `research.charge` it checks the researcher's embed
 was charged by the same node and not yet answered, and the answer's noise against the query. Since
 the research state (rqa/, rq/, rspent/) is written by nothing else, it rebuilds that state from the
 export to decide duplicate asks, free repeats, pending and answered questions and budget usage, and
-recomputes both transactions' write sets.
+recomputes both transactions' write sets. The genesis must carry approvals of its exact draft bytes by
+admins of distinct founding organisations that satisfy the draft's approval policy.
 
 On success it prints one JSON line {"ok": true, "blocks": N, "transactions": M, ...} and exits 0.
 On the first failure it prints one JSON line {"ok": false, "block": h, "transaction": i, "error": ...}
@@ -59,7 +60,7 @@ STATUS_TABLE = [
     "timestamp_skew", "wrong_network", "invalid_udi", "unknown_device", "device_exists",
     "device_decommissioned", "missing_field", "invalid_argument", "unknown_action", "unknown_proposal",
     "proposal_closed", "already_approved", "internal_error", "invalid_configuration", "budget_exhausted",
-    "not_found", "answer_mismatch",
+    "not_found", "answer_mismatch", "insufficient_approvals",
 ]
 STATUS_DUPLICATE = 1 + STATUS_TABLE.index("duplicate_transaction")
 
@@ -170,22 +171,22 @@ class Reader:
             raise DecodeError(f"{what}: {len(self.b) - self.o} unexpected trailing bytes")
 
 
-# BlockHeader: "MLB1" u64 height, previousHash, i64 timestamp, u32 transactionCount, transactionRoot,
-# u64 logSize, logRoot, stateRoot, proposer  -> always exactly 192 bytes.
-HEADER = struct.Struct(">4sQ32sqI32sQ32s32s32s")
-assert HEADER.size == 192
+# BlockHeader: "MLB2" u64 height, previousHash, i64 timestamp, u32 transactionCount, transactionRoot,
+# u64 logSize, logRoot, stateRoot, proposer, u64 epoch  -> always exactly 200 bytes.
+HEADER = struct.Struct(">4sQ32sqI32sQ32s32s32sQ")
+assert HEADER.size == 200
 
 
 def decode_header(data):
-    if len(data) < 4 or data[:4] != b"MLB1":
-        raise DecodeError("block header: expected magic MLB1")
+    if len(data) < 4 or data[:4] != b"MLB2":
+        raise DecodeError("block header: expected magic MLB2")
     if len(data) < HEADER.size:
         raise DecodeError(f"block header: input ends early ({len(data)} of {HEADER.size} bytes)")
     if len(data) > HEADER.size:
         raise DecodeError(f"BlockHeader: {len(data) - HEADER.size} unexpected trailing bytes")
-    (_, height, previous, timestamp, count, tx_root, log_size, log_root, state_root, proposer) = HEADER.unpack(data)
+    (_, height, previous, timestamp, count, tx_root, log_size, log_root, state_root, proposer, epoch) = HEADER.unpack(data)
     return {"height": height, "previous": previous, "timestamp": timestamp, "count": count, "tx_root": tx_root,
-            "log_size": log_size, "log_root": log_root, "state_root": state_root, "proposer": proposer}
+            "log_size": log_size, "log_root": log_root, "state_root": state_root, "proposer": proposer, "epoch": epoch}
 
 
 def read_envelope(r):
@@ -419,14 +420,39 @@ def noise_key_error(noise, certificates):
 
 
 def decode_genesis_config(data):
+    """GenesisConfig: the draft the founding admins approved."""
     r = Reader(data)
     name = r.string("genesis name", 256)
     config = read_config(r)
     orgs = [read_organization(r) for _ in range(r.count("genesis organizations", 1000))]
     members = [read_registration(r) for _ in range(r.count("genesis members", 100_000))]
     noise = read_noise_key(r) if r.remaining() else None
-    r.end("genesis arguments")
+    r.end("genesis draft")
     return {"name": name, "config": config, "organizations": orgs, "members": members, "noise_key": noise}
+
+
+def decode_genesis_charter(data):
+    """GenesisCharter, the genesis arguments: "MLG2" | bytes draft (<= 1 MiB) | array<GenesisApproval> (<= 1000),
+    an approval being hash approver | raw[64] signature over "MLA1" | SHA-256(draft)."""
+    r = Reader(data)
+    if r.raw(4, "genesis magic") != b"MLG2":
+        raise DecodeError("genesis arguments must start with MLG2 (an approved draft)")
+    draft = r.bytes_("genesis draft", 1 << 20)
+    approvals = [(r.raw(32, "approval approver"), r.raw(64, "approval signature"))
+                 for _ in range(r.count("genesis approvals", 1000))]
+    r.end("genesis arguments")
+    return draft, approvals
+
+
+def required_approvals(policy, organizations):
+    """ApprovalPolicy.required(organizations:), never fewer than one for a genesis."""
+    if policy[0] == "majority":
+        n = organizations // 2 + 1
+    elif policy[0] == "all":
+        n = organizations
+    else:
+        n = min(policy[1], organizations)
+    return max(1, n)
 
 
 STRING_TAGS = {1: "manufacturer", 2: "model", 3: "firmware_version", 4: "device_type", 5: "category",
@@ -1465,6 +1491,7 @@ class Verifier:
         previous_hash = ZERO
         previous_state = ZERO
         previous_time = None
+        previous_epoch = 0
         total = 0
         for expected_height, block in enumerate(blocks):
             where = {"block": expected_height}
@@ -1484,6 +1511,8 @@ class Verifier:
                 raise Failure("previousHash does not match the hash of the previous block's header", **where)
             if previous_time is not None and h["timestamp"] < previous_time:
                 raise Failure("block timestamp goes backwards", **where)
+            if h["epoch"] < previous_epoch:
+                raise Failure("leader epoch goes backwards", **where)
             if expected_height == 0 and block_hash != self.network_id:
                 raise Failure("network_id is not the hash of block 0's header", **where)
 
@@ -1521,7 +1550,7 @@ class Verifier:
                 raise Failure("stateRoot does not match SHA-256(\"MLS1\" || previous stateRoot || block write-set hash)", **where)
             if expected_height == 0:
                 self.check_genesis_block(h)
-            previous_hash, previous_state, previous_time = block_hash, state_root, h["timestamp"]
+            previous_hash, previous_state, previous_time, previous_epoch = block_hash, state_root, h["timestamp"], h["epoch"]
             total += len(txs)
 
         if integer(e.get("log_size"), "log_size", 0, 2**64 - 1) != self.frontier.size:
@@ -1535,6 +1564,7 @@ class Verifier:
             "format": FORMAT,
             "network_id": self.network_id.hex(),
             "network_name": self.genesis["name"],
+            "genesis_approved_by": self.genesis["approved_by"],
             "blocks": len(blocks),
             "transactions": total,
             "committed": self.stats["committed"],
@@ -1611,7 +1641,7 @@ class Verifier:
             if status == 0:
                 self.stats["committed"] += 1
                 if height == 0:
-                    self.check_genesis_transaction(payload, payload_bytes, signature, write_set_hash, tx_id, where)
+                    self.check_genesis_transaction(payload, payload_bytes, signature, write_set_hash, tx_id, block_time, where)
                 else:
                     self.check_committed(payload, creator, height, block_time, tx_id, write_set_hash, where)
             else:
@@ -1630,11 +1660,12 @@ class Verifier:
 
     # -- genesis -------------------------------------------------------------------------------------------
 
-    def check_genesis_transaction(self, payload, payload_bytes, signature, write_set_hash, tx_id, where):
+    def check_genesis_transaction(self, payload, payload_bytes, signature, write_set_hash, tx_id, block_time, where):
         if payload["contract"] != "governance" or payload["action"] != "genesis":
             raise Failure("block 0 may only hold the governance.genesis transaction", **where)
         try:
-            g = decode_genesis_config(payload["arguments"])
+            draft, approvals = decode_genesis_charter(payload["arguments"])
+            g = decode_genesis_config(draft)
         except DecodeError as err:
             raise Failure(f"genesis arguments: {err}", **where) from None
         problem = config_error(g["config"])
@@ -1647,6 +1678,8 @@ class Verifier:
         for org in g["organizations"]:
             if not valid_org_id(org["id"]) or org["id"] in roots or not org["name"]:
                 raise Failure(f"genesis organisation {org['id']!r} has an invalid or duplicate id or an empty name", **where)
+            if not org["active"]:
+                raise Failure(f"founding organisation {org['id']} must be active", **where)
             try:
                 roots[org["id"]] = root_certificate(org["root"], org["id"])
             except CertificateError as err:
@@ -1660,11 +1693,10 @@ class Verifier:
         ids = sorted(roots, key=lambda s: s.encode())
         writes["orgs"] = struct.pack(">I", len(ids)) + b"".join(encode_string(i) for i in ids)
         c = g["config"]
-        # The cfg value is the NetworkConfig encoding, i.e. exactly the bytes of the genesis arguments
+        # The cfg value is the NetworkConfig encoding, i.e. exactly the bytes of the genesis draft
         # it was decoded from (the encoding is canonical; nothing is re-serialised here).
         writes["cfg"] = c["encoded"]
         writes["net"] = struct.pack(">I", 1) + encode_string(g["name"])
-        founder = None
         members = {}
         for registration in g["members"]:
             try:
@@ -1683,23 +1715,51 @@ class Verifier:
                 raise Failure("genesis member CN is not a UTF8/Printable/IA5 string; cannot recompute its state", **where)
             members[facts.fingerprint] = facts
             writes["mem/" + facts.fingerprint.hex()] = encode_member(facts, None, registration["device_udi"])
-            if facts.fingerprint == payload["creator"] and facts.role == "admin":
-                founder = facts
-        if founder is None:
-            raise Failure("the genesis transaction must be signed by one of the admins it registers", **where)
+        for org_id in roots:
+            if not any(m.organization == org_id and m.role == "admin" for m in members.values()):
+                raise Failure(f"founding organisation {org_id} registers no admin", **where)
+        nodes = {fp for fp, m in members.items() if m.role == "node"}
+        if not nodes:
+            raise Failure("genesis registers no node", **where)
         noise = g["noise_key"]
         if noise is not None:
             problem = noise_key_error(noise, {fp: m for fp, m in members.items()})
             if problem is None and noise["epoch"] != 1:
                 problem = f"the next noise key epoch is 1, not {noise['epoch']}"
+            if problem is None and set(noise["recipients"]) != nodes:
+                problem = "the noise key is not wrapped to every node the genesis registers"
             if problem:
                 raise Failure(f"genesis noise key: {problem}", **where)
-            writes["rnk"] = noise["encoded"]  # NoiseKeyEpoch, exactly as in the genesis arguments
-        if not ecdsa_valid(founder.key, signature, payload_bytes):
-            raise Failure("genesis signature does not verify against the founding admin's certificate", **where)
+            writes["rnk"] = noise["encoded"]  # NoiseKeyEpoch, exactly as in the genesis draft
+        sealer = members.get(payload["creator"])
+        if sealer is None or sealer.role != "node":
+            raise Failure("the genesis transaction must be signed by one of the nodes it registers", **where)
+        if not ecdsa_valid(sealer.key, signature, payload_bytes):
+            raise Failure("genesis signature does not verify against the sealing node's certificate", **where)
+        # The founding admins' approvals of the exact draft bytes (GenesisCharter.approvingOrganizations).
+        message = b"MLA1" + sha256(draft)
+        approving = {}
+        previous = None
+        for approver, approval_signature in approvals:
+            if previous is not None and previous >= approver:
+                raise Failure("genesis approvals must be sorted by approver fingerprint, each approver once", **where)
+            previous = approver
+            admin = members.get(approver)
+            if admin is None or admin.role != "admin":
+                raise Failure(f"genesis approval by {approver.hex()}, which is not a founding admin", **where)
+            if not admin.not_before <= block_time <= admin.not_after:
+                raise Failure(f"genesis approval by {admin.name}: the certificate is not valid at block time", **where)
+            if not ecdsa_valid(admin.key, approval_signature, message):
+                raise Failure(f"genesis approval by {admin.name} does not verify over SHA-256 of the draft", **where)
+            if admin.organization in approving:
+                raise Failure(f"{admin.organization} approved the genesis twice", **where)
+            approving[admin.organization] = approver
+        required = required_approvals(c["policy"], len(g["organizations"]))
+        if len(approving) < required:
+            raise Failure(f"the genesis needs approvals from {required} organisations, it has {len(approving)}", **where)
         if sha256(encode_write_set(writes)) != write_set_hash:
             raise Failure("genesis write_set_hash differs from the write set recomputed from the genesis configuration", **where)
-        self.genesis = {"name": g["name"], "config": c, "members": members}
+        self.genesis = {"name": g["name"], "config": c, "members": members, "approved_by": sorted(approving)}
         self.skew_bound = c["clock_skew"]
         self.configs = [c]
 

@@ -119,7 +119,7 @@ public struct BlockExecutor: Sendable {
               let key = try? P256.Signing.PublicKey(rawRepresentation: founder.certificate.publicKey),
               SignatureCheck.isValid(signature: envelope.signature, message: envelope.payloadBytes, publicKey: key)
         else {
-            throw LedgerError(.badSignature, "genesis signature does not verify against the founding admin's certificate")
+            throw LedgerError(.badSignature, "genesis signature does not verify against the sealing node's certificate")
         }
     }
 
@@ -139,8 +139,9 @@ public struct BlockExecutor: Sendable {
         }
         let probe = TransactionContext(id: transaction.id, payload: payload, creator: nil, height: height, blockTime: blockTime, overlay: overlay)
         if height == 0 {
-            // Genesis: the creator is one of the admins it registers; the contract checks that,
-            // and the signature is checked against the registered key below, after execution.
+            // Genesis: the creator is one of the nodes it registers (the sealing node); the contract
+            // checks that and the admins' approvals, and the signature is checked against the
+            // registered key below, after execution.
             guard payload.contract == GovernanceContract.name, payload.action == "genesis" else {
                 throw LedgerError(.forbidden, "block 0 may only hold the genesis transaction")
             }

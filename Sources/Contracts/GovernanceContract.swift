@@ -6,7 +6,7 @@ public import LedgerCore
 /// approved by organisation admins under the configured ``ApprovalPolicy``.
 ///
 /// Actions:
-/// - `genesis(GenesisConfig)`: only in block 0.
+/// - `genesis(GenesisCharter)`: only in block 0: a draft and the founding admins' approvals of it.
 /// - `propose(ProposalAction)`: an admin proposes; the proposer's organisation approves at once.
 /// - `approve(proposal id)`: an admin of another organisation approves; the action takes effect
 ///   in the transaction that reaches the policy's threshold.
@@ -22,9 +22,9 @@ public struct GovernanceContract: Contract {
         var reader = BinaryReader(context.payload.arguments)
         switch context.payload.action {
         case "genesis":
-            let genesis = try GenesisConfig(from: &reader)
+            let charter = try GenesisCharter(from: &reader)
             try reader.expectEnd("genesis arguments")
-            try applyGenesis(genesis, &context)
+            try applyGenesis(charter, &context)
         case "propose":
             let action = try ProposalAction(from: &reader)
             try reader.expectEnd("propose arguments")
@@ -67,33 +67,30 @@ public struct GovernanceContract: Contract {
 
     // MARK: Genesis
 
-    func applyGenesis(_ genesis: GenesisConfig, _ context: inout TransactionContext) throws(LedgerError) {
+    /// Block 0: the draft is checked like any draft (``GenesisConfig/foundingMembers()``), the
+    /// transaction must be signed by a node it registers (the sealing node), and its approvals
+    /// must satisfy the draft's own approval policy; then the founding state is written.
+    func applyGenesis(_ charter: GenesisCharter, _ context: inout TransactionContext) throws(LedgerError) {
         guard context.height == 0, try context.get(StateKey.config) == nil else {
             throw LedgerError(.forbidden, "genesis may only be applied in block 0")
         }
-        try genesis.config.validate()
-        guard !genesis.organizations.isEmpty else { throw LedgerError(.invalidConfiguration, "genesis needs at least one organisation") }
-        var organizationIDs: [String] = []
-        var roots: [String: Certificate] = [:]
+        let genesis = try charter.config()
+        let founders = try genesis.foundingMembers()
+        guard let sealer = founders.first(where: { $0.fingerprint == context.payload.creator }), sealer.role == .node else {
+            throw LedgerError(.forbidden, "the genesis transaction must be signed by one of the nodes it registers (the sealing node)")
+        }
+        _ = try charter.approvingOrganizations(founders: founders, organizationCount: genesis.organizations.count,
+                                               policy: genesis.config.approvalPolicy, at: context.blockTime)
         for organization in genesis.organizations {
-            try validateNew(organization, existing: organizationIDs)
-            organizationIDs.append(organization.id)
-            roots[organization.id] = try rootCertificate(organization)
             context.put(StateKey.organization(organization.id), organization)
         }
-        context.put(StateKey.organizationIndex, StringList(organizationIDs.sorted()))
+        context.put(StateKey.organizationIndex, StringList(genesis.organizations.map(\.id).sorted()))
         context.put(StateKey.config, genesis.config)
         context.put(StateKey.networkName, StringList([genesis.networkName]))
-        var founderIsAdmin = false
-        for registration in genesis.members {
-            let member = try register(registration, roots: roots, &context)
-            if member.fingerprint == context.payload.creator && member.role == .admin { founderIsAdmin = true }
-        }
-        guard founderIsAdmin else {
-            throw LedgerError(.forbidden, "the genesis transaction must be signed by one of the admins it registers")
+        for (registration, certificate) in zip(genesis.members, founders) {
+            context.put(StateKey.member(certificate.fingerprint), Member(certificate: certificate, deviceUDI: registration.deviceUDI))
         }
         if let noiseKey = genesis.noiseKey {
-            try Self.checkNoiseKey(noiseKey, context)
             context.put(StateKey.noiseKey, noiseKey)
         }
     }
@@ -140,7 +137,7 @@ public struct GovernanceContract: Contract {
         switch action {
         case .addOrganization(let organization, let members):
             let existing = try context.get(StringList.self, StateKey.organizationIndex)?.values ?? []
-            try validateNew(organization, existing: existing)
+            try Self.validateNew(organization, existing: existing)
             let root = try rootCertificate(organization)
             guard !members.isEmpty else { throw LedgerError(.missingField, "a new organisation needs at least one admin member") }
             var hasAdmin = false
@@ -230,7 +227,7 @@ public struct GovernanceContract: Contract {
         return active
     }
 
-    func validateNew(_ organization: Organization, existing: [String]) throws(LedgerError) {
+    static func validateNew(_ organization: Organization, existing: [String]) throws(LedgerError) {
         guard Organization.isValidID(organization.id) else {
             throw LedgerError(.invalidArgument, "organisation id \"\(organization.id)\" must be 1...64 of a-z, 0-9 and -")
         }
@@ -241,13 +238,7 @@ public struct GovernanceContract: Contract {
     }
 
     func rootCertificate(_ organization: Organization) throws(LedgerError) -> Certificate {
-        guard let root = try? Certificate(derEncoded: organization.rootCertificate) else {
-            throw LedgerError(.invalidCertificate, "root certificate of \(organization.id) is not valid DER X.509")
-        }
-        guard root.issuer == root.subject, root.publicKey.isValidSignature(root.signature, for: root) else {
-            throw LedgerError(.invalidCertificate, "root certificate of \(organization.id) must be self-signed")
-        }
-        return root
+        try organization.parsedRootCertificate()
     }
 
     func memberCertificate(_ registration: MemberRegistration, _ context: inout TransactionContext) throws(LedgerError) -> MemberCertificate {

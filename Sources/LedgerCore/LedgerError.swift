@@ -40,12 +40,19 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let budgetExhausted = Code(rawValue: "budget_exhausted")
         /// A research answer whose released values are not the ones every node computes.
         public static let answerMismatch = Code(rawValue: "answer_mismatch")
+        /// A genesis whose approvals do not satisfy its approval policy (too few organisations).
+        public static let insufficientApprovals = Code(rawValue: "insufficient_approvals")
+        /// A genesis approval for another draft than the one being sealed (never a ledger status:
+        /// on the ledger such an approval is simply a bad signature).
+        public static let draftMismatch = Code(rawValue: "draft_mismatch")
         public static let io = Code(rawValue: "io_error")
         public static let `internal` = Code(rawValue: "internal_error")
         /// An API request without valid request credentials (never a ledger status).
         public static let unauthenticated = Code(rawValue: "unauthenticated")
         /// An API request whose nonce was already used within the time window (never a ledger status).
         public static let replayedRequest = Code(rawValue: "replayed_request")
+        /// The ordering service (etcd) did not acknowledge a submission in time (never a ledger status).
+        public static let unavailable = Code(rawValue: "unavailable")
 
         /// The numeric status stored on the ledger for a transaction refused during execution.
         /// `0` means success. Numbers are part of the on-ledger format and never reused.
@@ -69,7 +76,7 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
             .timestampSkew, .wrongNetwork, .invalidUDI, .unknownDevice, .deviceExists,
             .deviceDecommissioned, .missingField, .invalidArgument, .unknownAction, .unknownProposal,
             .proposalClosed, .alreadyApproved, .internal, .invalidConfiguration, .budgetExhausted, .notFound,
-            .answerMismatch,
+            .answerMismatch, .insufficientApprovals,
         ]
     }
 

@@ -38,8 +38,11 @@ public struct TestNetwork: Sendable {
                 registrations.append(MemberRegistration(certificate: identity.certificate.derBytes))
             }
         }
-        let genesis = GenesisConfig(networkName: "test", config: config, organizations: orgs, members: registrations)
-        let block = try NetworkBuilder.genesisBlock(genesis, admin: identities["st-mary/admin"]!, node: identities["st-mary/node"]!, time: time)
+        let draft = GenesisConfig(networkName: "test", config: config, organizations: orgs, members: registrations).encoded
+        // Every founding admin approves (enough for any policy).
+        let approvals = organizations.map { GenesisApproval(draft: Hash256.of(draft), signer: identities["\($0.0)/admin"]!) }
+        let charter = GenesisCharter(draft: draft, approvals: approvals.sorted { $0.approver < $1.approver })
+        let block = try GenesisCeremony.sealBlock(charter, node: identities["st-mary/node"]!, time: time)
         let results = apply(block.envelopes, blockTime: time, network: .zero)
         precondition(results.allSatisfy { $0 == nil }, "genesis failed: \(results)")
         network = block.header.hash

@@ -17,7 +17,7 @@ public enum BlockAssembler {
     ///   - frontier: the global log's frontier after `previous`.
     public static func assemble(
         _ transactions: [PreparedTransaction], network: Hash256, previous: BlockHeader?, blockTime: Int64,
-        proposer: Hash256, frontier: MerkleFrontier, base: any LedgerView, executor: BlockExecutor
+        proposer: Hash256, epoch: UInt64 = 0, frontier: MerkleFrontier, base: any LedgerView, executor: BlockExecutor
     ) throws(LedgerError) -> AssembledBlock {
         let height = previous.map { $0.height + 1 } ?? 0
         let execution = try executor.execute(transactions, network: network, height: height, blockTime: blockTime, base: base)
@@ -43,7 +43,8 @@ public enum BlockAssembler {
             logSize: frontier.size,
             logRoot: frontier.root,
             stateRoot: BlockHeader.nextStateRoot(previous: previous?.stateRoot ?? .zero, blockWriteSetHash: execution.writeSetHash),
-            proposer: proposer
+            proposer: proposer,
+            epoch: epoch
         )
         return AssembledBlock(header: header, execution: execution, leaves: leaves, merkleNodes: nodes, frontier: frontier)
     }

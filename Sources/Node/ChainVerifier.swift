@@ -163,12 +163,15 @@ public enum ChainVerifier {
         if let previous, header.timestamp < previous.timestamp {
             throw Failure(description: "\(at): block time goes backwards")
         }
+        if let previous, header.epoch < previous.epoch {
+            throw Failure(description: "\(at): leader epoch goes backwards (\(header.epoch) after \(previous.epoch))")
+        }
 
         // Signatures, in parallel, for creators already known before this block.
         let prepared = verifySignatures(block.transactions.map(\.envelope), known: replay)
 
         let assembled = try BlockAssembler.assemble(prepared, network: network, previous: previous, blockTime: header.timestamp,
-                                                proposer: header.proposer, frontier: frontier, base: replay, executor: executor)
+                                                proposer: header.proposer, epoch: header.epoch, frontier: frontier, base: replay, executor: executor)
         for (index, (stored, leaf)) in zip(block.transactions, assembled.leaves).enumerated() {
             let name = "\(at), transaction \(index) (\(leaf.transactionID.hex.prefix(16))…)"
             guard stored.id == leaf.transactionID else {
@@ -223,20 +226,27 @@ public enum ChainVerifier {
         }
         derived.merkleNodes += Int64(assembled.merkleNodes.count)
 
-        // The proposer's signed checkpoint of this block (block 0 has none).
+        // The committing node's signed checkpoint of this block (block 0 has none): the proposer's
+        // own on the node that sealed it, the follower's on a node that received it.
         let checkpoints = try snapshot.checkpoints(at: height)
         derived.checkpoints += Int64(checkpoints.count)
         if height == 0 {
             guard checkpoints.isEmpty else { throw Failure(description: "\(at): checkpoints holds a row for genesis, which has none") }
         } else {
             guard checkpoints.count == 1, let checkpoint = checkpoints.first else {
-                throw Failure(description: "\(at): checkpoints holds \(checkpoints.count) rows, expected the proposer's one")
+                throw Failure(description: "\(at): checkpoints holds \(checkpoints.count) rows, expected the committing node's one")
             }
             let body = Checkpoint.body(height: height, blockHash: Hash256.of(block.headerBytes), stateRoot: header.stateRoot,
                                        logSize: header.logSize, logRoot: header.logRoot)
-            guard checkpoint.signer == header.proposer.bytes, checkpoint.body == body,
-                  SignatureCheck.isValid(signature: checkpoint.signature, message: checkpoint.body, publicKey: key)
-            else { throw Failure(description: "\(at): the checkpoint is not the proposer's signature over this header's height, hash, state root and log") }
+            let signerKey: P256.Signing.PublicKey? = checkpoint.signer == header.proposer.bytes ? key : {
+                guard let signer = Hash256(bytes: checkpoint.signer),
+                      let bytes = try? replay.value(forKey: StateKey.member(signer)), let member = try? Member(decoding: bytes),
+                      member.role == .node else { return nil }
+                return try? P256.Signing.PublicKey(rawRepresentation: member.certificate.publicKey)
+            }()
+            guard checkpoint.body == body, let signerKey,
+                  SignatureCheck.isValid(signature: checkpoint.signature, message: checkpoint.body, publicKey: signerKey)
+            else { throw Failure(description: "\(at): the checkpoint is not a registered node's signature over this header's height, hash, state root and log") }
         }
 
         if let last = block.transactions.last {
@@ -252,13 +262,18 @@ public enum ChainVerifier {
     /// Decodes envelopes and checks signatures on all cores. A transaction whose creator is not yet
     /// known, or whose signature fails, is left unverified for the executor to judge.
     static func verifySignatures(_ envelopes: [[UInt8]], known: MemoryLedger) -> [PreparedTransaction] {
+        verifySignatures(envelopes) { creator in
+            guard let bytes = try? known.value(forKey: StateKey.member(creator)), let member = try? Member(decoding: bytes) else { return nil }
+            return try? P256.Signing.PublicKey(rawRepresentation: member.certificate.publicKey)
+        }
+    }
+
+    /// The same, with creators' keys from `key` (a node's membership cache).
+    static func verifySignatures(_ envelopes: [[UInt8]], key: @Sendable (Hash256) -> P256.Signing.PublicKey?) -> [PreparedTransaction] {
         let results = Mutex([PreparedTransaction?](repeating: nil, count: envelopes.count))
         DispatchQueue.concurrentPerform(iterations: envelopes.count) { index in
             var transaction = PreparedTransaction(bytes: envelopes[index])
-            if let envelope = transaction.envelope, let payload = transaction.payload,
-               let bytes = try? known.value(forKey: StateKey.member(payload.creator)),
-               let member = try? Member(decoding: bytes),
-               let key = try? P256.Signing.PublicKey(rawRepresentation: member.certificate.publicKey),
+            if let envelope = transaction.envelope, let payload = transaction.payload, let key = key(payload.creator),
                SignatureCheck.isValid(signature: envelope.signature, message: envelope.payloadBytes, publicKey: key) {
                 transaction.signatureVerified = true
             }

@@ -54,7 +54,8 @@ extension LedgerNode {
             _ = chain.withLock { $0.pending.removeValue(forKey: id) }
             throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already on the ledger")
         }
-        orderer.submit(PreparedTransaction(envelope: envelope, bytes: bytes, payload: payload, signatureVerified: true))
+        let prepared = PreparedTransaction(envelope: envelope, bytes: bytes, payload: payload, signatureVerified: true)
+        if let replication { replication.submissions.add(prepared) } else { orderer.submit(prepared) }
         return id
     }
 
@@ -153,8 +154,12 @@ extension LedgerNode {
     /// Consumes ordered batches until the orderer finishes. Returns after the last block commits.
     /// Throws if a block cannot be committed: the node must stop rather than diverge.
     public func run() async throws {
-        for await batch in orderer.batches {
-            try commitBlock(batch)
+        if let replication {
+            try await runReplicated(replication)
+        } else {
+            for await batch in orderer.batches {
+                try commitBlock(batch)
+            }
         }
         try store.record(refusals: takeRefusals())
         logger.info("node stopped", metadata: ["height": "\(tip.height)"])
@@ -163,11 +168,47 @@ extension LedgerNode {
     /// Stops admitting, cuts what is pending, and lets ``run()`` finish.
     public func shutdown() {
         orderer.finish()
+        if let replication {
+            replication.stopping.withLock { $0 = true }
+            replication.committed.close()
+            replication.stop.finish()
+        }
+    }
+
+    /// Follows the log and campaigns for leadership until ``shutdown()``; a divergence or a
+    /// storage failure stops the node (it must not serve a state the network does not share).
+    func runReplicated(_ replication: Replication) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.follow(replication) }
+            group.addTask { try await self.lead(replication) }
+            group.addTask { for await _ in replication.stopped {} }
+            defer { group.cancelAll() }
+            do {
+                try await group.next()
+            } catch where replication.stopping.withLock({ $0 }) {
+                // Shutting down: a loop that noticed first is not a failure.
+            }
+        }
     }
 
     func commitBlock(_ batch: [PreparedTransaction]) throws {
+        try commit(try seal(batch, epoch: 0))
+    }
+
+    /// A block built here or received from the leader, executed on this node and ready to commit.
+    struct ExecutedBlock {
+        var transactions: [PreparedTransaction]
+        var assembled: AssembledBlock
+        var headerBytes: [UInt8]
+        var signature: [UInt8]
+        var started: ContinuousClock.Instant
+
+        var header: BlockHeader { assembled.header }
+    }
+
+    /// Executes `batch` as the next block on committed state and signs its header as proposer.
+    func seal(_ batch: [PreparedTransaction], epoch: UInt64) throws -> ExecutedBlock {
         let (previous, frontier) = chain.withLock { ($0.tip, $0.frontier) }
-        let refusals = takeRefusals()
         let blockTime = max(Clock.nowMilliseconds(), previous.timestamp)
         let started = ContinuousClock.now
         // Research answers are checked against exact aggregates evaluated here, before execution,
@@ -175,17 +216,28 @@ extension LedgerNode {
         try prepareResearch(batch, height: previous.height + 1)
         let assembled = try store.withView { view in
             try BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
-                                    proposer: identity.fingerprint, frontier: frontier, base: view, executor: executor)
+                                        proposer: identity.fingerprint, epoch: epoch, frontier: frontier, base: view, executor: executor)
         }
+        let headerBytes = assembled.header.encoded
+        return ExecutedBlock(transactions: batch, assembled: assembled, headerBytes: headerBytes, signature: identity.sign(headerBytes),
+                             started: started)
+    }
+
+    /// Commits an executed block (one SQLite transaction, with this node's signed checkpoint of
+    /// it), then updates the in-memory chain and wakes waiters and subscribers.
+    func commit(_ block: ExecutedBlock) throws {
+        let (assembled, batch) = (block.assembled, block.transactions)
         let header = assembled.header
-        let headerBytes = header.encoded
+        let headerBytes = block.headerBytes
         let blockHash = Hash256.of(headerBytes)
         let body = Checkpoint.body(height: header.height, blockHash: blockHash, stateRoot: header.stateRoot,
                                    logSize: header.logSize, logRoot: header.logRoot)
         let checkpoint = Checkpoint(height: header.height, blockHash: blockHash, stateRoot: header.stateRoot, logSize: header.logSize,
                                     logRoot: header.logRoot, signer: identity.fingerprint, signature: identity.sign(body))
-        let commitBatch = Self.batch(for: assembled, transactions: batch, firstSequence: previous.logSize,
-                                     signature: identity.sign(headerBytes), checkpoint: checkpoint, refusals: refusals)
+        let previousSize = header.logSize - UInt64(batch.count)
+        let commitBatch = Self.batch(for: assembled, transactions: batch, firstSequence: previousSize,
+                                     signature: block.signature, checkpoint: checkpoint, refusals: takeRefusals())
+        let started = block.started
         let executed = ContinuousClock.now
         do {
             try store.commit(commitBatch)

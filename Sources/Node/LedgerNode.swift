@@ -29,6 +29,8 @@ public final class LedgerNode: Sendable {
     public let networkName: String
     public let metrics = NodeMetrics()
     let orderer: SoloOrderer
+    /// Set when the node orders through a replicated log (``OrderingMode/replicated(_:)``).
+    let replication: Replication?
     let executor: BlockExecutor
     /// Noise secrets and exact aggregates for checking research answers (see ``NodeResearchOracle``).
     public let researchOracle: NodeResearchOracle
@@ -83,25 +85,26 @@ public final class LedgerNode: Sendable {
     /// Most admitted-but-uncommitted transactions; beyond it submissions get `overloaded`.
     public static let maxPending = 200_000
 
-    /// Opens the node in a network directory written by `medledger init`, committing the genesis
-    /// block on first start and checking it on every later start.
-    public convenience init(directory: String, identity name: String? = nil, databasePath: String? = nil, logger: Logger) throws {
+    /// Opens the node in a node directory (`medledger init`, or `medledger network join`),
+    /// committing the genesis block on first start and checking it on every later start. It reads
+    /// the network's public files (`network.json`, `genesis.block`) and only its own organisation's
+    /// directory (`orgs/<org>/`): by default the node that sealed genesis, else the first founding
+    /// node whose key is present.
+    public convenience init(directory: String, identity name: String? = nil, databasePath: String? = nil, ordering: OrderingMode = .solo,
+                            logger: Logger) throws {
         let definition = try NetworkDefinition.load(directory: directory)
-        let identity: SigningIdentity
-        if let name {
-            identity = try definition.identity(named: name, directory: directory)
-        } else {
-            guard let first = definition.firstMember(role: .node) else {
-                throw LedgerError(.invalidConfiguration, "the network defines no node identity")
-            }
-            identity = try definition.loadIdentity(first.member, directory: directory)
+        let identity = try name.map { name throws(LedgerError) in try definition.identity(named: name, directory: directory) }
+            ?? definition.defaultNode(directory: directory)
+        let genesis = try NetworkDefinition.loadGenesis(directory: directory)
+        guard genesis.header.hash == definition.networkID else {
+            throw LedgerError(.invalidConfiguration, "\(directory)/\(NetworkDefinition.genesisFileName) is not the genesis of network \(definition.networkID.hex.prefix(16))… named in \(NetworkDefinition.fileName)")
         }
         try SecureFile.restrictDirectory(directory)
         let store = try LedgerStore(path: databasePath ?? directory + "/" + NetworkDefinition.databaseFileName)
-        try self.init(store: store, genesis: try NetworkDefinition.loadGenesis(directory: directory), identity: identity, logger: logger)
+        try self.init(store: store, genesis: genesis, identity: identity, ordering: ordering, logger: logger)
     }
 
-    public init(store: LedgerStore, genesis: Block, identity: SigningIdentity, logger: Logger) throws {
+    public init(store: LedgerStore, genesis: Block, identity: SigningIdentity, ordering: OrderingMode = .solo, logger: Logger) throws {
         self.store = store
         self.identity = identity
         self.logger = logger
@@ -125,8 +128,19 @@ public final class LedgerNode: Sendable {
         self.networkName = name
         chain = Mutex(Chain(tip: tip, frontier: frontier, config: config, members: members))
         orderer = SoloOrderer(batchSize: Int(config.batchSize), batchTimeout: .milliseconds(Int(config.batchTimeoutMilliseconds)))
+        switch ordering {
+        case .solo:
+            replication = nil
+        case .replicated(let log):
+            replication = Replication(log: log, submissions: SubmissionQueue(log: log, node: identity.fingerprint, logger: logger),
+                                      height: tip.height)
+        }
         metrics.blockCommitted(height: tip.height, committed: 0, rejectedCodes: [], latencies: [], pending: 0)
         loadNoiseSecret()
+        // A submission the log could not take releases its claim, so that the client may resubmit it.
+        replication?.submissions.onRelease { [weak self] ids in
+            self?.chain.withLock { state in for id in ids { state.pending.removeValue(forKey: id) } }
+        }
         logger.info("node opened", metadata: ["height": "\(tip.height)", "network": "\(network.hex.prefix(16))", "log_size": "\(tip.logSize)"])
     }
 
@@ -223,7 +237,9 @@ public final class LedgerNode: Sendable {
     /// Waits until `id` is committed or rejected, or `timeout` passes (then answers its current status).
     public func waitForCommit(_ id: Hash256, timeout: Duration) async throws -> TransactionStatus {
         let current = try status(of: id)
-        if current.isFinal || current == .unknown { return current }
+        // With replicated ordering a transaction submitted at another node is unknown here until
+        // its block arrives, so a waiter waits for it too.
+        if current.isFinal || (current == .unknown && replication == nil) { return current }
         let token = listeners.withLock { state -> Int in
             state.nextToken += 1
             return state.nextToken

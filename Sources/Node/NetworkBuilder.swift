@@ -1,11 +1,8 @@
 import Foundation
-import X509
-import SwiftASN1
-import Crypto
 public import LedgerCore
 public import Contracts
 
-/// What `medledger init` creates: organisations and their founding members.
+/// What `medledger init` creates: organisations (each with its founding members) and the configuration.
 public struct NetworkSpec: Sendable {
     public struct OrganizationSpec: Sendable {
         public var id: String
@@ -48,9 +45,12 @@ public struct NetworkSpec: Sendable {
     }
 }
 
-/// Builds a network directory: one root CA per organisation, member certificates and keys
-/// (keys 0600, never printed), and a genesis block signed by the first organisation's admin
-/// and sealed by its node.
+/// The single-machine quick start (`medledger init`, `medledger demo`), built from the pieces a
+/// group of organisations would use: each organisation gets its own directory `orgs/<id>/`
+/// (``OrganizationDirectory``), the founding ceremony (``GenesisCeremony``) runs in-process —
+/// the draft from the public bundles only, each organisation's approval from its own directory,
+/// the seal by the first organisation's node — and `network.json` is derived from the sealed
+/// genesis block. A node started on the directory reads only its own organisation's directory.
 public enum NetworkBuilder {
     public static func build(_ spec: NetworkSpec, directory: String, now: Date = Date()) throws -> NetworkDefinition {
         try spec.config.validate()
@@ -67,67 +67,22 @@ public enum NetworkBuilder {
                 throw LedgerError(.invalidConfiguration, "organisation id \(organization.id) is used twice")
             }
         }
-        try SecureFile.makeDirectory(directory)
-
-        var organizations: [Organization] = []
-        var registrations: [MemberRegistration] = []
-        var entries: [NetworkDefinition.OrganizationEntry] = []
-        var identities: [String: SigningIdentity] = [:]
-        var nodeKeys: [(fingerprint: Hash256, publicKey: P256.Signing.PublicKey)] = []
-        for organization in spec.organizations {
-            let folder = "orgs/\(organization.id)"
-            try SecureFile.makeDirectory(directory + "/" + folder)
-            let authority = try CertificateAuthority.create(organization: organization.id, now: now)
-            try SecureFile.create(directory + "/\(folder)/ca.pem", text: try authority.certificate.serializeAsPEM().pemString, mode: 0o644)
-            try SecureFile.create(directory + "/\(folder)/ca.key", text: authority.privateKey.pemRepresentation)
-            organizations.append(Organization(id: organization.id, name: organization.name, kind: organization.kind,
-                                              rootCertificate: authority.certificate.derBytes))
-            var members: [NetworkDefinition.MemberEntry] = []
-            for (name, role) in NetworkSpec.defaultMembers(organization.kind) {
-                let key = P256.Signing.PrivateKey()
-                let certificate = try authority.issue(name: "\(organization.id)/\(name)", role: role, publicKey: key.publicKey, now: now)
-                let path = "\(folder)/\(name).pem"
-                try SecureFile.create(directory + "/" + path, text: try certificate.serializeAsPEM().pemString, mode: 0o644)
-                try SecureFile.create(directory + "/\(folder)/\(name).key", text: key.pemRepresentation)
-                registrations.append(MemberRegistration(certificate: certificate.derBytes))
-                members.append(.init(name: name, role: role, certificate: path, fingerprint: certificate.fingerprint))
-                identities["\(organization.id)/\(name)"] = SigningIdentity(privateKey: key, certificate: certificate)
-                if role == .node { nodeKeys.append((certificate.fingerprint, key.publicKey)) }
-            }
-            entries.append(.init(id: organization.id, name: organization.name, kind: organization.kind,
-                                 rootCertificate: "\(folder)/ca.pem", members: members))
+        try SecureFile.makeDirectory(directory + "/" + NetworkDefinition.organizationsDirectory)
+        let paths = spec.organizations.map { NetworkDefinition.organizationPath($0.id, in: directory) }
+        for (organization, path) in zip(spec.organizations, paths) {
+            _ = try OrganizationDirectory.create(id: organization.id, name: organization.name, kind: organization.kind, at: path, now: now)
         }
-
-        let founder = spec.organizations[0].id
-        guard let admin = identities["\(founder)/admin"], let node = identities["\(founder)/node"] else {
-            throw LedgerError(.internal, "founding organisation has no admin or node")
+        // What each party reads: the drafter the public bundles, each organisation its own directory.
+        let bundles = try paths.map { path throws(LedgerError) in try OrganizationBundle.load(path + "/" + OrganizationBundle.path) }
+        let draft = try GenesisCeremony.draft(name: spec.name, config: spec.config, organizations: bundles).encoded
+        let approvals = try paths.map { path throws(LedgerError) in
+            try GenesisCeremony.approve(draft: draft, organization: try OrganizationDirectory.load(path))
         }
-        // The network noise secret: generated here, recorded only wrapped to the founding nodes, then forgotten.
-        let noiseKey = try NoiseSecret().wrapped(epoch: 1, to: nodeKeys)
-        let genesis = GenesisConfig(networkName: spec.name, config: spec.config, organizations: organizations, members: registrations,
-                                    noiseKey: noiseKey)
-        let block = try genesisBlock(genesis, admin: admin, node: node, time: Int64(now.timeIntervalSince1970 * 1000))
+        let block = try GenesisCeremony.seal(draft: draft, approvals: approvals, organization: try OrganizationDirectory.load(paths[0]),
+                                             time: Int64(now.timeIntervalSince1970 * 1000))
         try SecureFile.create(directory + "/" + NetworkDefinition.genesisFileName, contents: block.encoded, mode: 0o644)
-
-        let definition = NetworkDefinition(name: spec.name, networkID: block.header.hash, organizations: entries, config: spec.config)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try SecureFile.create(directory + "/" + NetworkDefinition.fileName, contents: [UInt8](try encoder.encode(definition)), mode: 0o644)
+        let definition = try NetworkDefinition(genesis: block)
+        try definition.write(to: directory)
         return definition
-    }
-
-    /// Executes and seals block 0.
-    public static func genesisBlock(_ genesis: GenesisConfig, admin: SigningIdentity, node: SigningIdentity, time: Int64) throws -> Block {
-        let (_, envelope) = admin.transaction(network: .zero, contract: GovernanceContract.name, action: "genesis",
-                                              arguments: genesis.encoded, timestamp: time)
-        let bytes = envelope.encoded
-        let assembled = try BlockAssembler.assemble(
-            [PreparedTransaction(bytes: bytes)], network: .zero, previous: nil, blockTime: time, proposer: node.fingerprint,
-            frontier: MerkleFrontier(), base: MemoryLedger(), executor: BlockExecutor()
-        )
-        if let refusal = assembled.execution.refusals.first, let refusal {
-            throw LedgerError(.invalidConfiguration, "genesis does not apply: \(refusal)")
-        }
-        return Block(header: assembled.header, signature: node.sign(assembled.header.encoded), envelopes: [bytes])
     }
 }

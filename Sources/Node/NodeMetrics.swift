@@ -15,6 +15,11 @@ public final class NodeMetrics: Sendable {
         var latencySum: Double = 0
         /// (time in seconds, transactions) per committed block in the last window.
         var recent: [(Double, Int)] = []
+        /// Replicated ordering: whether this node leads, the last epoch it saw, leader changes here, divergence.
+        var leading = false
+        var epoch: UInt64 = 0
+        var leaderChanges: UInt64 = 0
+        var diverged = false
     }
 
     static let bucketBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -39,6 +44,21 @@ public final class NodeMetrics: Sendable {
             state.recent.removeAll { $0.0 < now - 10 }
         }
     }
+
+    func leaderChanged(epoch: UInt64, leading: Bool) {
+        state.withLock { state in
+            state.epoch = max(state.epoch, epoch)
+            if leading != state.leading { state.leaderChanges += 1 }
+            state.leading = leading
+        }
+    }
+
+    func diverged() {
+        state.withLock { $0.diverged = true }
+    }
+
+    /// True once this node found that its state disagrees with the network's.
+    public var hasDiverged: Bool { state.withLock { $0.diverged } }
 
     func refused(code: String) {
         state.withLock { $0.refusedByCode[code, default: 0] += 1 }
@@ -84,6 +104,12 @@ public final class NodeMetrics: Sendable {
             out += "medledger_commit_latency_seconds_bucket{le=\"+Inf\"} \(state.latencyCount)\n"
             out += "medledger_commit_latency_seconds_sum \(String(format: "%.6f", state.latencySum))\n"
             out += "medledger_commit_latency_seconds_count \(state.latencyCount)\n"
+            metric("medledger_leader", "gauge", "1 while this node leads the replicated ordering.")
+            out += "medledger_leader \(state.leading ? 1 : 0)\n"
+            metric("medledger_leader_epoch", "gauge", "The highest leader epoch this node has led in.")
+            out += "medledger_leader_epoch \(state.epoch)\n"
+            metric("medledger_divergence_alarm", "gauge", "1 when this node's execution disagreed with a block of the network (it stops).")
+            out += "medledger_divergence_alarm \(state.diverged ? 1 : 0)\n"
             return out
         }
     }

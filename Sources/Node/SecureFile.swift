@@ -52,6 +52,28 @@ public enum SecureFile {
         try restrictDirectory(path)
     }
 
+    /// Copies the regular files under `source` into `destination` (created 0700, like every
+    /// directory below it), skipping the file names in `excluded`. A file readable only by its
+    /// owner stays 0600; any other becomes 0644. Fails if a destination file exists.
+    public static func copyDirectory(_ source: String, to destination: String, excluding excluded: Set<String> = []) throws(LedgerError) {
+        try makeDirectory(destination)
+        let entries: [String]
+        do { entries = try FileManager.default.contentsOfDirectory(atPath: source).sorted() } catch {
+            throw LedgerError(.io, "cannot list \(source)")
+        }
+        for entry in entries where !excluded.contains(entry) {
+            let path = source + "/" + entry
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue {
+                try copyDirectory(path, to: destination + "/" + entry, excluding: excluded)
+            } else {
+                let mode: mode_t = (self.mode(of: path) ?? 0o600) & 0o077 == 0 ? 0o600 : 0o644
+                try create(destination + "/" + entry, contents: try read(path), mode: mode)
+            }
+        }
+    }
+
     /// Narrows an existing directory to 0700 (a node's data directory holds its keys and ledger).
     public static func restrictDirectory(_ path: String) throws(LedgerError) {
         guard chmod(path, 0o700) == 0 else {

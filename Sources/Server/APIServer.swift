@@ -55,7 +55,7 @@ public enum APIServer {
         case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned: .conflict
         case .payloadTooLarge: .contentTooLarge
         case .budgetExhausted: .tooManyRequests
-        case .overloaded: .serviceUnavailable
+        case .overloaded, .unavailable: .serviceUnavailable
         default: .internalServerError
         }
     }
@@ -111,6 +111,8 @@ public enum APIServer {
                 var request = request
                 let bytes = try await envelope(&request, node: node)
                 let id = try node.submit(bytes)
+                // 202 means the ordering service holds it: with etcd ordering, replicated in the queue.
+                try await node.acknowledgement(of: id)
                 if let wait = try waitDuration(request) {
                     let status = try await node.waitForCommit(id, timeout: wait)
                     return json(StatusView(id: id, status: status), status: status.isFinal ? .ok : .accepted)

@@ -46,7 +46,8 @@ extension Bench {
 
         // Load N devices through the ledger (signed, admitted, ordered, committed), in parallel.
         let (hospitals, collectors) = try Self.hospitalCollectors(definition, directory: directory)
-        let researcher = try definition.loadIdentity(definition.firstMember(role: .researcher)!.member, directory: directory)
+        let first = definition.firstMember(role: .researcher)!
+        let researcher = try definition.identity(first.member, of: first.organization, directory: directory)
         let loadStart = Date()
         let progress = ProgressLine("loading devices")
         // One signing worker per hospital: each simulator's serials are distinct from the others'.

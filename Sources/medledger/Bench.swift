@@ -209,7 +209,7 @@ struct Bench: AsyncParsableCommand {
     static func hospitalCollectors(_ definition: NetworkDefinition, directory: String) throws -> ([NetworkDefinition.OrganizationEntry], [SigningIdentity]) {
         let hospitals = definition.organizations.filter { $0.kind == .hospital }
         let collectors = try hospitals.map { organization in
-            try definition.loadIdentity(organization.members.first { $0.role == .collector }!, directory: directory)
+            try definition.identity(organization.members.first { $0.role == .collector }!, of: organization, directory: directory)
         }
         return (hospitals, collectors)
     }

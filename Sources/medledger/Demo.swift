@@ -13,9 +13,11 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the embedded demo: a 5-organisation network, one node, simulated hospital collectors, the API.",
         discussion: """
-            Creates (or reuses) a demo network in --data with fresh keys, starts a node with solo ordering, \
-            runs one collector per hospital that registers devices and then sends event-driven updates, \
-            and serves the node API. Ctrl-C stops it cleanly.
+            Creates (or reuses) a demo network in --data with fresh keys, as `medledger init` does: each \
+            organisation in its own directory --data/orgs/ID, the founding ceremony run in-process. Starts \
+            st-mary's node with solo ordering, runs one collector per hospital (each reading only its own \
+            organisation's directory) that registers devices and then sends event-driven updates, and serves \
+            the node API. Ctrl-C stops it cleanly.
 
             Example:
               swift run -c release medledger demo --duration 60
@@ -49,9 +51,11 @@ struct Demo: AsyncParsableCommand {
                 throw UserError("cannot create the demo network in \(data): \(error.userMessage)")
             }
         }
-        let definition = try NetworkDefinition.load(directory: data)
+        let definition: NetworkDefinition
         let node: LedgerNode
         do {
+            definition = try NetworkDefinition.load(directory: data)
+            // The founding node: it reads only st-mary's directory (orgs/st-mary).
             node = try LedgerNode(directory: data, logger: logger)
         } catch let error as LedgerError {
             throw UserError("cannot start the node: \(error.userMessage). Remove \(data) to start afresh.")
@@ -68,7 +72,8 @@ struct Demo: AsyncParsableCommand {
         try SecureFile.makeDirectory(data + "/collectors")
         for (offset, organization) in definition.organizations.enumerated() where organization.kind == .hospital {
             guard let member = organization.members.first(where: { $0.role == .collector }) else { continue }
-            let identity = try definition.loadIdentity(member, directory: data)
+            // Each hospital's collector reads only its own organisation's directory.
+            let identity = try definition.identity(member, of: organization, directory: data)
             let outbox = try Outbox(path: data + "/collectors/\(organization.id).outbox.sqlite")
             let service = CollectorService(
                 hospital: organization.id, identity: identity, network: definition.networkID, outbox: outbox,

@@ -88,21 +88,27 @@ struct Governance: AsyncParsableCommand {
 
 struct Issue: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Issue a member certificate and key from an organisation's CA in a network directory.",
+        abstract: "Issue a member certificate and key from an organisation's CA.",
         discussion: """
-            Writes orgs/ORG/NAME.pem and orgs/ORG/NAME.key (0600). The certificate is usable on the ledger once \
-            a governance proposal registers it (`medledger governance propose-member`).
+            Writes NAME.pem and NAME.key (0600) into the organisation's directory: --org-dir DIR (the directory \
+            from `medledger org init`, which holds ca.key), or NETWORK/orgs/ORG when the network directory holds \
+            that organisation's CA key (`medledger init`). The certificate is usable on the ledger once a \
+            governance proposal registers it (`medledger governance propose-member`).
 
             Example:
               medledger issue --network ./net --org st-mary --name collector-2 --role collector
+              medledger issue --org-dir ./st-mary --name pump-7 --role device
             """
     )
 
     @Option(name: .long, help: "Network directory (holding orgs/ORG/ca.key).")
-    var network: String
+    var network: String?
 
-    @Option(name: .long, help: "Organisation id.")
-    var org: String
+    @Option(name: .long, help: "Organisation id (with --network).")
+    var org: String?
+
+    @Option(name: .long, help: "The organisation's own directory (instead of --network and --org).")
+    var orgDir: String?
 
     @Option(name: .long, help: "Member name (file name and certificate CN suffix).")
     var name: String
@@ -113,7 +119,16 @@ struct Issue: ParsableCommand {
     func run() throws {
         guard let role = Role(rawValue: role) else { throw ValidationError("unknown role \(self.role)") }
         guard Organization.isValidID(name) else { throw ValidationError("--name must be a-z, 0-9 and -") }
-        let folder = network + "/orgs/" + org
+        let org: String, folder: String
+        switch (orgDir, network, self.org) {
+        case (let orgDir?, nil, nil):
+            do { org = try OrganizationDirectory.load(orgDir).id } catch { throw UserError(error.userMessage) }
+            folder = orgDir
+        case (nil, let network?, let id?):
+            (org, folder) = (id, NetworkDefinition.organizationPath(id, in: network))
+        default:
+            throw ValidationError("give --org-dir, or --network and --org")
+        }
         do {
             let caKey = try P256.Signing.PrivateKey(pemRepresentation: String(decoding: try SecureFile.read(folder + "/ca.key"), as: UTF8.self))
             let caCertificate = try Certificate(pemEncoded: String(decoding: try SecureFile.read(folder + "/ca.pem"), as: UTF8.self))
@@ -121,7 +136,7 @@ struct Issue: ParsableCommand {
             let key = P256.Signing.PrivateKey()
             let certificate = try authority.issue(name: "\(org)/\(name)", role: role, publicKey: key.publicKey)
             try SecureFile.create(folder + "/\(name).key", text: key.pemRepresentation)
-            try SecureFile.create(folder + "/\(name).pem", text: try certificate.serializeAsPEM().pemString, mode: 0o644)
+            try SecureFile.create(folder + "/\(name).pem", text: certificate.pemText, mode: 0o644)
             print("issued \(org)/\(name) [\(role.rawValue)] fingerprint \(certificate.fingerprint.hex)")
             print("certificate: \(folder)/\(name).pem (register it with: medledger governance propose-member --certificate \(folder)/\(name).pem …)")
         } catch let error as LedgerError {

@@ -5,11 +5,14 @@ import Node
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create a network: a root CA per organisation, member certificates, a signed genesis block.",
+        abstract: "Create a whole network on one machine: each organisation in its own directory, the founding ceremony in-process.",
         discussion: """
-            Each organisation gets an ECDSA P-256 root CA and founding members by kind \
-            (hospital: admin, node, collector; research: admin, node, researcher; regulator: admin, node, auditor; \
-            manufacturer: admin, node). Private keys are written 0600 and never printed.
+            Each organisation gets its own directory DIR/orgs/ID with an ECDSA P-256 root CA and founding members \
+            by kind (hospital: admin, node, collector; research: admin, node, researcher; regulator: admin, node, \
+            auditor; manufacturer: admin, node), exactly as `medledger org init` makes it. The genesis draft is \
+            assembled from their public bundles, every organisation's admin approves it from its own directory, \
+            and the first organisation's node seals block 0 (`medledger network` runs the same steps across \
+            machines). Private keys are written 0600 and never printed.
 
             Example:
               medledger init --out ./net --org st-mary:hospital:"St Mary's Hospital" \\
@@ -26,14 +29,7 @@ struct Init: ParsableCommand {
     @Option(name: .long, help: "Organisation as id:kind:Display Name (kind: hospital, research, regulator, manufacturer). Repeat. Default: the demo's five organisations.")
     var org: [String] = []
 
-    @Option(name: .long, help: "Most transactions per block.")
-    var batchSize: UInt32 = 2000
-
-    @Option(name: .long, help: "Longest wait before cutting a non-full block, in milliseconds.")
-    var batchTimeoutMs: UInt32 = 20
-
-    @Option(name: .long, help: "Approval policy for governance proposals: majority, all, or a number of organisations.")
-    var policy = "majority"
+    @OptionGroup var settings: NetworkConfigOptions
 
     func run() throws {
         var spec = NetworkSpec.demo
@@ -47,15 +43,7 @@ struct Init: ParsableCommand {
                 return .init(id: parts[0], name: parts.count > 2 ? parts[2] : parts[0], kind: kind)
             }
         }
-        let approval: ApprovalPolicy
-        switch policy {
-        case "majority": approval = .majority
-        case "all": approval = .all
-        default:
-            guard let n = UInt32(policy), n > 0 else { throw ValidationError("--policy must be majority, all or a positive number") }
-            approval = .atLeast(n)
-        }
-        spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: batchTimeoutMs, approvalPolicy: approval)
+        spec.config = try settings.config()
         do {
             let definition = try NetworkBuilder.build(spec, directory: out)
             print("Created network \(definition.name) in \(out)")
@@ -63,7 +51,8 @@ struct Init: ParsableCommand {
             for organization in definition.organizations {
                 print("  \(organization.id) (\(organization.kind.rawValue)): \(organization.members.map { "\($0.name) [\($0.role.rawValue)]" }.joined(separator: ", "))")
             }
-            print("Private keys are in \(out)/orgs/*/*.key (mode 0600). Start a node with: medledger node --data \(out)")
+            print("  genesis approved by: \(definition.approvedBy.joined(separator: ", "))")
+            print("Each organisation's keys are in its own directory \(out)/orgs/<id>/ (mode 0600). Start a node with: medledger node --data \(out)")
         } catch let error as LedgerError {
             throw UserError(error.userMessage)
         }

@@ -11,7 +11,7 @@ struct MedLedger: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Demo.self, Init.self, Node.self, Collector.self, DeviceCommand.self, Verify.self, Proof.self, VerifyProof.self,
+            Demo.self, Init.self, Org.self, Network.self, Node.self, Collector.self, DeviceCommand.self, Verify.self, Proof.self, VerifyProof.self,
             Governance.self, Issue.self, Export.self, Query.self, PrivacyCommand.self, APICommand.self, AuthHeader.self, Bench.self,
         ]
     )

@@ -69,7 +69,7 @@ struct VerifyProof: AsyncParsableCommand {
     @Argument(help: "Proof JSON file (from `medledger proof` or the API).")
     var file: String
 
-    @Option(name: .long, help: "Network directory with network.json and the organisations' root certificates.")
+    @Option(name: .long, help: "Network directory with network.json (which holds the organisations' root certificates).")
     var network: String
 
     func run() async throws {
@@ -77,7 +77,7 @@ struct VerifyProof: AsyncParsableCommand {
         struct Probe: Decodable { var format: String }
         do {
             let definition = try NetworkDefinition.load(directory: network)
-            let roots = try definition.rootCertificates(directory: network)
+            let roots = try definition.rootCertificates()
             let format = try JSONDecoder().decode(Probe.self, from: data).format
             switch format {
             case InclusionProof.format:

@@ -29,7 +29,7 @@ struct Verify: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
-    @Option(name: .long, help: "Node identity (org/name) whose key unwraps the noise secret to re-check research answers (default: the first node key in DATA, if any).")
+    @Option(name: .long, help: "Node identity (org/name) whose key unwraps the noise secret to re-check research answers (default: the node key in DATA, if any).")
     var identity: String?
 
     func run() async throws {
@@ -43,7 +43,7 @@ struct Verify: AsyncParsableCommand {
         if let identity {
             do { holder = try definition?.identity(named: identity, directory: data) } catch { throw UserError(error.userMessage) }
         } else {
-            holder = definition?.firstMember(role: .node).flatMap { try? definition?.loadIdentity($0.member, directory: data) }
+            holder = try? definition?.defaultNode(directory: data)
         }
         let report = ChainVerifier.verify(store: store, expectedGenesis: expected, noiseKeyHolder: holder) { done, total in
             progress.update(done + 1, of: total + 1)

@@ -10,9 +10,9 @@ struct CodecTests {
     @Test func blockHeaderEncodingKnownAnswer() throws {
         let header = BlockHeader(height: 1, previousHash: Self.bytes(0x11), timestamp: 1_700_000_000_000, transactionCount: 2,
                                  transactionRoot: Self.bytes(0x22), logSize: 3, logRoot: Self.bytes(0x33), stateRoot: Self.bytes(0x44),
-                                 proposer: Self.bytes(0x55))
-        #expect(header.encoded.count == 192)
-        #expect(header.hash.hex == "ec96612ccfe2728f43c8f25697f42f509ba852289d3c41aac1bfbd0240d1d954")
+                                 proposer: Self.bytes(0x55), epoch: 7)
+        #expect(header.encoded.count == 200)
+        #expect(header.hash.hex == "379e1ffe0e5639ae4a5c4a492cfcc2a6ae35786241916e70e2dc57ec8e4b4bd2")
         #expect(try BlockHeader(decoding: header.encoded) == header)
     }
 

@@ -11,7 +11,7 @@ import LedgerTesting
 struct ProofMembershipTests {
     static func verify(_ proof: InclusionProof, _ harness: NodeHarness) throws(LedgerError) {
         let roots: [String: Certificate]
-        do { roots = try harness.definition.rootCertificates(directory: harness.directory) } catch { throw error }
+        do { roots = try harness.definition.rootCertificates() } catch { throw error }
         try Proofs.verify(proof, roots: roots, networkID: harness.definition.networkID)
     }
 
@@ -115,7 +115,7 @@ struct ProofMembershipTests {
         try Self.verify(approved, harness)
         // The consistency proof from the pending head to the approved one: the first signer fails.
         var consistency = try Proofs.consistency(store: store, from: pendingHeight)
-        let roots = try harness.definition.rootCertificates(directory: harness.directory)
+        let roots = try harness.definition.rootCertificates()
         try Proofs.verify(consistency, roots: roots, networkID: harness.definition.networkID)
         consistency.first = pending.treeHead
         consistency.second = approved.treeHead

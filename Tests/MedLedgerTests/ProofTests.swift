@@ -14,7 +14,7 @@ struct ProofTests {
         let store = try LedgerStore(readOnlyPath: harness.databasePath)
         var ids: [Hash256] = []
         for sequence in 0..<(try store.tip()!.logSize) { ids.append(try store.transaction(sequence: sequence)!.id) }
-        return (harness, ids, try harness.definition.rootCertificates(directory: harness.directory))
+        return (harness, ids, try harness.definition.rootCertificates())
     }
 
     @Test func inclusionProofsVerifyOfflineForEveryTransaction() async throws {
@@ -113,7 +113,7 @@ struct ProofTests {
     static func issuedNode(_ harness: NodeHarness, organization: String = "st-mary", name: String = "rogue") throws -> SigningIdentity {
         let folder = harness.directory + "/orgs/" + organization
         let key = try P256.Signing.PrivateKey(pemRepresentation: String(decoding: try Data(contentsOf: URL(fileURLWithPath: folder + "/ca.key")), as: UTF8.self))
-        let certificate = try #require(try harness.definition.rootCertificates(directory: harness.directory)[organization])
+        let certificate = try #require(try harness.definition.rootCertificates()[organization])
         return try TestNetwork.issue(CertificateAuthority(organization: organization, privateKey: key, certificate: certificate),
                                      name: "\(organization)/\(name)", role: .node, now: Date())
     }
@@ -192,7 +192,7 @@ struct ProofTests {
         try await Self.commit(harness, device)
         try await harness.stop()
         let store = try LedgerStore(readOnlyPath: harness.databasePath)
-        let roots = try harness.definition.rootCertificates(directory: harness.directory)
+        let roots = try harness.definition.rootCertificates()
         var proof = try Proofs.inclusion(store: store, transaction: device.id)
         try Proofs.verify(proof, roots: roots, networkID: harness.definition.networkID)
         try Self.resign(&proof, by: node)

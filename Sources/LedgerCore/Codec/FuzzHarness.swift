@@ -19,10 +19,20 @@ public enum FuzzHarness {
         case queryRequest, queryAnswer, researchCharge, researchAnswer, queryRecord, queryAskRecord, budgetUsage, researchPolicy, noiseDescription
         // The HTTP `Authorization` parser (the one text decoder that any client reaches unauthenticated).
         case authorization
+        // The approved genesis (version 2 arguments) and one founding admin's approval.
+        case genesisCharter, genesisApproval
     }
 
     /// How many individual decoders there are; selector value `decoderCount` runs them all.
     public static var decoderCount: Int { Target.allCases.count }
+
+    /// The name of the decoder an input's first byte selects (`"authorization"`, …), or `nil` for the
+    /// selector that runs them all (and for the empty input).
+    public static func targetName(of bytes: [UInt8]) -> String? {
+        guard let selector = bytes.first else { return nil }
+        let index = Int(selector) % (Target.allCases.count + 1)
+        return index == Target.allCases.count ? nil : "\(Target.allCases[index])"
+    }
 
     public static func run(_ bytes: [UInt8]) {
         guard let selector = bytes.first else {
@@ -80,6 +90,9 @@ public enum FuzzHarness {
         case .noiseDescription: _ = check(NoiseDescription.self, bytes)
         case .authorization:
             if let text = String(validating: bytes, as: UTF8.self) { checkAuthorization(text) }
+        case .genesisCharter:
+            if let charter = check(GenesisCharter.self, bytes) { _ = check(GenesisConfig.self, charter.draft) }
+        case .genesisApproval: _ = check(GenesisApproval.self, bytes)
         }
     }
 

@@ -85,4 +85,18 @@ extension Certificate {
 
     /// SHA-256 of the DER encoding: how transactions name their creator.
     public var fingerprint: Hash256 { Hash256.of(derBytes) }
+
+    /// PEM text (`-----BEGIN CERTIFICATE-----`…).
+    public var pemText: String {
+        // Serializing a certificate we hold in memory cannot fail.
+        try! serializeAsPEM().pemString
+    }
+
+    /// Parses PEM text; `what` names it in the error.
+    public static func parse(pem: String, _ what: String) throws(LedgerError) -> Certificate {
+        guard let certificate = try? Certificate(pemEncoded: pem) else {
+            throw LedgerError(.invalidCertificate, "\(what) is not a PEM certificate")
+        }
+        return certificate
+    }
 }

@@ -2,8 +2,8 @@
 /// same bytes. A header commits to the ordered transactions *and* their execution results (through
 /// the Merkle leaves), so a node that executes differently is detected at the first block.
 public struct BlockHeader: BinaryCodable, Hashable {
-    /// "MLB1"
-    public static let magic: [UInt8] = Array("MLB1".utf8)
+    /// "MLB2" (MLB1 had no epoch)
+    public static let magic: [UInt8] = Array("MLB2".utf8)
 
     public var height: UInt64
     public var previousHash: Hash256
@@ -20,9 +20,13 @@ public struct BlockHeader: BinaryCodable, Hashable {
     public var stateRoot: Hash256
     /// SHA-256 of the proposing node's certificate.
     public var proposer: Hash256
+    /// The proposer's leadership epoch: 0 for a solo node; with etcd ordering, the etcd revision at
+    /// which the proposer's leader key was created. Never decreases along the chain, so a deposed
+    /// leader's block (an older epoch) is refused even where its signature is valid.
+    public var epoch: UInt64
 
     public init(height: UInt64, previousHash: Hash256, timestamp: Int64, transactionCount: UInt32, transactionRoot: Hash256,
-                logSize: UInt64, logRoot: Hash256, stateRoot: Hash256, proposer: Hash256) {
+                logSize: UInt64, logRoot: Hash256, stateRoot: Hash256, proposer: Hash256, epoch: UInt64 = 0) {
         self.height = height
         self.previousHash = previousHash
         self.timestamp = timestamp
@@ -32,6 +36,7 @@ public struct BlockHeader: BinaryCodable, Hashable {
         self.logRoot = logRoot
         self.stateRoot = stateRoot
         self.proposer = proposer
+        self.epoch = epoch
     }
 
     public var hash: Hash256 { Hash256.of(encoded) }
@@ -47,11 +52,12 @@ public struct BlockHeader: BinaryCodable, Hashable {
         writer.write(logRoot)
         writer.write(stateRoot)
         writer.write(proposer)
+        writer.write(epoch)
     }
 
     public init(from reader: inout BinaryReader) throws(LedgerError) {
         guard try reader.readRaw(count: 4, "header magic") == Self.magic else {
-            throw LedgerError(.malformedEncoding, "block header: expected magic MLB1")
+            throw LedgerError(.malformedEncoding, "block header: expected magic MLB2 (a ledger written before leader epochs must be re-created)")
         }
         height = try reader.readUInt64("header height")
         previousHash = try reader.readHash("header previousHash")
@@ -62,6 +68,7 @@ public struct BlockHeader: BinaryCodable, Hashable {
         logRoot = try reader.readHash("header logRoot")
         stateRoot = try reader.readHash("header stateRoot")
         proposer = try reader.readHash("header proposer")
+        epoch = try reader.readUInt64("header epoch")
     }
 
     /// The next state root given this block's write-set hash.

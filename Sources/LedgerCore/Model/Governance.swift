@@ -313,7 +313,10 @@ public struct Proposal: BinaryCodable, Hashable {
     }
 }
 
-/// The content of the genesis transaction: the founding organisations, members and configuration.
+/// A genesis draft: the founding organisations, members, configuration and first noise key
+/// epoch, assembled from the organisations' public material. Its exact encoding is what the
+/// founding admins approve (``GenesisApproval``) and what the genesis transaction carries
+/// inside a ``GenesisCharter``.
 public struct GenesisConfig: BinaryCodable, Hashable {
     public var networkName: String
     public var config: NetworkConfig

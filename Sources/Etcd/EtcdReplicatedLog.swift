@@ -1,0 +1,307 @@
+import Foundation
+import Logging
+import Synchronization
+public import LedgerCore
+public import Ordering
+
+/// The ``ReplicatedLog`` on a real etcd cluster.
+///
+/// Keys, under `/medledger/<network id hex>/`:
+///
+/// | key | value |
+/// |---|---|
+/// | `leader` | the leader's node fingerprint, attached to its lease; its `create_revision` is the epoch |
+/// | `blocks/<height, 20 digits>` | the sealed block (`MLK1`, docs/formats.md §9) |
+/// | `tip` | the highest appended height, decimal |
+/// | `queue/<node fingerprint hex>/<sequence, 20 digits>` | a queue entry (`MLQE`) |
+///
+/// An append is one transaction: `create_revision(leader) == epoch` and `create_revision(block N)
+/// == 0`, then put block N, put `tip`, delete every consumed queue entry. A leader whose lease
+/// expired (stopped past its TTL, cut off) fails the first compare even if it does not know it
+/// lost leadership yet: the lease is not the lock, the revision compare is.
+public final class EtcdReplicatedLog: ReplicatedLog {
+    public let client: EtcdClient
+    let prefix: [UInt8]
+    let leaseTTL: Int64
+    let logger: Logger
+
+    /// Most queue entries one append may delete (etcd's `--max-txn-ops` is 128 by default;
+    /// the append also writes the block and the tip).
+    public static let maxEntriesPerBlock = 100
+
+    public init(client: EtcdClient, network: Hash256, leaseTTL: Int64 = 3, logger: Logger) {
+        self.client = client
+        self.prefix = Array("/medledger/\(network.hex)/".utf8)
+        self.leaseTTL = leaseTTL
+        self.logger = logger
+    }
+
+    var leaderKey: [UInt8] { prefix + Array("leader".utf8) }
+    var tipKey: [UInt8] { prefix + Array("tip".utf8) }
+    var blocksPrefix: [UInt8] { prefix + Array("blocks/".utf8) }
+    var queuePrefix: [UInt8] { prefix + Array("queue/".utf8) }
+
+    func blockKey(_ height: UInt64) -> [UInt8] { blocksPrefix + Array(Self.padded(height).utf8) }
+    func queueKey(_ position: QueuePosition) -> [UInt8] {
+        queuePrefix + Array("\(position.node.hex)/\(Self.padded(position.sequence))".utf8)
+    }
+
+    static func padded(_ value: UInt64) -> String {
+        let digits = String(value)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+    }
+
+    func height(ofBlockKey key: [UInt8]) -> UInt64? {
+        guard key.count == blocksPrefix.count + 20, key.starts(with: blocksPrefix) else { return nil }
+        return UInt64(String(decoding: key[blocksPrefix.count...], as: UTF8.self))
+    }
+
+    func position(ofQueueKey key: [UInt8]) -> QueuePosition? {
+        guard key.starts(with: queuePrefix) else { return nil }
+        let rest = String(decoding: key[queuePrefix.count...], as: UTF8.self).split(separator: "/")
+        guard rest.count == 2, let node = Hash256(hex: String(rest[0])), rest[1].utf8.count == 20, let sequence = UInt64(rest[1]) else { return nil }
+        return QueuePosition(node: node, sequence: sequence)
+    }
+
+    // MARK: Leadership
+
+    final class EtcdLeadership: Leadership {
+        let epoch: UInt64
+        let lease: EtcdClient.Lease
+        let client: EtcdClient
+        final class Flag: Sendable {
+            let value = Mutex(true)
+        }
+
+        let held = Flag()
+        let keepAlive: Task<Void, Never>
+
+        init(epoch: UInt64, lease: EtcdClient.Lease, client: EtcdClient, logger: Logger) {
+            self.epoch = epoch
+            self.lease = lease
+            self.client = client
+            let held = self.held
+            keepAlive = Task {
+                do {
+                    for try await _ in client.keepAlive(lease) {}
+                } catch {
+                    logger.warning("leader lease lost", metadata: ["lease": "\(lease.id)", "error": "\(error)"])
+                }
+                held.value.withLock { $0 = false }
+            }
+        }
+
+        var isHeld: Bool { held.value.withLock { $0 } }
+
+        /// Returns when the lease is lost; a caller that stops waiting (cancellation) is done with
+        /// this leadership, so the keep-alive stops too.
+        func lost() async {
+            await withTaskCancellationHandler {
+                _ = await keepAlive.value
+            } onCancel: { [keepAlive] in
+                keepAlive.cancel()
+            }
+        }
+
+        func resign() async {
+            keepAlive.cancel()
+            held.value.withLock { $0 = false }
+            try? await client.revokeLease(lease.id)
+        }
+    }
+
+    public func campaign(candidate: Hash256) async throws -> any Leadership {
+        while true {
+            try Task.checkCancellation()
+            let lease = try await client.grantLease(ttl: leaseTTL)
+            let result: EtcdClient.TxnResult
+            do {
+                result = try await client.txn(
+                    [.init(leaderKey, .equal, .createRevision(0))],
+                    success: [.put(leaderKey, candidate.bytes, lease: lease.id)],
+                    failure: [.range(leaderKey)]
+                )
+            } catch {
+                try? await client.revokeLease(lease.id)
+                throw error
+            }
+            if result.succeeded {
+                return EtcdLeadership(epoch: UInt64(result.revision), lease: lease, client: client, logger: logger)
+            }
+            try? await client.revokeLease(lease.id)
+            // Someone leads: wait for the leader key to go (lease expiry or resignation).
+            let leader: EtcdClient.KeyValue? = result.results.first.flatMap { if case .range(let range) = $0 { range.kvs.first } else { nil } }
+            if let leader {
+                if leader.value == candidate.bytes {
+                    // This node's own key from before a restart: its lease still runs; wait it out.
+                    logger.info("an earlier leader key of this node is still live; waiting for its lease to end")
+                }
+                for try await event in client.watch(key: leaderKey, from: result.revision + 1) where event.kind == .delete { break }
+            }
+        }
+    }
+
+    public func append(_ block: Block, encoded: [UInt8], leadership: any Leadership, consumed: [QueuePosition]) async throws -> AppendOutcome {
+        let height = block.header.height
+        let key = blockKey(height)
+        let compares: [EtcdClient.Compare] = [
+            .init(leaderKey, .equal, .createRevision(Int64(leadership.epoch))),
+            .init(key, .equal, .createRevision(0)),
+        ]
+        let operations: [EtcdClient.Operation] = [.put(key, encoded), .put(tipKey, Array(String(height).utf8))]
+            + consumed.map { .delete(queueKey($0)) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let result = try await client.txn(compares, success: operations)
+                return result.succeeded ? .appended : .superseded
+            } catch EtcdError.outcomeUnknown(let operation, let endpoint, let message) {
+                // The append may have been applied: the block at the height tells.
+                logger.warning("block append outcome unknown; reading it back",
+                               metadata: ["height": "\(height)", "endpoint": "\(endpoint)", "error": "\(operation): \(message)"])
+                if let stored = try await readBack(key) {
+                    return stored == encoded ? .appended : .superseded
+                }
+                guard attempt < 5 else { throw EtcdError.outcomeUnknown(operation: operation, endpoint: endpoint, message: message) }
+                // Not applied: the compares make sending it again safe.
+            }
+        }
+    }
+
+    private func readBack(_ key: [UInt8]) async throws -> [UInt8]? {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do { return try await client.range(key).kvs.first?.value } catch EtcdError.unavailable {
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
+    // MARK: Blocks
+
+    public func latestHeight() async throws -> UInt64? {
+        guard let value = try await client.range(tipKey).kvs.first?.value else { return nil }
+        return UInt64(String(decoding: value, as: UTF8.self))
+    }
+
+    public func blocks(from first: UInt64) -> AsyncThrowingStream<LoggedBlock, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: LoggedBlock.self)
+        let task = Task { [self] in
+            var next = first
+            var failures = 0
+            while !Task.isCancelled {
+                do {
+                    // A range read from the next height, in pages, then a watch from after it.
+                    var revision: Int64 = 0
+                    while true {
+                        let page = try await client.range(prefix: blocksPrefix, from: blockKey(next), limit: 16, revision: revision)
+                        if revision == 0 { revision = page.revision }
+                        for kv in page.kvs {
+                            guard let at = height(ofBlockKey: kv.key), at >= next else { continue }
+                            continuation.yield(LoggedBlock(height: at, encoded: kv.value))
+                            next = at + 1
+                        }
+                        if !page.more { break }
+                    }
+                    failures = 0
+                    for try await event in client.watch(prefix: blocksPrefix, from: revision + 1) where event.kind == .put {
+                        guard let at = height(ofBlockKey: event.kv.key), at >= next else { continue }
+                        continuation.yield(LoggedBlock(height: at, encoded: event.kv.value))
+                        next = at + 1
+                    }
+                } catch is CancellationError {
+                    break
+                } catch EtcdError.compacted {
+                    // The watch's history is gone: read the range again.
+                    continue
+                } catch {
+                    failures += 1
+                    logger.warning("block watch failed; retrying", metadata: ["next": "\(next)", "error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(min(100 * failures, 2000)))
+                }
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    // MARK: Queue
+
+    public func enqueue(_ entry: QueueEntry) async throws {
+        let key = queueKey(entry.position)
+        let value = entry.encodedValue
+        do {
+            _ = try await client.put(key, value)
+        } catch EtcdError.outcomeUnknown {
+            // Writing the same key again is harmless: the value is the same (if a leader consumed
+            // the first write in between, the copy's transactions execute as replays and are refused).
+            _ = try await client.put(key, value)
+        }
+    }
+
+    public func queue() -> AsyncThrowingStream<QueueEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: QueueEvent.self)
+        let task = Task { [self] in
+            do {
+                var live: [EtcdClient.KeyValue] = []
+                var from: [UInt8]? = nil
+                var revision: Int64 = 0
+                while true {
+                    let page = try await client.range(prefix: queuePrefix, from: from, limit: 512, revision: revision)
+                    if revision == 0 { revision = page.revision }
+                    live += page.kvs
+                    guard page.more, let last = page.kvs.last else { break }
+                    from = last.key + [0]
+                }
+                for kv in live.sorted(by: { $0.modRevision < $1.modRevision }) {
+                    guard let position = position(ofQueueKey: kv.key) else { continue }
+                    continuation.yield(.added(entry(at: position, decoding: kv.value)))
+                }
+                for try await event in client.watch(prefix: queuePrefix, from: revision + 1) {
+                    guard let position = position(ofQueueKey: event.kv.key) else { continue }
+                    switch event.kind {
+                    case .put: continuation.yield(.added(entry(at: position, decoding: event.kv.value)))
+                    case .delete: continuation.yield(.removed(position))
+                    }
+                }
+                continuation.finish()
+            } catch {
+                // A compacted watch or a failure ends the stream: the leader steps down and the
+                // next one reads the queue afresh.
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// A queue entry as stored; one that does not decode (written by something other than a node)
+    /// counts as an entry with no envelopes, so the next block consumes and deletes it. Refusing it
+    /// instead would make every leader in turn step down on it: ordering would stop for good.
+    func entry(at position: QueuePosition, decoding value: [UInt8]) -> QueueEntry {
+        do {
+            return try QueueEntry(position: position, decoding: value)
+        } catch {
+            logger.warning("malformed queue entry; it is dropped with the next block", metadata: ["key": "\(position.node.hex.prefix(16))/\(position.sequence)", "error": "\(error)"])
+            return QueueEntry(position: position, envelopes: [])
+        }
+    }
+
+    public func nextQueueSequence(node: Hash256) async throws -> UInt64 {
+        let nodePrefix = queuePrefix + Array("\(node.hex)/".utf8)
+        var highest: UInt64 = 0
+        var from: [UInt8]? = nil
+        while true {
+            let page = try await client.range(prefix: nodePrefix, from: from, limit: 512)
+            for kv in page.kvs { if let position = position(ofQueueKey: kv.key) { highest = max(highest, position.sequence) } }
+            guard page.more, let last = page.kvs.last else { break }
+            from = last.key + [0]
+        }
+        // Microseconds since the epoch as a floor: sequences stay increasing across restarts.
+        let floor = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        return max(highest + 1, floor)
+    }
+}

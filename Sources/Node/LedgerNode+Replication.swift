@@ -1,0 +1,365 @@
+import Crypto
+import Foundation
+import Synchronization
+import Logging
+public import LedgerCore
+import Contracts
+import LedgerStore
+public import Ordering
+
+/// How a node orders transactions.
+public enum OrderingMode: Sendable {
+    /// In-process (one machine, one node).
+    case solo
+    /// Through a replicated log shared by every node of the network (etcd).
+    case replicated(any ReplicatedLog)
+}
+
+/// The state of a node that orders through a ``ReplicatedLog``.
+final class Replication: Sendable {
+    let log: any ReplicatedLog
+    let submissions: SubmissionQueue
+    /// The local committed height, for the leader to wait on its own appended blocks.
+    let committed: HeightSignal
+    /// Blocks this node sealed and appended, by height: committed without executing them again
+    /// when they come back through the log unchanged.
+    let sealed = Mutex<[UInt64: (encodedHash: Hash256, block: LedgerNode.ExecutedBlock)]>([:])
+    /// The epoch this node currently leads in, if it leads.
+    let leading = Mutex<UInt64?>(nil)
+    let stopping = Mutex(false)
+    let stopped: AsyncStream<Void>
+    let stop: AsyncStream<Void>.Continuation
+
+    init(log: any ReplicatedLog, submissions: SubmissionQueue, height: UInt64) {
+        self.log = log
+        self.submissions = submissions
+        self.committed = HeightSignal(height: height)
+        (stopped, stop) = AsyncStream.makeStream(of: Void.self)
+    }
+}
+
+/// A height that only grows, and waiters for it to reach a value.
+final class HeightSignal: Sendable {
+    private struct State {
+        var height: UInt64
+        var closed = false
+        var waiters: [(UInt64, CheckedContinuation<Bool, Never>)] = []
+    }
+
+    private let state: Mutex<State>
+
+    init(height: UInt64) { state = Mutex(State(height: height)) }
+
+    var height: UInt64 { state.withLock { $0.height } }
+
+    func advance(to height: UInt64) {
+        let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            state.height = max(state.height, height)
+            let ready = state.waiters.filter { $0.0 <= state.height }.map(\.1)
+            state.waiters.removeAll { $0.0 <= state.height }
+            return ready
+        }
+        for continuation in ready { continuation.resume(returning: true) }
+    }
+
+    /// Returns true once the height is at least `height`, false if the signal was closed first.
+    func wait(until height: UInt64) async -> Bool {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool? in
+                if state.height >= height { return true }
+                if state.closed { return false }
+                state.waiters.append((height, continuation))
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+    }
+
+    func close() {
+        let waiting = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            state.closed = true
+            defer { state.waiters = [] }
+            return state.waiters.map(\.1)
+        }
+        for continuation in waiting { continuation.resume(returning: false) }
+    }
+}
+
+extension LedgerNode {
+    /// The epoch this node leads in, or nil (always nil for a solo node).
+    public var leaderEpoch: UInt64? { replication?.leading.withLock { $0 } }
+
+    /// Waits until a submitted transaction is acknowledged by the ordering service: at once for a
+    /// solo node (its orderer is in-process), once the replicated log holds it otherwise.
+    public func acknowledgement(of id: Hash256, timeout: Duration = .seconds(30)) async throws(LedgerError) {
+        guard let replication else { return }
+        do { try await replication.submissions.acknowledgement(of: id, timeout: timeout) } catch {
+            throw (error as? LedgerError) ?? LedgerError(.unavailable, "\(error)")
+        }
+    }
+
+    // MARK: Follower: every block, from the log
+
+    /// Applies every block from the log in order: blocks this node sealed are committed as
+    /// executed; others are checked (proposer, signature, epoch, chain) and executed again, and
+    /// must produce exactly their header.
+    func follow(_ replication: Replication) async throws {
+        let blocks = replication.log.blocks(from: tip.height + 1)
+        for try await logged in blocks {
+            let height = tip.height
+            if logged.height <= height {
+                // Already committed (this node's own append, delivered again after a re-sync).
+                let block = try Block(decoding: logged.encoded)
+                guard let stored = try store.block(at: logged.height), stored.header.hash == block.header.hash else {
+                    throw divergence("block \(logged.height) in the log differs from the block this node committed")
+                }
+                continue
+            }
+            guard logged.height == height + 1 else {
+                throw LedgerError(.storage, "the log skipped from block \(height) to \(logged.height)")
+            }
+            let encodedHash = Hash256.of(logged.encoded)
+            if let own = replication.sealed.withLock({ $0.removeValue(forKey: logged.height) }), own.encodedHash == encodedHash {
+                try commit(own.block)
+            } else {
+                try commit(try receive(try Block(decoding: logged.encoded)))
+            }
+            replication.committed.advance(to: logged.height)
+        }
+    }
+
+    /// Checks a block sealed by another node and executes it on committed state.
+    func receive(_ block: Block) throws -> ExecutedBlock {
+        let header = block.header
+        let (previous, frontier, proposer) = chain.withLock { ($0.tip, $0.frontier, $0.members[header.proposer]) }
+        let at = "block \(header.height) from \(header.proposer.hex.prefix(16))…"
+        guard header.previousHash == previous.hash else { throw divergence("\(at) does not extend this node's tip \(previous.height)") }
+        guard header.epoch >= previous.epoch else {
+            throw LedgerError(.verificationFailed, "\(at) has epoch \(header.epoch), older than \(previous.epoch): a deposed leader's block")
+        }
+        guard header.timestamp >= previous.timestamp else { throw LedgerError(.verificationFailed, "\(at): block time goes backwards") }
+        guard let proposer, proposer.member.role == .node else {
+            throw LedgerError(.verificationFailed, "\(at): the proposer is not a registered node")
+        }
+        if let revokedAt = proposer.member.revokedAt, revokedAt <= header.timestamp {
+            throw LedgerError(.verificationFailed, "\(at): the proposer's certificate was revoked")
+        }
+        let headerBytes = header.encoded
+        guard SignatureCheck.isValid(signature: block.signature, message: headerBytes, publicKey: proposer.key) else {
+            throw LedgerError(.verificationFailed, "\(at): the header signature does not verify")
+        }
+        let started = ContinuousClock.now
+        let members = chain.withLock { $0.members }
+        let transactions = ChainVerifier.verifySignatures(block.envelopes) { members[$0]?.key }
+        try prepareResearch(transactions, height: header.height)
+        let assembled = try store.withView { view in
+            try BlockAssembler.assemble(transactions, network: network, previous: previous, blockTime: header.timestamp,
+                                        proposer: header.proposer, epoch: header.epoch, frontier: frontier, base: view, executor: executor)
+        }
+        guard assembled.header == header else {
+            throw divergence("\(at): executing it here gives a different header (state root \(assembled.header.stateRoot.hex.prefix(16))…, the proposer's \(header.stateRoot.hex.prefix(16))…)")
+        }
+        return ExecutedBlock(transactions: transactions, assembled: assembled, headerBytes: headerBytes, signature: block.signature,
+                             started: started)
+    }
+
+    func divergence(_ message: String) -> LedgerError {
+        metrics.diverged()
+        logger.critical("this node disagrees with the network; it stops", metadata: ["reason": "\(message)"])
+        return LedgerError(.verificationFailed, "divergence: \(message)")
+    }
+
+    // MARK: Leader: campaign, cut, seal, append
+
+    /// Campaigns for leadership; while leader, cuts blocks from the submission queue, seals them
+    /// with the leader epoch and appends them to the log. Loses nothing when deposed: queue entries
+    /// leave the queue only in the atomic write that appends the block holding them.
+    func lead(_ replication: Replication) async throws {
+        let log = replication.log
+        var failures = 0
+        while !Task.isCancelled {
+            let leadership: any Leadership
+            do {
+                leadership = try await log.campaign(candidate: identity.fingerprint)
+                failures = 0
+            } catch is CancellationError {
+                return
+            } catch {
+                // etcd unreachable or slow: keep following and try again; never stop the node for it.
+                failures += 1
+                logger.warning("cannot campaign for leadership; retrying", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(min(200 * failures, 2000)))
+                continue
+            }
+            replication.leading.withLock { $0 = leadership.epoch }
+            logger.info("elected leader", metadata: ["epoch": "\(leadership.epoch)", "height": "\(tip.height)"])
+            metrics.leaderChanged(epoch: leadership.epoch, leading: true)
+            do {
+                try await serve(leadership, replication)
+            } catch is CancellationError {
+            } catch {
+                logger.warning("leadership ended", metadata: ["epoch": "\(leadership.epoch)", "error": "\(error)"])
+            }
+            replication.leading.withLock { $0 = nil }
+            metrics.leaderChanged(epoch: leadership.epoch, leading: false)
+            replication.sealed.withLock { $0.removeAll() }
+            await Task { await leadership.resign() }.value
+            if Task.isCancelled { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    private func serve(_ leadership: any Leadership, _ replication: Replication) async throws {
+        let log = replication.log
+        // Catch up with every block already in the log before sealing on top of it.
+        if let latest = try await log.latestHeight(), latest > tip.height {
+            guard await replication.committed.wait(until: latest) else { return }
+        }
+        let queue = QueueBuffer()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for try await event in log.queue() { queue.apply(event) }
+                throw CancellationError()
+            }
+            group.addTask {
+                await leadership.lost()
+                throw LedgerError(.unavailable, "leadership lost (lease expired)")
+            }
+            group.addTask {
+                try await self.cutBlocks(leadership, replication, queue: queue)
+            }
+            defer { group.cancelAll(); queue.close() }
+            try await group.next()
+        }
+    }
+
+    private func cutBlocks(_ leadership: any Leadership, _ replication: Replication, queue: QueueBuffer) async throws {
+        while leadership.isHeld, !Task.isCancelled {
+            guard let firstArrival = await queue.waitForEntries() else { return }
+            let (batchSize, timeout) = chain.withLock { (Int($0.config.batchSize), Int($0.config.batchTimeoutMilliseconds)) }
+            if queue.transactionCount < batchSize {
+                try await queue.waitUntilFull(batchSize, deadline: firstArrival + .milliseconds(timeout))
+            }
+            let entries = queue.take(transactions: batchSize, bytes: Self.maxBlockBytes, entries: replication.log.maxEntriesPerAppend)
+            guard !entries.isEmpty else { continue }
+            let envelopes = entries.flatMap(\.envelopes)
+            let members = chain.withLock { $0.members }
+            let transactions = ChainVerifier.verifySignatures(envelopes) { members[$0]?.key }
+            let height = tip.height + 1
+            let executed = try seal(transactions, epoch: leadership.epoch)
+            let block = Block(header: executed.header, signature: executed.signature, envelopes: envelopes)
+            let encoded = block.encoded
+            replication.sealed.withLock { $0[height] = (Hash256.of(encoded), executed) }
+            let outcome = try await replication.log.append(block, encoded: encoded, leadership: leadership,
+                                                           consumed: entries.map(\.position))
+            guard outcome == .appended else {
+                replication.sealed.withLock { _ = $0.removeValue(forKey: height) }
+                queue.restore(entries)
+                throw LedgerError(.unavailable, "block \(height) was superseded: another leader holds the log")
+            }
+            // Seal the next block only on top of this one, once it is committed here.
+            guard await replication.committed.wait(until: height) else { return }
+        }
+    }
+
+    /// Most bytes of envelopes in one block (with etcd's default 1.5 MiB request limit).
+    static let maxBlockBytes = 1024 * 1024
+}
+
+/// The leader's view of the submission queue: live entries in log order.
+final class QueueBuffer: Sendable {
+    private struct State {
+        var entries: [QueueEntry] = []
+        var positions: Set<QueuePosition> = []
+        var taken: Set<QueuePosition> = []
+        var firstArrival: ContinuousClock.Instant?
+        var closed = false
+        var waiters: [CheckedContinuation<ContinuousClock.Instant?, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    var transactionCount: Int { state.withLock { $0.entries.reduce(0) { $0 + $1.envelopes.count } } }
+
+    func apply(_ event: QueueEvent) {
+        let wake = state.withLock { state -> [CheckedContinuation<ContinuousClock.Instant?, Never>] in
+            switch event {
+            case .added(let entry):
+                guard !state.taken.contains(entry.position), state.positions.insert(entry.position).inserted else { return [] }
+                state.entries.append(entry)
+                if state.firstArrival == nil { state.firstArrival = .now }
+                defer { state.waiters = [] }
+                return state.waiters
+            case .removed(let position):
+                state.taken.remove(position)
+                if state.positions.remove(position) != nil { state.entries.removeAll { $0.position == position } }
+                if state.entries.isEmpty { state.firstArrival = nil }
+                return []
+            }
+        }
+        let first = state.withLock { $0.firstArrival }
+        for waiter in wake { waiter.resume(returning: first) }
+    }
+
+    /// Waits until at least one entry is queued; returns when the oldest pending one arrived.
+    func waitForEntries() async -> ContinuousClock.Instant? {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> ContinuousClock.Instant?? in
+                if state.closed { return .some(nil) }
+                if !state.entries.isEmpty { return .some(state.firstArrival ?? .now) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
+        }
+    }
+
+    func waitUntilFull(_ count: Int, deadline: ContinuousClock.Instant) async throws {
+        while ContinuousClock.now < deadline, transactionCount < count {
+            try await Task.sleep(for: min(.milliseconds(5), deadline - .now))
+        }
+    }
+
+    /// Takes whole entries in order, up to about `transactions` envelopes and `bytes` bytes (at least one entry).
+    func take(transactions: Int, bytes: Int, entries maxEntries: Int) -> [QueueEntry] {
+        state.withLock { state in
+            var taken: [QueueEntry] = []
+            var count = 0
+            var size = 0
+            for entry in state.entries {
+                guard taken.isEmpty || (taken.count < maxEntries && count + entry.envelopes.count <= transactions && size + entry.size <= bytes)
+                else { break }
+                taken.append(entry)
+                count += entry.envelopes.count
+                size += entry.size
+            }
+            state.entries.removeFirst(taken.count)
+            for entry in taken {
+                state.positions.remove(entry.position)
+                state.taken.insert(entry.position)
+            }
+            state.firstArrival = state.entries.isEmpty ? nil : .now
+            return taken
+        }
+    }
+
+    /// Puts entries back at the front (their block was not appended).
+    func restore(_ entries: [QueueEntry]) {
+        state.withLock { state in
+            for entry in entries.reversed() where state.taken.remove(entry.position) != nil {
+                state.entries.insert(entry, at: 0)
+                state.positions.insert(entry.position)
+            }
+            if !state.entries.isEmpty, state.firstArrival == nil { state.firstArrival = .now }
+        }
+    }
+
+    func close() {
+        let waiting = state.withLock { state -> [CheckedContinuation<ContinuousClock.Instant?, Never>] in
+            state.closed = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiting { waiter.resume(returning: nil) }
+    }
+}

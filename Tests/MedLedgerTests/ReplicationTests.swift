@@ -1,0 +1,213 @@
+import Testing
+import Foundation
+import Synchronization
+import Logging
+import LedgerCore
+import Contracts
+import LedgerStore
+import Node
+import Ordering
+import LedgerTesting
+
+/// Several nodes of one network, each with its own database, ordering through one replicated log.
+final class ReplicatedHarness: Sendable {
+    let directory: String
+    let definition: NetworkDefinition
+    /// Each node's own connection to the log (the same log for an in-memory one).
+    let makeLog: @Sendable (_ node: String, _ network: Hash256) -> any ReplicatedLog
+    let names: [String]
+    let nodes: Mutex<[String: (node: LedgerNode, runner: Task<Void, any Error>)]>
+
+    convenience init(log: any ReplicatedLog, nodes names: [String] = ReplicatedHarness.defaultNodes, batchSize: UInt32 = 50) throws {
+        try self.init(nodes: names, batchSize: batchSize) { _, _ in log }
+    }
+
+    init(nodes names: [String] = ReplicatedHarness.defaultNodes, batchSize: UInt32 = 50,
+         makeLog: @escaping @Sendable (_ node: String, _ network: Hash256) -> any ReplicatedLog) throws {
+        directory = Fixtures.temporaryPath("replicated")
+        var spec = NetworkSpec.demo
+        spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: 20)
+        definition = try NetworkBuilder.build(spec, directory: directory)
+        self.makeLog = makeLog
+        self.names = names
+        nodes = Mutex([:])
+        for name in names { try start(name) }
+    }
+
+    static let defaultNodes = ["st-mary/node", "north-general/node", "city-childrens/node"]
+
+    func start(_ name: String) throws {
+        let database = directory + "/" + name.replacingOccurrences(of: "/", with: "-") + ".sqlite"
+        let node = try LedgerNode(directory: directory, identity: name, databasePath: database,
+                                  ordering: .replicated(makeLog(name, definition.networkID)), logger: ReplicatedHarness.logger(name))
+        let runner = Task { try await node.run() }
+        nodes.withLock { $0[name] = (node, runner) }
+    }
+
+    static func logger(_ name: String) -> Logger {
+        var logger = Logger(label: name) { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = ProcessInfo.processInfo.environment["MEDLEDGER_TEST_LOG"] == nil ? .critical : .debug
+        return logger
+    }
+
+    func node(_ name: String) -> LedgerNode { nodes.withLock { $0[name]!.node } }
+
+    /// Stops one node as a graceful shutdown would; returns its run loop's error, if any.
+    @discardableResult
+    func stop(_ name: String) async -> (any Error)? {
+        guard let (node, runner) = nodes.withLock({ $0.removeValue(forKey: name) }) else { return nil }
+        node.shutdown()
+        do { try await runner.value } catch { return error }
+        return nil
+    }
+
+    func stopAll() async {
+        for name in nodes.withLock({ Array($0.keys) }) { await stop(name) }
+    }
+
+    func sign(_ name: String, _ action: DeviceAction) throws -> Envelope {
+        let network = nodes.withLock { $0.values.first!.node.network }
+        return try definition.identity(named: name, directory: directory)
+            .transaction(network: network, contract: "devices", action: action.name, arguments: action.arguments).envelope
+    }
+
+    /// Waits until every running node has committed `height`.
+    func waitForHeight(_ height: UInt64, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while nodes.withLock({ $0.values.contains { $0.node.tip.height < height } }) {
+            guard ContinuousClock.now < deadline else {
+                let heights = nodes.withLock { $0.mapValues { $0.node.tip.height } }
+                throw LedgerError(.internal, "nodes did not reach height \(height) within \(timeout): \(heights)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Every running node at the same tip: same block hashes at every height, same state root.
+    func expectConverged(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let running = nodes.withLock { Array($0.values.map(\.node)) }
+        guard let first = running.first else { return }
+        for node in running.dropFirst() {
+            #expect(node.tip == first.tip, "tips differ", sourceLocation: sourceLocation)
+        }
+        for height in 0...first.tip.height {
+            let hashes = Set(try running.map { try #require(try $0.store.block(at: height)).header.hash })
+            #expect(hashes.count == 1, "block \(height) differs between nodes", sourceLocation: sourceLocation)
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+struct ReplicationTests {
+    @Test func transactionsSubmittedAtEveryNodeCommitOnEveryNodeInOneOrder() async throws {
+        let log = MemoryReplicatedLog()
+        let harness = try ReplicatedHarness(log: log)
+        var ids: [(String, Hash256)] = []
+        for index in 0..<60 {
+            let name = harness.names[index % harness.names.count]
+            let collector = name.replacingOccurrences(of: "/node", with: "/collector")
+            let envelope = try harness.sign(collector, .register(udi: Fixtures.udi(index), attributes: Fixtures.attributes()))
+            let id = try harness.node(name).submit(envelope.encoded)
+            try await harness.node(name).acknowledgement(of: id)
+            ids.append((name, id))
+        }
+        // Every node answers for every transaction, wherever it was submitted.
+        for name in harness.names {
+            for (_, id) in ids {
+                let status = try await harness.node(name).waitForCommit(id, timeout: .seconds(60))
+                guard case .committed = status else {
+                    Issue.record("\(id.hex.prefix(8)) on \(name): \(status)")
+                    return
+                }
+            }
+        }
+        try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+        try harness.expectConverged()
+        #expect(log.queuedEntries == 0, "every acknowledged entry left the queue in the block that holds it")
+        let devices = try harness.node("north-general/node").store.deviceUDIs(owner: nil, limit: 1000, offset: 0)
+        #expect(devices.count == 60)
+        await harness.stopAll()
+        // Each node verifies its own database.
+        for name in harness.names {
+            let database = harness.directory + "/" + name.replacingOccurrences(of: "/", with: "-") + ".sqlite"
+            let report = ChainVerifier.verify(store: try LedgerStore(path: database))
+            #expect(report.ok, "\(name): \(report.failure ?? "")")
+        }
+    }
+
+    @Test func aNewLeaderTakesOverAndLosesNoAcknowledgedTransaction() async throws {
+        let log = MemoryReplicatedLog()
+        let harness = try ReplicatedHarness(log: log)
+        let first = try #require(await Self.leader(harness))
+        let firstEpoch = try #require(harness.node(first).leaderEpoch)
+        // Queue transactions at a follower, then depose the leader before they are cut.
+        let follower = try #require(harness.names.first { $0 != first })
+        var ids: [Hash256] = []
+        for index in 0..<20 {
+            let collector = follower.replacingOccurrences(of: "/node", with: "/collector")
+            let id = try harness.node(follower).submit(try harness.sign(collector, .register(udi: Fixtures.udi(100 + index), attributes: Fixtures.attributes())).encoded)
+            try await harness.node(follower).acknowledgement(of: id)
+            ids.append(id)
+        }
+        // The leader's lease expires (its process froze), then it is gone.
+        log.expireLeader()
+        await harness.stop(first)
+        let second = try #require(await Self.leader(harness))
+        #expect(second != first)
+        for id in ids {
+            guard case .committed = try await harness.node(follower).waitForCommit(id, timeout: .seconds(60)) else {
+                Issue.record("acknowledged \(id.hex.prefix(8)) was not committed after failover")
+                return
+            }
+        }
+        // A transaction after the failover is sealed by the new leader, with its higher epoch.
+        let collector = follower.replacingOccurrences(of: "/node", with: "/collector")
+        let after = try harness.node(follower).submit(try harness.sign(collector, .register(udi: Fixtures.udi(199), attributes: Fixtures.attributes())).encoded)
+        guard case .committed = try await harness.node(follower).waitForCommit(after, timeout: .seconds(60)) else {
+            Issue.record("a transaction after the failover did not commit")
+            return
+        }
+        // Epochs in headers never decrease.
+        let node = harness.node(second)
+        var epoch: UInt64 = 0
+        for height in 1...node.tip.height {
+            let header = try #require(try node.store.block(at: height)).header
+            #expect(header.epoch >= epoch)
+            epoch = header.epoch
+        }
+        #expect(node.tip.epoch > firstEpoch)
+        // The stopped node catches up from its height when it comes back.
+        try harness.start(first)
+        try await harness.waitForHeight(node.tip.height)
+        try harness.expectConverged()
+        await harness.stopAll()
+    }
+
+    @Test func aDeposedLeadersAppendIsRefused() async throws {
+        let log = MemoryReplicatedLog()
+        let old = try await log.campaign(candidate: Hash256.of([1]))
+        log.expireLeader()
+        let new = try await log.campaign(candidate: Hash256.of([2]))
+        #expect(new.epoch > old.epoch)
+        let header = BlockHeader(height: 1, previousHash: .zero, timestamp: 0, transactionCount: 0, transactionRoot: .zero,
+                                 logSize: 0, logRoot: .zero, stateRoot: .zero, proposer: Hash256.of([1]), epoch: old.epoch)
+        let block = Block(header: header, signature: [UInt8](repeating: 0, count: 64), envelopes: [])
+        #expect(try await log.append(block, encoded: block.encoded, leadership: old, consumed: []) == .superseded)
+        var current = header
+        current.epoch = new.epoch
+        let next = Block(header: current, signature: block.signature, envelopes: [])
+        #expect(try await log.append(next, encoded: next.encoded, leadership: new, consumed: []) == .appended)
+        // The height is taken: a second append at it fails even for the current leader.
+        #expect(try await log.append(next, encoded: next.encoded, leadership: new, consumed: []) == .superseded)
+    }
+
+    static func leader(_ harness: ReplicatedHarness, timeout: Duration = .seconds(60)) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let name = harness.nodes.withLock({ $0.first { $0.value.node.leaderEpoch != nil }?.key }) { return name }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+}
