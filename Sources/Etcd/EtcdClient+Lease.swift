@@ -8,6 +8,12 @@ extension EtcdClient {
         public var id: Int64
         /// Seconds the lease lives without a keep-alive.
         public var ttl: Int64
+
+        /// A lease granted earlier (by this or another client), to keep alive.
+        public init(id: Int64, ttl: Int64) {
+            self.id = id
+            self.ttl = ttl
+        }
     }
 
     /// One successful keep-alive: the lease lives `ttl` seconds from now.
