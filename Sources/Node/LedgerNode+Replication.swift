@@ -38,6 +38,12 @@ final class Replication: Sendable {
     }
 }
 
+/// A disagreement between this node and the network: the first height it could not accept, and why.
+public struct Divergence: Sendable, Equatable, Codable {
+    public var height: UInt64
+    public var reason: String
+}
+
 /// A height that only grows, and waiters for it to reach a value.
 final class HeightSignal: Sendable {
     private struct State {
@@ -166,7 +172,11 @@ extension LedgerNode {
         return ChainVerifier.verifySignatures(envelopes) { members[$0]?.key }
     }
 
+    /// Why this node stopped following the network, if it did: it serves no ledger data after it.
+    public var divergence: Divergence? { halted.withLock { $0 } }
+
     func divergence(_ message: String) -> LedgerError {
+        halted.withLock { $0 = $0 ?? Divergence(height: tip.height + 1, reason: message) }
         metrics.diverged()
         logger.critical("this node disagrees with the network; it stops", metadata: ["reason": "\(message)"])
         return LedgerError(.verificationFailed, "divergence: \(message)")

@@ -81,6 +81,8 @@ public final class LedgerNode: Sendable {
         var abandoned: [Hash256: String] = [:]
     }
     let research = Mutex(ResearchState())
+    /// Set once this node found that it disagrees with the network (see ``divergence``).
+    let halted = Mutex<Divergence?>(nil)
 
     /// Most admitted-but-uncommitted transactions; beyond it submissions get `overloaded`.
     public static let maxPending = 200_000
