@@ -14,6 +14,7 @@ public import Ordering
 /// | `blocks/<height, 20 digits>` | the sealed block (`MLK1`, docs/formats.md §9) |
 /// | `tip` | the highest appended height, decimal |
 /// | `queue/<node fingerprint hex>/<sequence, 20 digits>` | a queue entry (`MLQE`) |
+/// | `checkpoints/<node fingerprint hex>` | that node's latest signed checkpoint (`MLPC`) |
 ///
 /// An append is one transaction: `create_revision(leader) == epoch` and `create_revision(block N)
 /// == 0`, then put block N, put `tip`, delete every consumed queue entry. A leader whose lease
@@ -40,6 +41,7 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     var tipKey: [UInt8] { prefix + Array("tip".utf8) }
     var blocksPrefix: [UInt8] { prefix + Array("blocks/".utf8) }
     var queuePrefix: [UInt8] { prefix + Array("queue/".utf8) }
+    var checkpointsPrefix: [UInt8] { prefix + Array("checkpoints/".utf8) }
 
     func blockKey(_ height: UInt64) -> [UInt8] { blocksPrefix + Array(Self.padded(height).utf8) }
     func queueKey(_ position: QueuePosition) -> [UInt8] {
@@ -298,5 +300,54 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         // Microseconds since the epoch as a floor: sequences stay increasing across restarts.
         let floor = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         return max(highest + 1, floor)
+    }
+
+    // MARK: Checkpoints
+
+    public func publish(_ checkpoint: PublishedCheckpoint) async throws {
+        _ = try await client.put(checkpointsPrefix + Array(checkpoint.signer.hex.utf8), checkpoint.encoded)
+    }
+
+    public func checkpoints() -> AsyncThrowingStream<PublishedCheckpoint, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: PublishedCheckpoint.self)
+        let task = Task { [self] in
+            var failures = 0
+            func deliver(_ kv: EtcdClient.KeyValue) {
+                // Anything that does not decode is not a node's checkpoint: the reader ignores it,
+                // as it ignores a signature that does not verify.
+                if let checkpoint = try? PublishedCheckpoint(decoding: kv.value),
+                   kv.key == checkpointsPrefix + Array(checkpoint.signer.hex.utf8) {
+                    continuation.yield(checkpoint)
+                }
+            }
+            while !Task.isCancelled {
+                do {
+                    var from: [UInt8]? = nil
+                    var revision: Int64 = 0
+                    while true {
+                        let page = try await client.range(prefix: checkpointsPrefix, from: from, limit: 256, revision: revision)
+                        if revision == 0 { revision = page.revision }
+                        page.kvs.forEach(deliver)
+                        guard page.more, let last = page.kvs.last else { break }
+                        from = last.key + [0]
+                    }
+                    failures = 0
+                    for try await event in client.watch(prefix: checkpointsPrefix, from: revision + 1) where event.kind == .put {
+                        deliver(event.kv)
+                    }
+                } catch is CancellationError {
+                    break
+                } catch EtcdError.compacted {
+                    continue
+                } catch {
+                    failures += 1
+                    logger.warning("checkpoint watch failed; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(min(100 * failures, 2000)))
+                }
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
     }
 }

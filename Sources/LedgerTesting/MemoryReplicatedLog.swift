@@ -52,6 +52,8 @@ public final class MemoryReplicatedLog: ReplicatedLog {
         var queue: [QueuePosition: (revision: UInt64, entry: QueueEntry)] = [:]
         var blockWatchers: [Int: AsyncThrowingStream<LoggedBlock, any Error>.Continuation] = [:]
         var queueWatchers: [Int: AsyncThrowingStream<QueueEvent, any Error>.Continuation] = [:]
+        var checkpoints: [Hash256: PublishedCheckpoint] = [:]
+        var checkpointWatchers: [Int: AsyncThrowingStream<PublishedCheckpoint, any Error>.Continuation] = [:]
         var nextWatcher = 0
     }
 
@@ -163,6 +165,29 @@ public final class MemoryReplicatedLog: ReplicatedLog {
     public func nextQueueSequence(node: Hash256) async throws -> UInt64 {
         state.withLock { state in (state.queue.keys.filter { $0.node == node }.map(\.sequence).max() ?? 0) + 1 }
     }
+
+    public func publish(_ checkpoint: PublishedCheckpoint) async throws {
+        let watchers = state.withLock { state in
+            state.checkpoints[checkpoint.signer] = checkpoint
+            return Array(state.checkpointWatchers.values)
+        }
+        for watcher in watchers { watcher.yield(checkpoint) }
+    }
+
+    public func checkpoints() -> AsyncThrowingStream<PublishedCheckpoint, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: PublishedCheckpoint.self)
+        let id = state.withLock { state -> Int in
+            for (_, checkpoint) in state.checkpoints.sorted(by: { $0.key.hex < $1.key.hex }) { continuation.yield(checkpoint) }
+            state.nextWatcher += 1
+            state.checkpointWatchers[state.nextWatcher] = continuation
+            return state.nextWatcher
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.checkpointWatchers.removeValue(forKey: id) } }
+        return stream
+    }
+
+    /// Every node's latest published checkpoint.
+    public var publishedCheckpoints: [Hash256: PublishedCheckpoint] { state.withLock { $0.checkpoints } }
 
     /// Entries still queued (none once every acknowledged transaction is in a block).
     public var queuedEntries: Int { state.withLock { $0.queue.count } }

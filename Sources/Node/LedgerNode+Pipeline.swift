@@ -27,6 +27,7 @@ extension LedgerNode {
     }
 
     private func admit(_ bytes: [UInt8]) throws(LedgerError) -> Hash256 {
+        if let divergence { throw LedgerError(.diverged, "this node stopped at height \(divergence.height): \(divergence.reason)") }
         let pendingCount = chain.withLock { $0.pending.count }
         guard pendingCount < Self.maxPending else {
             throw LedgerError(.overloaded, "\(pendingCount) transactions are waiting to be ordered; retry later")
@@ -175,19 +176,34 @@ extension LedgerNode {
         }
     }
 
-    /// Follows the log and campaigns for leadership until ``shutdown()``; a divergence or a
-    /// storage failure stops the node (it must not serve a state the network does not share).
+    /// Follows the log, campaigns for leadership and cross-checks checkpoints until ``shutdown()``.
+    /// A storage failure stops the node. A divergence halts it: it stops ordering and following, and
+    /// until shut down answers only status and metrics, saying why (it must not serve a state the
+    /// network does not share, and an operator must be able to see why it stopped).
     func runReplicated(_ replication: Replication) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.follow(replication) }
-            group.addTask { try await self.lead(replication) }
-            group.addTask { for await _ in replication.stopped {} }
-            defer { group.cancelAll() }
-            do {
-                try await group.next()
-            } catch where replication.stopping.withLock({ $0 }) {
-                // Shutting down: a loop that noticed first is not a failure.
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.follow(replication) }
+                group.addTask { try await self.lead(replication) }
+                group.addTask { try await self.crossCheck(replication) }
+                group.addTask { try await self.publishCheckpoints(replication) }
+                group.addTask { for await _ in replication.stopped {} }
+                defer { group.cancelAll() }
+                do {
+                    try await group.next()
+                } catch where replication.stopping.withLock({ $0 }) {
+                    // Shutting down: a loop that noticed first is not a failure.
+                }
             }
+        } catch where divergence != nil {
+            // Tell the others what this node computed (bounded: etcd may be what is failing).
+            if let own = replication.checkpoints.own.withLock({ $0 }) {
+                let publish = Task { try await replication.log.publish(own) }
+                let timeout = Task { try await Task.sleep(for: .seconds(5)); publish.cancel() }
+                _ = try? await publish.value
+                timeout.cancel()
+            }
+            _ = await replication.committed.wait(until: .max)
         }
     }
 
@@ -249,6 +265,9 @@ extension LedgerNode {
         let executed = ContinuousClock.now
         do {
             try store.commit(commitBatch)
+            replication?.checkpoints.own.withLock {
+                $0 = PublishedCheckpoint(signer: identity.fingerprint, body: body, signature: checkpoint.signature)
+            }
         } catch {
             logger.critical("block commit failed; stopping", metadata: ["height": "\(header.height)", "error": "\(error)"])
             throw error

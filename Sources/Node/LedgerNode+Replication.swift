@@ -29,6 +29,8 @@ final class Replication: Sendable {
     let stopping = Mutex(false)
     let stopped: AsyncStream<Void>
     let stop: AsyncStream<Void>.Continuation
+    /// The other nodes' checkpoints, and this node's newest one to publish.
+    let checkpoints = CheckpointBook()
 
     init(log: any ReplicatedLog, submissions: SubmissionQueue, height: UInt64) {
         self.log = log
@@ -49,7 +51,8 @@ final class HeightSignal: Sendable {
     private struct State {
         var height: UInt64
         var closed = false
-        var waiters: [(UInt64, CheckedContinuation<Bool, Never>)] = []
+        var nextWaiter = 0
+        var waiters: [(height: UInt64, id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
     }
 
     private let state: Mutex<State>
@@ -61,23 +64,36 @@ final class HeightSignal: Sendable {
     func advance(to height: UInt64) {
         let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             state.height = max(state.height, height)
-            let ready = state.waiters.filter { $0.0 <= state.height }.map(\.1)
-            state.waiters.removeAll { $0.0 <= state.height }
+            let ready = state.waiters.filter { $0.height <= state.height }.map(\.continuation)
+            state.waiters.removeAll { $0.height <= state.height }
             return ready
         }
         for continuation in ready { continuation.resume(returning: true) }
     }
 
-    /// Returns true once the height is at least `height`, false if the signal was closed first.
+    /// Returns true once the height is at least `height`, false if the signal was closed or the
+    /// calling task cancelled first.
     func wait(until height: UInt64) async -> Bool {
-        await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> Bool? in
-                if state.height >= height { return true }
-                if state.closed { return false }
-                state.waiters.append((height, continuation))
-                return nil
+        let id = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool? in
+                    if state.height >= height { return true }
+                    if state.closed || Task.isCancelled { return false }
+                    state.waiters.append((height, id, continuation))
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
             }
-            if let now { continuation.resume(returning: now) }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(returning: false)
         }
     }
 
@@ -85,7 +101,7 @@ final class HeightSignal: Sendable {
         let waiting = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             state.closed = true
             defer { state.waiters = [] }
-            return state.waiters.map(\.1)
+            return state.waiters.map(\.continuation)
         }
         for continuation in waiting { continuation.resume(returning: false) }
     }
@@ -131,6 +147,7 @@ extension LedgerNode {
                 try commit(try receive(try Block(decoding: logged.encoded)))
             }
             replication.committed.advance(to: logged.height)
+            try judgePeers(replication)
         }
     }
 
@@ -159,6 +176,8 @@ extension LedgerNode {
         let assembled = try execute(transactions, previous: previous, frontier: frontier, blockTime: header.timestamp,
                                     proposer: header.proposer, epoch: header.epoch)
         guard assembled.header == header else {
+            // Say what this node computed, signed, so the other nodes can judge who is alone.
+            replication?.checkpoints.own.withLock { $0 = publishedCheckpoint(of: assembled.header) }
             throw divergence("\(at): executing it here gives a different header (state root \(assembled.header.stateRoot.hex.prefix(16))…, the proposer's \(header.stateRoot.hex.prefix(16))…)")
         }
         return ExecutedBlock(transactions: transactions, assembled: assembled, headerBytes: headerBytes, signature: block.signature,
@@ -175,8 +194,8 @@ extension LedgerNode {
     /// Why this node stopped following the network, if it did: it serves no ledger data after it.
     public var divergence: Divergence? { halted.withLock { $0 } }
 
-    func divergence(_ message: String) -> LedgerError {
-        halted.withLock { $0 = $0 ?? Divergence(height: tip.height + 1, reason: message) }
+    func divergence(_ message: String, height: UInt64? = nil) -> LedgerError {
+        halted.withLock { $0 = $0 ?? Divergence(height: height ?? tip.height + 1, reason: message) }
         metrics.diverged()
         logger.critical("this node disagrees with the network; it stops", metadata: ["reason": "\(message)"])
         return LedgerError(.verificationFailed, "divergence: \(message)")

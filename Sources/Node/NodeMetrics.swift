@@ -20,6 +20,8 @@ public final class NodeMetrics: Sendable {
         var epoch: UInt64 = 0
         var leaderChanges: UInt64 = 0
         var diverged = false
+        var checkpointsAgreeing = 0
+        var checkpointsConflicting = 0
     }
 
     static let bucketBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -50,6 +52,13 @@ public final class NodeMetrics: Sendable {
             state.epoch = max(state.epoch, epoch)
             if leading != state.leading { state.leaderChanges += 1 }
             state.leading = leading
+        }
+    }
+
+    func checkpointPeers(agreeing: Int, conflicting: Int) {
+        state.withLock { state in
+            state.checkpointsAgreeing = agreeing
+            state.checkpointsConflicting = conflicting
         }
     }
 
@@ -110,6 +119,9 @@ public final class NodeMetrics: Sendable {
             out += "medledger_leader_epoch \(state.epoch)\n"
             metric("medledger_divergence_alarm", "gauge", "1 when this node's execution disagreed with a block of the network (it stops).")
             out += "medledger_divergence_alarm \(state.diverged ? 1 : 0)\n"
+            metric("medledger_peer_checkpoints", "gauge", "Other nodes whose latest published checkpoint agrees or conflicts with this node's chain.")
+            out += "medledger_peer_checkpoints{verdict=\"agrees\"} \(state.checkpointsAgreeing)\n"
+            out += "medledger_peer_checkpoints{verdict=\"conflicts\"} \(state.checkpointsConflicting)\n"
             return out
         }
     }

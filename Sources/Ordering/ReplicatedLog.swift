@@ -39,6 +39,13 @@ public protocol ReplicatedLog: Sendable {
 
     /// Most queue entries one append may consume (etcd limits the operations of one transaction).
     var maxEntriesPerAppend: Int { get }
+
+    /// Publishes `checkpoint` as its signer's latest (replacing the one published before).
+    func publish(_ checkpoint: PublishedCheckpoint) async throws
+
+    /// Every node's latest published checkpoint, then each one published later. Restarts
+    /// transparently (re-reading) when the store discarded the history a watch needs.
+    func checkpoints() -> AsyncThrowingStream<PublishedCheckpoint, any Error>
 }
 
 extension ReplicatedLog {
@@ -72,59 +79,8 @@ public struct LoggedBlock: Sendable {
     }
 }
 
-/// Where a queue entry lives: the submitting node and its per-node sequence number.
-public struct QueuePosition: Sendable, Hashable, Comparable {
-    public var node: Hash256
-    public var sequence: UInt64
-    public init(node: Hash256, sequence: UInt64) {
-        self.node = node
-        self.sequence = sequence
-    }
-
-    public static func < (a: QueuePosition, b: QueuePosition) -> Bool {
-        (a.node.hex, a.sequence) < (b.node.hex, b.sequence)
-    }
-}
-
-/// A batch of admitted envelopes one node queued for ordering.
-///
-/// Encoding: `"MLQE" ‖ u32 count ‖ (bytes envelope)*` (the position is the entry's key).
-public struct QueueEntry: Sendable, Hashable {
-    public var position: QueuePosition
-    public var envelopes: [[UInt8]]
-
-    public init(position: QueuePosition, envelopes: [[UInt8]]) {
-        self.position = position
-        self.envelopes = envelopes
-    }
-
-    public var encodedValue: [UInt8] {
-        var writer = BinaryWriter()
-        writer.writeRaw(Array("MLQE".utf8))
-        writer.write(UInt32(envelopes.count))
-        for envelope in envelopes { writer.writeBytes(envelope) }
-        return writer.bytes
-    }
-
-    public init(position: QueuePosition, decoding bytes: [UInt8]) throws(LedgerError) {
-        var reader = BinaryReader(bytes)
-        guard try reader.readRaw(count: 4, "queue entry magic") == Array("MLQE".utf8) else {
-            throw LedgerError(.malformedEncoding, "queue entry: expected magic MLQE")
-        }
-        let count = Int(try reader.readUInt32("queue entry count"))
-        guard count <= reader.remaining else { throw LedgerError(.malformedEncoding, "queue entry: count exceeds its bytes") }
-        var envelopes: [[UInt8]] = []
-        envelopes.reserveCapacity(count)
-        for _ in 0..<count { envelopes.append(try reader.readBytes("queue entry envelope", maxLength: 1 << 20)) }
-        try reader.expectEnd("queue entry")
-        self.init(position: position, envelopes: envelopes)
-    }
-
-    /// Bytes this entry occupies in the store (for block size limits).
-    public var size: Int { envelopes.reduce(8) { $0 + $1.count + 4 } }
-}
-
 public enum QueueEvent: Sendable {
     case added(QueueEntry)
     case removed(QueuePosition)
 }
+

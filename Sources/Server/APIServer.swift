@@ -55,7 +55,7 @@ public enum APIServer {
         case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned: .conflict
         case .payloadTooLarge: .contentTooLarge
         case .budgetExhausted: .tooManyRequests
-        case .overloaded, .unavailable: .serviceUnavailable
+        case .overloaded, .unavailable, .diverged: .serviceUnavailable
         default: .internalServerError
         }
     }
@@ -90,9 +90,13 @@ public enum APIServer {
     /// authenticated (a signed request, or the envelope's own signature for submissions) and
     /// authorised by ``AccessPolicy`` before the handler runs.
     static func addRoutes(to router: Router<BasicRequestContext>, node: LedgerNode) {
-        let api = GuardedRouter(router: router, authenticator: RequestAuthenticator(node: node))
+        let api = GuardedRouter(router: router, authenticator: RequestAuthenticator(node: node), node: node)
         router.get("/health") { _, _ in
-            json(["status": "ok", "height": String(node.tip.height), "network_id": node.network.hex])
+            if let divergence = node.divergence {
+                return json(["status": "diverged", "height": String(node.tip.height), "network_id": node.network.hex,
+                             "diverged_at": String(divergence.height), "reason": divergence.reason], status: .serviceUnavailable)
+            }
+            return json(["status": "ok", "height": String(node.tip.height), "network_id": node.network.hex])
         }
         api.get("/metrics", .metrics) { _, _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],

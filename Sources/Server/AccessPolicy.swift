@@ -44,6 +44,15 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
         }
     }
 
+    /// Whether a node that diverged from the network still answers the route: only what tells an
+    /// operator its state (every other route answers 503 `diverged`, saying why).
+    public var answersWhenDiverged: Bool {
+        switch self {
+        case .health, .metrics: true
+        default: false
+        }
+    }
+
     /// How callers of the route are authenticated.
     public var authentication: Authentication {
         switch self {

@@ -77,6 +77,27 @@ struct EtcdReplicationTests {
                 let queued = try await client.range(prefix: Array("/medledger/\(harness.definition.networkID.hex)/queue/".utf8))
                 #expect(queued.kvs.isEmpty, "\(queued.kvs.count) queue entries left in etcd")
             }
+            // Each node published its signed checkpoint through etcd and judges the others' as agreeing.
+            let height = harness.node(harness.names[0]).tip.height
+            let deadline = ContinuousClock.now + .seconds(20)
+            while harness.names.contains(where: { name in
+                let peers = harness.node(name).peerCheckpoints
+                return peers.count != 2 || peers.contains { $0.verdict != .agrees || $0.height != height }
+            }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            for name in harness.names {
+                #expect(harness.node(name).peerCheckpoints.map(\.verdict) == [.agrees, .agrees], "\(name): \(harness.node(name).peerCheckpoints)")
+            }
+            try await withEtcdClient(endpoints: etcd.cluster.endpoints) { client in
+                let published = try await client.range(prefix: Array("/medledger/\(harness.definition.networkID.hex)/checkpoints/".utf8))
+                #expect(published.kvs.count == 3)
+                for kv in published.kvs {
+                    let checkpoint = try PublishedCheckpoint(decoding: kv.value)
+                    #expect(String(decoding: kv.key, as: UTF8.self).hasSuffix("/checkpoints/" + checkpoint.signer.hex))
+                    #expect(try checkpoint.statement().height == height)
+                }
+            }
             await harness.stopAll()
             for name in harness.names {
                 let database = harness.directory + "/" + name.replacingOccurrences(of: "/", with: "-") + ".sqlite"
