@@ -15,6 +15,7 @@ public import Ordering
 /// | `tip` | the highest appended height, decimal |
 /// | `queue/<node fingerprint hex>/<sequence, 20 digits>` | a queue entry (`MLQE`) |
 /// | `checkpoints/<node fingerprint hex>` | that node's latest signed checkpoint (`MLPC`) |
+/// | `nodes/<node fingerprint hex>` | that node's advertised API address (UTF-8 URL) |
 ///
 /// An append is one transaction: `create_revision(leader) == epoch` and `create_revision(block N)
 /// == 0`, then put block N, put `tip`, delete every consumed queue entry. A leader whose lease
@@ -25,15 +26,20 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     let prefix: [UInt8]
     let leaseTTL: Int64
     let logger: Logger
+    public let retention: RetentionPolicy?
+    /// The revision of the previous trim: the next one compacts history up to it (watchers get one
+    /// interval to catch up before their history goes), and which member to defragment next.
+    let trimState = Mutex<(revision: Int64, nextDefragment: Int)>((0, 0))
 
     /// Most queue entries one append may delete (etcd's `--max-txn-ops` is 128 by default;
     /// the append also writes the block and the tip).
     public static let maxEntriesPerBlock = 100
 
-    public init(client: EtcdClient, network: Hash256, leaseTTL: Int64 = 3, logger: Logger) {
+    public init(client: EtcdClient, network: Hash256, leaseTTL: Int64 = 3, retention: RetentionPolicy? = RetentionPolicy(), logger: Logger) {
         self.client = client
         self.prefix = Array("/medledger/\(network.hex)/".utf8)
         self.leaseTTL = leaseTTL
+        self.retention = retention
         self.logger = logger
     }
 
@@ -42,6 +48,7 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     var blocksPrefix: [UInt8] { prefix + Array("blocks/".utf8) }
     var queuePrefix: [UInt8] { prefix + Array("queue/".utf8) }
     var checkpointsPrefix: [UInt8] { prefix + Array("checkpoints/".utf8) }
+    var nodesPrefix: [UInt8] { prefix + Array("nodes/".utf8) }
 
     func blockKey(_ height: UInt64) -> [UInt8] { blocksPrefix + Array(Self.padded(height).utf8) }
     func queueKey(_ position: QueuePosition) -> [UInt8] {
@@ -242,32 +249,49 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     public func queue() -> AsyncThrowingStream<QueueEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: QueueEvent.self)
         let task = Task { [self] in
+            // Positions reported as live: after a compaction the queue is read again, and entries
+            // that went meanwhile are reported removed.
+            var known: Set<QueuePosition> = []
             do {
-                var live: [EtcdClient.KeyValue] = []
-                var from: [UInt8]? = nil
-                var revision: Int64 = 0
                 while true {
-                    let page = try await client.range(prefix: queuePrefix, from: from, limit: 512, revision: revision)
-                    if revision == 0 { revision = page.revision }
-                    live += page.kvs
-                    guard page.more, let last = page.kvs.last else { break }
-                    from = last.key + [0]
-                }
-                for kv in live.sorted(by: { $0.modRevision < $1.modRevision }) {
-                    guard let position = position(ofQueueKey: kv.key) else { continue }
-                    continuation.yield(.added(entry(at: position, decoding: kv.value)))
-                }
-                for try await event in client.watch(prefix: queuePrefix, from: revision + 1) {
-                    guard let position = position(ofQueueKey: event.kv.key) else { continue }
-                    switch event.kind {
-                    case .put: continuation.yield(.added(entry(at: position, decoding: event.kv.value)))
-                    case .delete: continuation.yield(.removed(position))
+                    var live: [EtcdClient.KeyValue] = []
+                    var from: [UInt8]? = nil
+                    var revision: Int64 = 0
+                    while true {
+                        let page = try await client.range(prefix: queuePrefix, from: from, limit: 512, revision: revision)
+                        if revision == 0 { revision = page.revision }
+                        live += page.kvs
+                        guard page.more, let last = page.kvs.last else { break }
+                        from = last.key + [0]
                     }
+                    let positions = live.map { (kv: $0, position: position(ofQueueKey: $0.key)) }
+                    let now = Set(positions.compactMap(\.position))
+                    for gone in known.subtracting(now).sorted() { continuation.yield(.removed(gone)) }
+                    known = now
+                    for (kv, position) in positions.sorted(by: { $0.kv.modRevision < $1.kv.modRevision }) {
+                        guard let position else { continue }
+                        continuation.yield(.added(entry(at: position, decoding: kv.value)))
+                    }
+                    do {
+                        for try await event in client.watch(prefix: queuePrefix, from: revision + 1) {
+                            guard let position = position(ofQueueKey: event.kv.key) else { continue }
+                            switch event.kind {
+                            case .put:
+                                known.insert(position)
+                                continuation.yield(.added(entry(at: position, decoding: event.kv.value)))
+                            case .delete:
+                                known.remove(position)
+                                continuation.yield(.removed(position))
+                            }
+                        }
+                    } catch EtcdError.compacted {
+                        continue
+                    }
+                    break
                 }
                 continuation.finish()
             } catch {
-                // A compacted watch or a failure ends the stream: the leader steps down and the
-                // next one reads the queue afresh.
+                // A failure ends the stream: the leader steps down and the next one reads the queue afresh.
                 continuation.finish(throwing: error)
             }
         }
@@ -349,5 +373,45 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    // MARK: Peers and retention
+
+    public func advertise(node: Hash256, endpoint: String) async throws {
+        _ = try await client.put(nodesPrefix + Array(node.hex.utf8), Array(endpoint.utf8))
+    }
+
+    public func endpoints() async throws -> [Hash256: String] {
+        var endpoints: [Hash256: String] = [:]
+        for kv in try await client.range(prefix: nodesPrefix, limit: 1000).kvs {
+            guard let node = Hash256(hex: String(decoding: kv.key.dropFirst(nodesPrefix.count), as: UTF8.self)),
+                  let endpoint = String(validating: kv.value, as: UTF8.self), endpoint.utf8.count <= 2048 else { continue }
+            endpoints[node] = endpoint
+        }
+        return endpoints
+    }
+
+    /// Deletes `blocks/` below `height` (never `tip`), compacts the history up to the previous
+    /// trim's revision, and defragments at most one member whose file is mostly free space.
+    public func trim(below height: UInt64) async throws {
+        guard height > 1 else { return }
+        let deleted = try await client.delete(from: blockKey(0), to: blockKey(height))
+        let (previous, member) = trimState.withLock { state in
+            defer { state.revision = deleted.revision }
+            return (state.revision, state.nextDefragment)
+        }
+        if deleted.deleted > 0 { logger.info("trimmed blocks from etcd", metadata: ["below": "\(height)", "deleted": "\(deleted.deleted)"]) }
+        if previous > 0 {
+            do { try await client.compact(previous) } catch EtcdError.compacted {}
+        }
+        let endpoints = client.endpoints
+        guard !endpoints.isEmpty else { return }
+        let endpoint = endpoints[member % endpoints.count]
+        trimState.withLock { $0.nextDefragment = member + 1 }
+        let status = try await client.status(endpoint: endpoint)
+        if status.dbSize > 64 << 20, status.dbSize > 2 * status.dbSizeInUse {
+            logger.info("defragmenting an etcd member", metadata: ["endpoint": "\(endpoint)", "db_size": "\(status.dbSize)", "in_use": "\(status.dbSizeInUse)"])
+            try await client.defragment(endpoint: endpoint)
+        }
     }
 }

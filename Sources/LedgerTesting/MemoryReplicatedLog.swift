@@ -53,6 +53,7 @@ public final class MemoryReplicatedLog: ReplicatedLog {
         var blockWatchers: [Int: AsyncThrowingStream<LoggedBlock, any Error>.Continuation] = [:]
         var queueWatchers: [Int: AsyncThrowingStream<QueueEvent, any Error>.Continuation] = [:]
         var checkpoints: [Hash256: PublishedCheckpoint] = [:]
+        var endpoints: [Hash256: String] = [:]
         var checkpointWatchers: [Int: AsyncThrowingStream<PublishedCheckpoint, any Error>.Continuation] = [:]
         var nextWatcher = 0
     }
@@ -188,6 +189,18 @@ public final class MemoryReplicatedLog: ReplicatedLog {
 
     /// Every node's latest published checkpoint.
     public var publishedCheckpoints: [Hash256: PublishedCheckpoint] { state.withLock { $0.checkpoints } }
+
+    public func advertise(node: Hash256, endpoint: String) async throws {
+        state.withLock { $0.endpoints[node] = endpoint }
+    }
+
+    public func endpoints() async throws -> [Hash256: String] { state.withLock { $0.endpoints } }
+
+    public var retention: RetentionPolicy? { nil }
+
+    public func trim(below height: UInt64) async throws {
+        state.withLock { state in state.blocks = state.blocks.filter { $0.key >= height } }
+    }
 
     /// Entries still queued (none once every acknowledged transaction is in a block).
     public var queuedEntries: Int { state.withLock { $0.queue.count } }

@@ -137,8 +137,12 @@ extension LedgerNode {
                 }
                 continue
             }
-            guard logged.height == height + 1 else {
-                throw LedgerError(.storage, "the log skipped from block \(height) to \(logged.height)")
+            if logged.height > height + 1 {
+                // The log trimmed the blocks in between: other nodes serve them.
+                try await catchUp(before: try Block(decoding: logged.encoded), replication)
+            }
+            guard logged.height == tip.height + 1 else {
+                throw LedgerError(.storage, "the log skipped from block \(tip.height) to \(logged.height)")
             }
             let encodedHash = Hash256.of(logged.encoded)
             if let own = replication.sealed.withLock({ $0.removeValue(forKey: logged.height) }), own.encodedHash == encodedHash {
@@ -259,6 +263,11 @@ extension LedgerNode {
             }
             group.addTask {
                 try await self.cutBlocks(leadership, replication, queue: queue)
+            }
+            group.addTask {
+                try await self.trimLog(leadership, replication)
+                // No retention policy: nothing to do while leading.
+                await leadership.lost()
             }
             defer { group.cancelAll(); queue.close() }
             try await group.next()

@@ -46,6 +46,44 @@ public protocol ReplicatedLog: Sendable {
     /// Every node's latest published checkpoint, then each one published later. Restarts
     /// transparently (re-reading) when the store discarded the history a watch needs.
     func checkpoints() -> AsyncThrowingStream<PublishedCheckpoint, any Error>
+
+    /// Records the API address where `node` serves its blocks (for nodes catching up on blocks the
+    /// log no longer holds).
+    func advertise(node: Hash256, endpoint: String) async throws
+
+    /// Every node's advertised API address.
+    func endpoints() async throws -> [Hash256: String]
+
+    /// How many blocks the log keeps (nil: all of them).
+    var retention: RetentionPolicy? { get }
+
+    /// Discards the blocks below `height` and the store's history they occupied.
+    func trim(below height: UInt64) async throws
+}
+
+/// How many blocks a log keeps. The leader trims below every node's latest checkpoint, but always
+/// keeps the newest `keep` blocks (short outages catch up from the log), and never more than `most`
+/// (a node that fell further behind, or a new one, fetches older blocks from a peer node's API).
+public struct RetentionPolicy: Sendable, Hashable {
+    public var keep: UInt64
+    public var most: UInt64
+    /// How often the leader trims.
+    public var interval: Duration
+
+    public init(keep: UInt64 = 1000, most: UInt64? = nil, interval: Duration = .seconds(30)) {
+        self.keep = max(keep, 1)
+        self.most = max(most ?? keep * 8, self.keep)
+        self.interval = interval
+    }
+
+    /// The lowest height to keep, given the log's tip and every node's latest checkpoint height
+    /// (0 for a node that never published one).
+    public func floor(tip: UInt64, checkpoints: [UInt64]) -> UInt64 {
+        let everyone = checkpoints.min() ?? 0
+        let recent = tip >= keep ? tip - keep + 1 : 1
+        let oldest = tip >= most ? tip - most + 1 : 1
+        return max(1, max(min(everyone + 1, recent), oldest))
+    }
 }
 
 extension ReplicatedLog {

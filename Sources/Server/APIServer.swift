@@ -138,10 +138,16 @@ public enum APIServer {
                 return json(StatusView(id: id, status: status))
             }
         }
-        api.get("/v1/blocks/:height", .block) { _, context, _ in
+        api.get("/v1/blocks/:height", .block) { request, context, _ in
             await handle {
                 let height = try Parameters.height(context.parameters.get("height"), "height")
                 guard let block = try node.store.block(at: height) else { throw LedgerError(.notFound, "no block \(height)") }
+                if request.headers[.accept]?.contains(LedgerNode.blockMediaType) == true {
+                    // The block as sealed (MLK1), for a node catching up, which checks it all again.
+                    let sealed = Block(header: block.header, signature: block.signature, envelopes: block.transactions.map(\.envelope))
+                    return Response(status: .ok, headers: [.contentType: LedgerNode.blockMediaType],
+                                    body: .init(byteBuffer: ByteBuffer(bytes: sealed.encoded)))
+                }
                 return json(BlockView(block))
             }
         }
