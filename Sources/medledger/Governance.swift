@@ -130,9 +130,7 @@ struct Issue: ParsableCommand {
             throw ValidationError("give --org-dir, or --network and --org")
         }
         do {
-            let caKey = try P256.Signing.PrivateKey(pemRepresentation: String(decoding: try SecureFile.read(folder + "/ca.key"), as: UTF8.self))
-            let caCertificate = try Certificate(pemEncoded: String(decoding: try SecureFile.read(folder + "/ca.pem"), as: UTF8.self))
-            let authority = CertificateAuthority(organization: org, privateKey: caKey, certificate: caCertificate)
+            let authority = try OrganizationDirectory.authority(in: folder, organization: org)
             let key = P256.Signing.PrivateKey()
             let certificate = try authority.issue(name: "\(org)/\(name)", role: role, publicKey: key.publicKey)
             try SecureFile.create(folder + "/\(name).key", text: key.pemRepresentation)
