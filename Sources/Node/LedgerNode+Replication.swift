@@ -148,10 +148,29 @@ extension LedgerNode {
             if let own = replication.sealed.withLock({ $0.removeValue(forKey: logged.height) }), own.encodedHash == encodedHash {
                 try commit(own.block)
             } else {
-                try commit(try receive(try Block(decoding: logged.encoded)))
+                try commit(try accept(logged, replication))
             }
             replication.committed.advance(to: logged.height)
             try judgePeers(replication)
+        }
+    }
+
+    /// A block from the log, checked and executed. A block that fails a check cannot be skipped
+    /// (the log is append-only and the next block chains on it): the node halts, saying why.
+    func accept(_ logged: LoggedBlock, _ replication: Replication) throws -> ExecutedBlock {
+        do {
+            return try receive(try Block(decoding: logged.encoded))
+        } catch let error as LedgerError where divergence == nil && (error.code == .verificationFailed || error.code == .malformedEncoding) {
+            throw divergence("block \(logged.height) in the log cannot be accepted: \(error.message)", height: logged.height)
+        }
+    }
+
+    /// Whether this node's key is a registered, unrevoked node of an active organisation on its
+    /// chain (a node admitted later, or revoked, follows but never campaigns).
+    var isActiveNode: Bool {
+        chain.withLock { state in
+            guard let member = state.members[identity.fingerprint] else { return false }
+            return member.member.role == .node && member.member.revokedAt == nil && member.organizationActive
         }
     }
 
@@ -213,7 +232,15 @@ extension LedgerNode {
     func lead(_ replication: Replication) async throws {
         let log = replication.log
         var failures = 0
+        var toldNotANode = false
         while !Task.isCancelled {
+            guard isActiveNode else {
+                // Its blocks would be refused by every node: the network would stop on them.
+                if !toldNotANode { logger.notice("this node's key is not an active node member of the network yet; it follows and does not campaign") }
+                toldNotANode = true
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
             let leadership: any Leadership
             do {
                 leadership = try await log.campaign(candidate: identity.fingerprint)

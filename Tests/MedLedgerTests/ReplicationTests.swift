@@ -266,3 +266,66 @@ struct ReplicatedResearchTests {
         await harness.stopAll()
     }
 }
+
+/// An organisation admitted by governance after genesis runs a node that starts from genesis. Until
+/// the admission takes effect its node follows and never campaigns (its blocks would be refused by
+/// every node, and the network would stop on them); afterwards its checkpoints count like any node's.
+struct AdmittedOrganizationTests {
+    @Test func anAdmittedOrganisationsNodeStartsFromGenesisAndOnlyLeadsOnceAdmitted() async throws {
+        let log = MemoryReplicatedLog()
+        let harness = try ReplicatedHarness(log: log)
+        let directory = try OrganizationDirectory.create(id: "east-clinic", name: "East Clinic", kind: .hospital,
+                                                         at: NetworkDefinition.organizationPath("east-clinic", in: harness.directory))
+        try await CheckpointExchangeTests.registerSome(harness, count: 3)
+        // Started before it is admitted: it follows from genesis, and leadership changes pass it by.
+        let newcomer = "east-clinic/node"
+        try harness.start(newcomer)
+        let fingerprint = harness.node(newcomer).identity.fingerprint
+        for round in 0..<3 {
+            log.expireLeader()
+            try await CheckpointExchangeTests.registerSome(harness, count: 1, offset: 20 + round, through: Array(harness.names))
+        }
+        try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+        // Admission: st-mary proposes, two more of the five organisations approve.
+        let (organization, members, _) = try directory.bundle.validated()
+        let network = harness.node(harness.names[0]).network
+        let admin = { (name: String) in try harness.definition.identity(named: name, directory: harness.directory) }
+        let propose = try admin("st-mary/admin").transaction(network: network, contract: "governance", action: "propose",
+                                                              arguments: ProposalAction.addOrganization(organization, members: members).encoded).envelope
+        var last = try harness.node("st-mary/node").submit(propose.encoded)
+        _ = try await harness.node("st-mary/node").waitForCommit(last, timeout: .seconds(60))
+        for name in ["north-general/admin", "city-childrens/admin"] {
+            let approve = try admin(name).transaction(network: network, contract: "governance", action: "approve", arguments: propose.id.bytes).envelope
+            last = try harness.node("north-general/node").submit(approve.encoded)
+            guard case .committed = try await harness.node("north-general/node").waitForCommit(last, timeout: .seconds(60)) else {
+                Issue.record("approval by \(name) did not commit")
+                return
+            }
+        }
+        let admittedAt = harness.node("north-general/node").tip.height
+        try await harness.waitForHeight(admittedAt)
+        // No block before the admission was sealed by the newcomer; every node agrees on everything.
+        for height in 1...admittedAt {
+            #expect(try harness.node(newcomer).store.header(at: height)?.proposer != fingerprint, "block \(height)")
+        }
+        try harness.expectConverged()
+        // Now a node like the others: give it leadership until it has sealed a block.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var sealed = false
+        var round = 0
+        while !sealed, ContinuousClock.now < deadline {
+            log.expireLeader()
+            round += 1
+            try await CheckpointExchangeTests.registerSome(harness, count: 1, offset: 40 + round, through: Array(harness.names))
+            let tip = harness.node(newcomer).tip
+            sealed = tip.proposer == fingerprint
+        }
+        #expect(sealed, "the admitted node never sealed a block after \(round) leader changes")
+        try await harness.waitForHeight(harness.node(newcomer).tip.height)
+        try harness.expectConverged()
+        try await CheckpointExchangeTests.eventually("the founders judge the newcomer's checkpoint") {
+            harness.node("st-mary/node").peerCheckpoints.contains { $0.node == fingerprint && $0.verdict == .agrees }
+        }
+        await harness.stopAll()
+    }
+}
