@@ -60,17 +60,29 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
     }
 
+    /// Keys are parsed strictly: only the canonical spelling of a height or position counts
+    /// (`UInt64("+5")` and upper-case hex would otherwise make aliases that sort elsewhere), and
+    /// heights stop below `UInt64.max` (the next height must exist).
     func height(ofBlockKey key: [UInt8]) -> UInt64? {
-        guard key.count == blocksPrefix.count + 20, key.starts(with: blocksPrefix) else { return nil }
-        return UInt64(String(decoding: key[blocksPrefix.count...], as: UTF8.self))
+        guard key.count == blocksPrefix.count + 20, key.starts(with: blocksPrefix),
+              key[blocksPrefix.count...].allSatisfy({ (0x30...0x39).contains($0) }),
+              let height = UInt64(String(decoding: key[blocksPrefix.count...], as: UTF8.self)), height < UInt64.max
+        else { return nil }
+        return height
     }
 
     func position(ofQueueKey key: [UInt8]) -> QueuePosition? {
         guard key.starts(with: queuePrefix) else { return nil }
         let rest = String(decoding: key[queuePrefix.count...], as: UTF8.self).split(separator: "/")
-        guard rest.count == 2, let node = Hash256(hex: String(rest[0])), rest[1].utf8.count == 20, let sequence = UInt64(rest[1]) else { return nil }
-        return QueuePosition(node: node, sequence: sequence)
+        guard rest.count == 2, let node = Hash256(hex: String(rest[0])), rest[1].utf8.count == 20,
+              rest[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }), let sequence = UInt64(rest[1]), sequence < Self.maxSequence
+        else { return nil }
+        let position = QueuePosition(node: node, sequence: sequence)
+        return queueKey(position) == key ? position : nil
     }
+
+    /// Queue sequences stop well below `UInt64.max` (a planted key near it must not overflow a node's counter).
+    static let maxSequence: UInt64 = 1 << 62
 
     // MARK: Leadership
 
@@ -140,12 +152,22 @@ public final class EtcdReplicatedLog: ReplicatedLog {
             try? await client.revokeLease(lease.id)
             // Someone leads: wait for the leader key to go (lease expiry or resignation).
             let leader: EtcdClient.KeyValue? = result.results.first.flatMap { if case .range(let range) = $0 { range.kvs.first } else { nil } }
+            if let leader, leader.lease == 0 {
+                // A leader key without a lease would never expire: no campaign could ever win. Only
+                // a hand-written key looks like that; remove exactly that version of it.
+                logger.error("the leader key has no lease (not written by a campaign); removing it")
+                _ = try await client.txn([.init(leaderKey, .equal, .modRevision(leader.modRevision))], success: [.delete(leaderKey)])
+                continue
+            }
             if let leader {
                 if leader.value == candidate.bytes {
                     // This node's own key from before a restart: its lease still runs; wait it out.
                     logger.info("an earlier leader key of this node is still live; waiting for its lease to end")
                 }
-                for try await event in client.watch(key: leaderKey, from: result.revision + 1) where event.kind == .delete { break }
+                // Until the key goes, or is rewritten without a lease (then it would never go).
+                for try await event in client.watch(key: leaderKey, from: result.revision + 1) where event.kind == .delete || event.kv.lease == 0 {
+                    break
+                }
             }
         }
     }
@@ -190,9 +212,14 @@ public final class EtcdReplicatedLog: ReplicatedLog {
 
     // MARK: Blocks
 
+    /// The `tip` key's height, if the block it names exists (`tip` is only a hint: anything that
+    /// can write to etcd can write it, and a leader must not wait for a block that is not there).
     public func latestHeight() async throws -> UInt64? {
-        guard let value = try await client.range(tipKey).kvs.first?.value else { return nil }
-        return UInt64(String(decoding: value, as: UTF8.self))
+        guard let value = try await client.range(tipKey).kvs.first?.value,
+              let height = UInt64(String(decoding: value, as: UTF8.self)), height < UInt64.max,
+              try await !client.range(blockKey(height)).kvs.isEmpty
+        else { return nil }
+        return height
     }
 
     public func blocks(from first: UInt64) -> AsyncThrowingStream<LoggedBlock, any Error> {
@@ -204,20 +231,23 @@ public final class EtcdReplicatedLog: ReplicatedLog {
                 do {
                     // A range read from the next height, in pages, then a watch from after it.
                     var revision: Int64 = 0
+                    var from = blockKey(next)
                     while true {
-                        let page = try await client.range(prefix: blocksPrefix, from: blockKey(next), limit: 16, revision: revision)
+                        let page = try await client.range(prefix: blocksPrefix, from: from, limit: 16, revision: revision)
                         if revision == 0 { revision = page.revision }
                         for kv in page.kvs {
                             guard let at = height(ofBlockKey: kv.key), at >= next else { continue }
-                            continuation.yield(LoggedBlock(height: at, encoded: kv.value))
+                            continuation.yield(logged(at, kv))
                             next = at + 1
                         }
-                        if !page.more { break }
+                        // Page by key, not by height: keys that are not heights must not loop the read.
+                        guard page.more, let last = page.kvs.last else { break }
+                        from = last.key + [0]
                     }
                     failures = 0
                     for try await event in client.watch(prefix: blocksPrefix, from: revision + 1) where event.kind == .put {
                         guard let at = height(ofBlockKey: event.kv.key), at >= next else { continue }
-                        continuation.yield(LoggedBlock(height: at, encoded: event.kv.value))
+                        continuation.yield(logged(at, event.kv))
                         next = at + 1
                     }
                 } catch is CancellationError {
@@ -235,6 +265,10 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    func logged(_ height: UInt64, _ kv: EtcdClient.KeyValue) -> LoggedBlock {
+        LoggedBlock(height: height, encoded: kv.value, revision: UInt64(max(kv.createRevision, 0)), overwritten: kv.version > 1)
     }
 
     // MARK: Queue
@@ -258,7 +292,9 @@ public final class EtcdReplicatedLog: ReplicatedLog {
                     var from: [UInt8]? = nil
                     var revision: Int64 = 0
                     while true {
-                        let page = try await client.range(prefix: queuePrefix, from: from, limit: 512, revision: revision)
+                        // Small pages: a value may be up to etcd's request limit (1.5 MiB) and a
+                        // response is capped at 64 MiB.
+                        let page = try await client.range(prefix: queuePrefix, from: from, limit: 32, revision: revision)
                         if revision == 0 { revision = page.revision }
                         live += page.kvs
                         guard page.more, let last = page.kvs.last else { break }
@@ -316,7 +352,7 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         var highest: UInt64 = 0
         var from: [UInt8]? = nil
         while true {
-            let page = try await client.range(prefix: nodePrefix, from: from, limit: 512)
+            let page = try await client.range(prefix: nodePrefix, from: from, limit: 32)
             for kv in page.kvs { if let position = position(ofQueueKey: kv.key) { highest = max(highest, position.sequence) } }
             guard page.more, let last = page.kvs.last else { break }
             from = last.key + [0]
@@ -349,7 +385,7 @@ public final class EtcdReplicatedLog: ReplicatedLog {
                     var from: [UInt8]? = nil
                     var revision: Int64 = 0
                     while true {
-                        let page = try await client.range(prefix: checkpointsPrefix, from: from, limit: 256, revision: revision)
+                        let page = try await client.range(prefix: checkpointsPrefix, from: from, limit: 16, revision: revision)
                         if revision == 0 { revision = page.revision }
                         page.kvs.forEach(deliver)
                         guard page.more, let last = page.kvs.last else { break }
@@ -383,10 +419,17 @@ public final class EtcdReplicatedLog: ReplicatedLog {
 
     public func endpoints() async throws -> [Hash256: String] {
         var endpoints: [Hash256: String] = [:]
-        for kv in try await client.range(prefix: nodesPrefix, limit: 1000).kvs {
-            guard let node = Hash256(hex: String(decoding: kv.key.dropFirst(nodesPrefix.count), as: UTF8.self)),
-                  let endpoint = String(validating: kv.value, as: UTF8.self), endpoint.utf8.count <= 2048 else { continue }
-            endpoints[node] = endpoint
+        var from: [UInt8]? = nil
+        while true {
+            let page = try await client.range(prefix: nodesPrefix, from: from, limit: 64)
+            for kv in page.kvs {
+                guard let node = Hash256(hex: String(decoding: kv.key.dropFirst(nodesPrefix.count), as: UTF8.self)),
+                      kv.key == nodesPrefix + Array(node.hex.utf8),
+                      let endpoint = String(validating: kv.value, as: UTF8.self), endpoint.utf8.count <= 2048 else { continue }
+                endpoints[node] = endpoint
+            }
+            guard page.more, let last = page.kvs.last else { break }
+            from = last.key + [0]
         }
         return endpoints
     }

@@ -47,6 +47,7 @@ public final class MemoryReplicatedLog: ReplicatedLog {
     struct State {
         var revision: UInt64 = 1
         var blocks: [UInt64: [UInt8]] = [:]
+        var blockRevisions: [UInt64: UInt64] = [:]
         var leader: Lease?
         var candidates: [Int: CheckedContinuation<Void, Never>] = [:]
         var queue: [QueuePosition: (revision: UInt64, entry: QueueEntry)] = [:]
@@ -109,17 +110,18 @@ public final class MemoryReplicatedLog: ReplicatedLog {
     }
 
     public func append(_ block: Block, encoded: [UInt8], leadership: any Leadership, consumed: [QueuePosition]) async throws -> AppendOutcome {
-        let (blockWatchers, queueWatchers, appended) = state.withLock { state in
+        let (blockWatchers, queueWatchers, appended, revision) = state.withLock { state in
             guard let leader = state.leader, leader.epoch == leadership.epoch, state.blocks[block.header.height] == nil else {
-                return ([AsyncThrowingStream<LoggedBlock, any Error>.Continuation](), [AsyncThrowingStream<QueueEvent, any Error>.Continuation](), false)
+                return ([AsyncThrowingStream<LoggedBlock, any Error>.Continuation](), [AsyncThrowingStream<QueueEvent, any Error>.Continuation](), false, UInt64(0))
             }
             state.revision += 1
             state.blocks[block.header.height] = encoded
+            state.blockRevisions[block.header.height] = state.revision
             for position in consumed { state.queue.removeValue(forKey: position) }
-            return (Array(state.blockWatchers.values), Array(state.queueWatchers.values), true)
+            return (Array(state.blockWatchers.values), Array(state.queueWatchers.values), true, state.revision)
         }
         guard appended else { return .superseded }
-        for watcher in blockWatchers { watcher.yield(LoggedBlock(height: block.header.height, encoded: encoded)) }
+        for watcher in blockWatchers { watcher.yield(LoggedBlock(height: block.header.height, encoded: encoded, revision: revision)) }
         for watcher in queueWatchers { for position in consumed { watcher.yield(.removed(position)) } }
         return .appended
     }
@@ -128,7 +130,7 @@ public final class MemoryReplicatedLog: ReplicatedLog {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: LoggedBlock.self)
         let id = state.withLock { state -> Int in
             for key in state.blocks.keys.sorted() where key >= height {
-                continuation.yield(LoggedBlock(height: key, encoded: state.blocks[key]!))
+                continuation.yield(LoggedBlock(height: key, encoded: state.blocks[key]!, revision: state.blockRevisions[key] ?? 0))
             }
             state.nextWatcher += 1
             state.blockWatchers[state.nextWatcher] = continuation

@@ -41,6 +41,14 @@ final class CheckpointBook: Sendable {
         state.withLock { $0.latest[node] = statement }
     }
 
+    /// Forgets the statements of nodes that are no longer current (revoked, organisation removed).
+    func keep(only nodes: Set<Hash256>) {
+        state.withLock { state in
+            state.latest = state.latest.filter { nodes.contains($0.key) }
+            state.verdicts = state.verdicts.filter { nodes.contains($0.key) }
+        }
+    }
+
     var peers: [PeerCheckpoint] {
         state.withLock { state in
             state.latest.sorted { $0.key.hex < $1.key.hex }.map { node, statement in
@@ -52,6 +60,9 @@ final class CheckpointBook: Sendable {
 
     struct Judgement {
         var agreeing = 0
+        /// Peers ahead of this node: no verdict yet, and presumed to agree (an honest node that
+        /// lags must not be outvoted by one dissenter while its honest peers are ahead of it).
+        var ahead = 0
         /// Peers whose statement conflicts with this node's chain, by fingerprint order.
         var conflicting: [(node: Hash256, statement: PublishedCheckpoint.Statement)] = []
         /// The conflicting peers that did not conflict at the previous judgement.
@@ -72,6 +83,7 @@ final class CheckpointBook: Sendable {
             state.judged = latest
             var judgement = Judgement()
             judgement.agreeing = verdicts.values.filter { $0 == .agrees }.count
+            judgement.ahead = verdicts.values.filter { $0 == .ahead }.count
             judgement.conflicting = verdicts.filter { $0.value == .conflicts }.map(\.key).sorted { $0.hex < $1.hex }.map { ($0, latest[$0]!) }
             judgement.new = judgement.conflicting.filter { state.reported.insert($0.node).inserted }
             state.reported.formIntersection(judgement.conflicting.map(\.node))
@@ -147,6 +159,9 @@ extension LedgerNode {
     /// Re-judges the peers' checkpoints against the chain (after a peer published, or this node committed).
     func judgePeers(_ replication: Replication) throws {
         let tip = self.tip
+        replication.checkpoints.keep(only: chain.withLock { state in
+            Set(state.members.filter { $0.value.member.role == .node && $0.value.member.revokedAt == nil && $0.value.organizationActive }.keys)
+        })
         let judgement = try replication.checkpoints.evaluate { statement -> Bool? in
             guard statement.height <= tip.height else { return nil }
             let header = statement.height == tip.height ? tip : try store.header(at: statement.height)
@@ -160,7 +175,7 @@ extension LedgerNode {
                 "node": "\(node.hex.prefix(16))", "height": "\(statement.height)", "its_block": "\(statement.blockHash.hex.prefix(16))",
             ])
         }
-        if judgement.conflicting.count > judgement.agreeing, let (node, statement) = judgement.conflicting.first {
+        if judgement.conflicting.count > judgement.agreeing + judgement.ahead, let (node, statement) = judgement.conflicting.first {
             throw divergence("\(judgement.conflicting.count) of the \(judgement.conflicting.count + judgement.agreeing) other nodes whose checkpoints this node can judge signed a different chain (node \(node.hex.prefix(16))… signed block \(statement.blockHash.hex.prefix(16))… at height \(statement.height))",
                              height: statement.height)
         }

@@ -138,8 +138,9 @@ extension LedgerNode {
                 continue
             }
             if logged.height > height + 1 {
-                // The log trimmed the blocks in between: other nodes serve them.
-                try await catchUp(before: try Block(decoding: logged.encoded), replication)
+                // The log trimmed the blocks in between: other nodes serve them, checked against
+                // this block (itself checked first: the walk back starts from its previous hash).
+                try await catchUp(before: try sealedBlock(logged), replication)
             }
             guard logged.height == tip.height + 1 else {
                 throw LedgerError(.storage, "the log skipped from block \(tip.height) to \(logged.height)")
@@ -159,10 +160,33 @@ extension LedgerNode {
     /// (the log is append-only and the next block chains on it): the node halts, saying why.
     func accept(_ logged: LoggedBlock, _ replication: Replication) throws -> ExecutedBlock {
         do {
-            return try receive(try Block(decoding: logged.encoded))
+            return try receive(try sealedBlock(logged))
         } catch let error as LedgerError where divergence == nil && (error.code == .verificationFailed || error.code == .malformedEncoding) {
             throw divergence("block \(logged.height) in the log cannot be accepted: \(error.message)", height: logged.height)
         }
+    }
+
+    /// A block from the log, with what can be checked before executing it: it decodes, its key is
+    /// its height, it was written once (an append writes a block key exactly once), its epoch is
+    /// below the revision that created its key (the leader key an append compares is created
+    /// before any block of its epoch: a sealer cannot pick an epoch that shuts out later leaders),
+    /// and a registered node signed its header. A failure halts the node (``divergence``).
+    func sealedBlock(_ logged: LoggedBlock) throws -> Block {
+        let at = "block \(logged.height) in the log"
+        let block: Block
+        do { block = try Block(decoding: logged.encoded) } catch {
+            throw divergence("\(at) does not decode: \(error.message)", height: logged.height)
+        }
+        let header = block.header
+        guard header.height == logged.height else { throw divergence("\(at) says it is block \(header.height)", height: logged.height) }
+        guard !logged.overwritten else { throw divergence("\(at) was written more than once (appends write a block once)", height: logged.height) }
+        guard logged.revision == 0 || header.epoch < logged.revision else {
+            throw divergence("\(at) claims epoch \(header.epoch), not below the revision \(logged.revision) that wrote it", height: logged.height)
+        }
+        guard let proposer = chain.withLock({ $0.members[header.proposer] }), proposer.member.role == .node,
+              SignatureCheck.isValid(signature: block.signature, message: header.encoded, publicKey: proposer.key)
+        else { throw divergence("\(at) is not signed by a registered node", height: logged.height) }
+        return block
     }
 
     /// Whether this node's key is a registered, unrevoked node of an active organisation on its
@@ -274,9 +298,32 @@ extension LedgerNode {
 
     private func serve(_ leadership: any Leadership, _ replication: Replication) async throws {
         let log = replication.log
-        // Catch up with every block already in the log before sealing on top of it.
+        guard leadership.epoch > tip.epoch else {
+            // etcd's revisions went backwards (its data was wiped or restored from an old
+            // snapshot): every block of this epoch would be refused. An operator must raise etcd's
+            // revision above the chain's epoch (docs/operations.md).
+            logger.critical("leader epoch is not above the chain's: etcd's revision went backwards", metadata: [
+                "epoch": "\(leadership.epoch)", "chain_epoch": "\(tip.epoch)",
+            ])
+            try await Task.sleep(for: .seconds(5))
+            throw LedgerError(.unavailable, "leader epoch \(leadership.epoch) is not above the chain's epoch \(tip.epoch)")
+        }
+        // Catch up with every block already in the log before sealing on top of it. The log's
+        // `tip` key is only a hint: without progress for 10 s this node gives leadership up
+        // rather than hold it while waiting for blocks that do not come.
         if let latest = try await log.latestHeight(), latest > tip.height {
-            guard await replication.committed.wait(until: latest) else { return }
+            while tip.height < latest {
+                let before = tip.height
+                let progressed = await withTaskGroup(of: Bool.self) { group in
+                    group.addTask { await replication.committed.wait(until: before + 1) }
+                    group.addTask { try? await Task.sleep(for: .seconds(10)); return false }
+                    defer { group.cancelAll() }
+                    return await group.next() ?? false
+                }
+                guard progressed else {
+                    throw LedgerError(.unavailable, "the log's tip says \(latest), but block \(before + 1) does not arrive")
+                }
+            }
         }
         let queue = QueueBuffer()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -310,7 +357,9 @@ extension LedgerNode {
             }
             let entries = queue.take(transactions: batchSize, bytes: Self.maxBlockBytes, entries: replication.log.maxEntriesPerAppend)
             guard !entries.isEmpty else { continue }
-            let envelopes = entries.flatMap(\.envelopes)
+            // An entry too large for a block (no node writes one) is consumed without its envelopes:
+            // kept, it would fail every leader's append in turn and stop ordering.
+            let envelopes = entries.flatMap { $0.size > Self.maxBlockBytes ? [] : $0.envelopes }
             let transactions = prepared(envelopes)
             let height = tip.height + 1
             let executed = try seal(transactions, epoch: leadership.epoch)

@@ -80,10 +80,7 @@ extension LedgerNode {
                 var hash = first.header.previousHash
                 var height = first.header.height - 1
                 while height > tip.height {
-                    let block = try await fetch(height, from: peers)
-                    guard block.header.hash == hash, block.header.height == height else {
-                        throw LedgerError(.verificationFailed, "a peer served block \(height) with a hash that is not the one the log's chain names")
-                    }
+                    let block = try await fetch(height, expecting: hash, from: peers)
                     expected[height] = hash
                     hash = block.header.previousHash
                     height -= 1
@@ -94,10 +91,8 @@ extension LedgerNode {
                 // Pass 2: forward, each checked and executed like a block from the log.
                 while tip.height + 1 < first.header.height {
                     let height = tip.height + 1
-                    let block = try await fetch(height, from: peers)
-                    guard block.header.hash == expected[height] else {
-                        throw LedgerError(.verificationFailed, "a peer served block \(height) with another hash than in pass 1")
-                    }
+                    guard let hash = expected[height] else { break }
+                    let block = try await fetch(height, expecting: hash, from: peers)
                     try commit(try receive(block))
                     replication.committed.advance(to: height)
                     try judgePeers(replication)
@@ -122,8 +117,8 @@ extension LedgerNode {
             .compactMap { URL(string: $0.value).map { NodeClient(baseURL: $0, signer: signer) } }
     }
 
-    /// Block `height` from the first peer that serves it.
-    func fetch(_ height: UInt64, from peers: [NodeClient]) async throws -> Block {
+    /// Block `height` with header hash `hash`, from the first peer that serves exactly it.
+    func fetch(_ height: UInt64, expecting hash: Hash256, from peers: [NodeClient]) async throws -> Block {
         var problems: [String] = []
         for peer in peers {
             do {
@@ -132,7 +127,12 @@ extension LedgerNode {
                     problems.append("\(peer.baseURL.absoluteString): HTTP \(status)")
                     continue
                 }
-                return try Block(decoding: [UInt8](body))
+                let block = try Block(decoding: [UInt8](body))
+                guard block.header.hash == hash, block.header.height == height else {
+                    problems.append("\(peer.baseURL.absoluteString): served another block than the log's chain names")
+                    continue
+                }
+                return block
             } catch {
                 problems.append("\(peer.baseURL.absoluteString): \(error)")
             }

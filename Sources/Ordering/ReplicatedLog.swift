@@ -111,9 +111,17 @@ public enum AppendOutcome: Sendable, Equatable {
 public struct LoggedBlock: Sendable {
     public var height: UInt64
     public var encoded: [UInt8]
-    public init(height: UInt64, encoded: [UInt8]) {
+    /// The store revision that created the block's key (0 if the store has none). An honest
+    /// leader's key is created before its blocks, so a header's epoch is below it.
+    public var revision: UInt64
+    /// Whether the key was written more than once (an append writes it exactly once).
+    public var overwritten: Bool
+
+    public init(height: UInt64, encoded: [UInt8], revision: UInt64 = 0, overwritten: Bool = false) {
         self.height = height
         self.encoded = encoded
+        self.revision = revision
+        self.overwritten = overwritten
     }
 }
 

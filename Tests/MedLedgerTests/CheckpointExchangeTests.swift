@@ -25,7 +25,9 @@ struct CheckpointExchangeTests {
             let envelope = try harness.sign(name.replacingOccurrences(of: "/node", with: "/collector"),
                                             .register(udi: Fixtures.udi(index), attributes: Fixtures.attributes()))
             let id = try harness.node(name).submit(envelope.encoded)
-            _ = try await harness.node(name).waitForCommit(id, timeout: .seconds(60))
+            guard case .committed = try await harness.node(name).waitForCommit(id, timeout: .seconds(60)) else {
+                throw LedgerError(.internal, "registration \(index) through \(name) did not commit within 60 s")
+            }
         }
     }
 
@@ -232,5 +234,55 @@ struct CheckpointExchangeTests {
         #expect(statement.height == 7 && statement.logSize == 12 && statement.blockHash == Hash256.of(Array("block".utf8)))
         #expect(checkpoint.encoded == Array(published.dropFirst()))
         #expect(Hash256.of(checkpoint.encoded).hex == "6062662364c16cf47931026c63eaec808380416ec08173718286bcb0669d25df")
+    }
+
+    /// A sealer cannot pick its epoch: one block with epoch 2⁶⁴−1 once made every later honest
+    /// block "older" (refused), and the followers' processes exited. Now the epoch must be below
+    /// the revision that wrote the block, and a refused block halts the node, which stays up.
+    @Test func aBlockWithAnEpochAboveItsRevisionIsRefused() async throws {
+        let log = MemoryReplicatedLog()
+        let leadership = try await log.campaign(candidate: .zero)
+        let harness = try ReplicatedHarness(log: log, nodes: Array(ReplicatedHarness.defaultNodes.prefix(2)))
+        let genesis = harness.node(harness.names[0]).tip
+        let proposer = try harness.definition.identity(named: ReplicatedHarness.defaultNodes[2], directory: harness.directory)
+        var header = genesis
+        header.height = 1
+        header.previousHash = genesis.hash
+        header.proposer = proposer.fingerprint
+        header.epoch = .max
+        header.transactionCount = 0
+        let block = Block(header: header, signature: proposer.sign(header.encoded), envelopes: [])
+        #expect(try await log.append(block, encoded: block.encoded, leadership: leadership, consumed: []) == .appended)
+        for name in harness.names {
+            try await Self.eventually("\(name) refused the block") { harness.node(name).divergence != nil }
+            let reason = harness.node(name).divergence?.reason ?? ""
+            #expect(reason.contains("claims epoch"), "\(reason)")
+            #expect(harness.node(name).tip.height == 0)
+        }
+        await harness.stopAll()
+    }
+
+    /// A node that lags (its honest peers' checkpoints are ahead of it) is not outvoted by one
+    /// dissenter: peers ahead count as presumed agreeing.
+    @Test func aLaggingNodeIsNotHaltedByOneDissenter() async throws {
+        let log = MemoryReplicatedLog()
+        let harness = try ReplicatedHarness(log: log)
+        try await Self.registerSome(harness, count: 3)
+        try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+        await harness.stop(harness.names[2])
+        await harness.stop(harness.names[1])
+        let node = harness.node(harness.names[0])
+        let tip = node.tip
+        let dissenter = try harness.definition.identity(named: harness.names[2], directory: harness.directory)
+        let ahead = try harness.definition.identity(named: harness.names[1], directory: harness.directory)
+        var future = tip
+        future.height += 5
+        try await log.publish(Self.statement(by: ahead, of: future))
+        try await log.publish(Self.statement(by: dissenter, of: tip, change: Self.other))
+        try await Self.eventually("the dissent was judged") { node.peerCheckpoints.contains { $0.verdict == .conflicts } }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(node.divergence == nil, "\(String(describing: node.divergence))")
+        #expect(node.peerCheckpoints.map(\.verdict).sorted { $0.rawValue < $1.rawValue } == [.ahead, .conflicts])
+        await harness.stopAll()
     }
 }
