@@ -267,6 +267,22 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         return stream
     }
 
+    /// Reads every key under `prefix` at one revision, in pages of `limit` keys (paged by key, so
+    /// keys of any shape cannot loop the read; small pages, because one value may be up to etcd's
+    /// request limit of 1.5 MiB and a response is capped at 64 MiB). Returns the revision read at.
+    @discardableResult
+    func readAll(prefix: [UInt8], limit: Int64, _ body: ([EtcdClient.KeyValue]) throws -> Void) async throws -> Int64 {
+        var from: [UInt8]? = nil
+        var revision: Int64 = 0
+        while true {
+            let page = try await client.range(prefix: prefix, from: from, limit: limit, revision: revision)
+            if revision == 0 { revision = page.revision }
+            try body(page.kvs)
+            guard page.more, let last = page.kvs.last else { return revision }
+            from = last.key + [0]
+        }
+    }
+
     func logged(_ height: UInt64, _ kv: EtcdClient.KeyValue) -> LoggedBlock {
         LoggedBlock(height: height, encoded: kv.value, revision: UInt64(max(kv.createRevision, 0)), overwritten: kv.version > 1)
     }
@@ -289,17 +305,7 @@ public final class EtcdReplicatedLog: ReplicatedLog {
             do {
                 while true {
                     var live: [EtcdClient.KeyValue] = []
-                    var from: [UInt8]? = nil
-                    var revision: Int64 = 0
-                    while true {
-                        // Small pages: a value may be up to etcd's request limit (1.5 MiB) and a
-                        // response is capped at 64 MiB.
-                        let page = try await client.range(prefix: queuePrefix, from: from, limit: 32, revision: revision)
-                        if revision == 0 { revision = page.revision }
-                        live += page.kvs
-                        guard page.more, let last = page.kvs.last else { break }
-                        from = last.key + [0]
-                    }
+                    let revision = try await readAll(prefix: queuePrefix, limit: 32) { live += $0 }
                     let positions = live.map { (kv: $0, position: position(ofQueueKey: $0.key)) }
                     let now = Set(positions.compactMap(\.position))
                     for gone in known.subtracting(now).sorted() { continuation.yield(.removed(gone)) }
@@ -350,12 +356,8 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     public func nextQueueSequence(node: Hash256) async throws -> UInt64 {
         let nodePrefix = queuePrefix + Array("\(node.hex)/".utf8)
         var highest: UInt64 = 0
-        var from: [UInt8]? = nil
-        while true {
-            let page = try await client.range(prefix: nodePrefix, from: from, limit: 32)
-            for kv in page.kvs { if let position = position(ofQueueKey: kv.key) { highest = max(highest, position.sequence) } }
-            guard page.more, let last = page.kvs.last else { break }
-            from = last.key + [0]
+        try await readAll(prefix: nodePrefix, limit: 32) { page in
+            for kv in page { if let position = position(ofQueueKey: kv.key) { highest = max(highest, position.sequence) } }
         }
         // Microseconds since the epoch as a floor: sequences stay increasing across restarts.
         let floor = UInt64(Date().timeIntervalSince1970 * 1_000_000)
@@ -382,15 +384,7 @@ public final class EtcdReplicatedLog: ReplicatedLog {
             }
             while !Task.isCancelled {
                 do {
-                    var from: [UInt8]? = nil
-                    var revision: Int64 = 0
-                    while true {
-                        let page = try await client.range(prefix: checkpointsPrefix, from: from, limit: 16, revision: revision)
-                        if revision == 0 { revision = page.revision }
-                        page.kvs.forEach(deliver)
-                        guard page.more, let last = page.kvs.last else { break }
-                        from = last.key + [0]
-                    }
+                    let revision = try await readAll(prefix: checkpointsPrefix, limit: 16) { $0.forEach(deliver) }
                     failures = 0
                     for try await event in client.watch(prefix: checkpointsPrefix, from: revision + 1) where event.kind == .put {
                         deliver(event.kv)
@@ -419,17 +413,13 @@ public final class EtcdReplicatedLog: ReplicatedLog {
 
     public func endpoints() async throws -> [Hash256: String] {
         var endpoints: [Hash256: String] = [:]
-        var from: [UInt8]? = nil
-        while true {
-            let page = try await client.range(prefix: nodesPrefix, from: from, limit: 64)
-            for kv in page.kvs {
+        try await readAll(prefix: nodesPrefix, limit: 64) { page in
+            for kv in page {
                 guard let node = Hash256(hex: String(decoding: kv.key.dropFirst(nodesPrefix.count), as: UTF8.self)),
                       kv.key == nodesPrefix + Array(node.hex.utf8),
                       let endpoint = String(validating: kv.value, as: UTF8.self), endpoint.utf8.count <= 2048 else { continue }
                 endpoints[node] = endpoint
             }
-            guard page.more, let last = page.kvs.last else { break }
-            from = last.key + [0]
         }
         return endpoints
     }

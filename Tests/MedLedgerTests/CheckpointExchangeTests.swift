@@ -31,7 +31,7 @@ struct CheckpointExchangeTests {
         }
     }
 
-    static func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () throws -> Bool) async throws {
+    static func eventually(_ what: String, timeout: Duration = .seconds(90), _ condition: () throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while try !condition() {
             guard ContinuousClock.now < deadline else { throw LedgerError(.internal, "timed out waiting until \(what)") }
@@ -49,6 +49,21 @@ struct CheckpointExchangeTests {
     }
 
     static func other(_ hash: inout Hash256) { hash = Hash256.of(hash.bytes) }
+
+    /// An empty block 1 on the harness's genesis, signed by the registered node that is not running
+    /// (`city-childrens/node`), with `change` applied to its header.
+    static func emptyBlock(after harness: ReplicatedHarness, epoch: UInt64, change: (inout BlockHeader) -> Void = { _ in }) throws -> Block {
+        let genesis = harness.node(harness.names[0]).tip
+        let proposer = try harness.definition.identity(named: ReplicatedHarness.defaultNodes[2], directory: harness.directory)
+        var header = genesis
+        header.height = 1
+        header.previousHash = genesis.hash
+        header.proposer = proposer.fingerprint
+        header.epoch = epoch
+        header.transactionCount = 0
+        change(&header)
+        return Block(header: header, signature: proposer.sign(header.encoded), envelopes: [])
+    }
 
     @Test func everyNodeJudgesTheOthersCheckpointsAsAgreeing() async throws {
         let log = MemoryReplicatedLog()
@@ -191,16 +206,8 @@ struct CheckpointExchangeTests {
         // The test holds leadership: the two running nodes follow and wait to campaign.
         let leadership = try await log.campaign(candidate: .zero)
         let harness = try ReplicatedHarness(log: log, nodes: Array(ReplicatedHarness.defaultNodes.prefix(2)))
-        let genesis = harness.node(harness.names[0]).tip
-        let proposer = try harness.definition.identity(named: ReplicatedHarness.defaultNodes[2], directory: harness.directory)
-        var header = genesis
-        header.height = 1
-        header.previousHash = genesis.hash
-        header.proposer = proposer.fingerprint
-        header.epoch = leadership.epoch
-        header.transactionCount = 0
-        header.stateRoot = Hash256.of(Array("not what executing this block gives".utf8))
-        let block = Block(header: header, signature: proposer.sign(header.encoded), envelopes: [])
+        let block = try Self.emptyBlock(after: harness, epoch: leadership.epoch) { $0.stateRoot = Hash256.of(Array("not what executing this block gives".utf8)) }
+        let header = block.header
         #expect(try await log.append(block, encoded: block.encoded, leadership: leadership, consumed: []) == .appended)
         for name in harness.names {
             try await Self.eventually("\(name) halted on the leader's block") { harness.node(name).divergence != nil }
@@ -243,15 +250,7 @@ struct CheckpointExchangeTests {
         let log = MemoryReplicatedLog()
         let leadership = try await log.campaign(candidate: .zero)
         let harness = try ReplicatedHarness(log: log, nodes: Array(ReplicatedHarness.defaultNodes.prefix(2)))
-        let genesis = harness.node(harness.names[0]).tip
-        let proposer = try harness.definition.identity(named: ReplicatedHarness.defaultNodes[2], directory: harness.directory)
-        var header = genesis
-        header.height = 1
-        header.previousHash = genesis.hash
-        header.proposer = proposer.fingerprint
-        header.epoch = .max
-        header.transactionCount = 0
-        let block = Block(header: header, signature: proposer.sign(header.encoded), envelopes: [])
+        let block = try Self.emptyBlock(after: harness, epoch: .max)
         #expect(try await log.append(block, encoded: block.encoded, leadership: leadership, consumed: []) == .appended)
         for name in harness.names {
             try await Self.eventually("\(name) refused the block") { harness.node(name).divergence != nil }
