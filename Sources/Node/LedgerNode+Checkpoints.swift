@@ -34,6 +34,8 @@ final class CheckpointBook: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Held for a whole judgement (``LedgerNode/judgePeers(_:)``).
+    let judging = Mutex(())
     /// This node's newest checkpoint (of a committed block, or of the block it refused to accept).
     let own = Mutex<PublishedCheckpoint?>(nil)
 
@@ -158,16 +160,20 @@ extension LedgerNode {
 
     /// Re-judges the peers' checkpoints against the chain (after a peer published, or this node committed).
     func judgePeers(_ replication: Replication) throws {
-        let tip = self.tip
-        replication.checkpoints.keep(only: chain.withLock { state in
-            Set(state.members.filter { $0.value.member.role == .node && $0.value.member.revokedAt == nil && $0.value.organizationActive }.keys)
-        })
-        let judgement = try replication.checkpoints.evaluate { statement -> Bool? in
-            guard statement.height <= tip.height else { return nil }
-            let header = statement.height == tip.height ? tip : try store.header(at: statement.height)
-            guard let header else { return nil }
-            return header.hash == statement.blockHash && header.stateRoot == statement.stateRoot
-                && header.logSize == statement.logSize && header.logRoot == statement.logRoot
+        // One judgement at a time, each with the tip it read: a judgement made on an older tip
+        // (a peer's statement arriving as this node commits) must not overwrite a newer one.
+        let judgement = try replication.checkpoints.judging.withLock { _ in
+            let tip = self.tip
+            replication.checkpoints.keep(only: chain.withLock { state in
+                Set(state.members.filter { $0.value.member.role == .node && $0.value.member.revokedAt == nil && $0.value.organizationActive }.keys)
+            })
+            return try replication.checkpoints.evaluate { statement -> Bool? in
+                guard statement.height <= tip.height else { return nil }
+                let header = statement.height == tip.height ? tip : try store.header(at: statement.height)
+                guard let header else { return nil }
+                return header.hash == statement.blockHash && header.stateRoot == statement.stateRoot
+                    && header.logSize == statement.logSize && header.logRoot == statement.logRoot
+            }
         }
         metrics.checkpointPeers(agreeing: judgement.agreeing, conflicting: judgement.conflicting.count)
         for (node, statement) in judgement.new {
