@@ -188,6 +188,21 @@ public final class EtcdCluster: Sendable {
         try await waitUntilServing(index, timeout: timeout)
     }
 
+    /// Starts several members again on their data directories at once (killing any that run),
+    /// then waits until every one serves clients. Members that all went down must come back
+    /// together: one alone has no quorum and never reports that it serves.
+    public func restart(_ indices: [Int], timeout: Duration = .seconds(60)) async throws {
+        for index in indices { await kill(index) }
+        for index in indices {
+            let process = try ManagedProcess(try Self.executable(), arguments(index, state: "existing"))
+            processes.withLock { $0[index] = process }
+        }
+        for index in indices { try await waitUntilServing(index, timeout: timeout) }
+    }
+
+    /// Whether member `index` runs now (started by this cluster and not killed since).
+    public func isRunning(_ index: Int) -> Bool { processes.withLock { $0[index] != nil } }
+
     /// The index of the member that leads now, asked of each running member through `client`
     /// (a client on this cluster's endpoints); waits for an election until `timeout`.
     public func leader(via client: EtcdClient, timeout: Duration = .seconds(20)) async throws -> Int {
