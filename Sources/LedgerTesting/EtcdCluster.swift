@@ -44,6 +44,8 @@ public final class EtcdCluster: Sendable {
     public let directory: String
     let tls: TLSFiles?
     let processes: Mutex<[ManagedProcess?]>
+    /// Every process started per member, killed ones included (for their logs).
+    let history = Mutex<[Int: [ManagedProcess]]>([:])
 
     /// Every member's endpoint, in member order.
     public var endpoints: [String] { members.map(\.endpoint) }
@@ -85,6 +87,7 @@ public final class EtcdCluster: Sendable {
             for index in members.indices {
                 let process = try ManagedProcess(etcd, cluster.arguments(index, state: "new"))
                 cluster.processes.withLock { $0[index] = process }
+                cluster.history.withLock { $0[index, default: []].append(process) }
             }
             for index in members.indices { try await cluster.waitUntilServing(index, timeout: timeout) }
             return cluster
@@ -185,6 +188,7 @@ public final class EtcdCluster: Sendable {
         await kill(index)
         let process = try ManagedProcess(try Self.executable(), arguments(index, state: "existing"))
         processes.withLock { $0[index] = process }
+        history.withLock { $0[index, default: []].append(process) }
         try await waitUntilServing(index, timeout: timeout)
     }
 
@@ -196,8 +200,14 @@ public final class EtcdCluster: Sendable {
         for index in indices {
             let process = try ManagedProcess(try Self.executable(), arguments(index, state: "existing"))
             processes.withLock { $0[index] = process }
+            history.withLock { $0[index, default: []].append(process) }
         }
         for index in indices { try await waitUntilServing(index, timeout: timeout) }
+    }
+
+    /// The output lines (etcd's zap log) of every process started for member `index`, oldest first.
+    public func output(of index: Int) -> [String] {
+        history.withLock { $0[index] ?? [] }.flatMap(\.stdoutLines)
     }
 
     /// Whether member `index` runs now (started by this cluster and not killed since).

@@ -83,7 +83,7 @@ extension ProcessNetwork {
             #expect(report.ok, "\(name): verify failed: \(report.failure ?? "")")
         }
         let epochs = Set(try (0...common).map { try #require(try stores[0].block(at: $0)).header.epoch })
-        timeline.note("checked: height \(common) on every node, \(epochs.count) leader epochs, \(acknowledged.count) acknowledged all committed, every database verifies")
+        timeline.note("check done: height \(common) on every node, \(epochs.count) leader epochs, \(acknowledged.count) acknowledged transactions looked up in every database, every database verified")
         return common
     }
 }

@@ -335,7 +335,12 @@ final class ProcessNetwork: Sendable {
         }
         for id in probes {
             for name in committedOn ?? runningNames {
-                while await status(id, on: name, wait: 5)?.status != "committed" {
+                while true {
+                    let answer = await status(id, on: name, wait: 5)
+                    if answer?.status == "committed" { break }
+                    if answer?.status == "rejected" {
+                        throw LedgerError(.internal, "probe \(id.hex.prefix(12)), acknowledged, was refused in execution on \(name): \(answer?.code ?? "") \(answer?.message ?? "")")
+                    }
                     guard ContinuousClock.now < deadline else {
                         throw LedgerError(.unavailable, "probe \(id.hex.prefix(12)) not committed on \(name) within \(timeout)")
                     }
@@ -397,6 +402,11 @@ final class ProcessNetwork: Sendable {
         timeline.note("\(name) reconnected to etcd")
     }
 
+    /// Whether any process started for `name` wrote `text` to its stderr (its log).
+    func logged(_ name: String, _ text: String) -> Bool {
+        started.withLock { $0 }.contains { $0.0 == name && $0.1.errors.withLock { $0 }.contains(text) }
+    }
+
     // MARK: Stop
 
     /// SIGKILLs every process this network started that still runs, and removes its directory.
@@ -410,6 +420,12 @@ final class ProcessNetwork: Sendable {
             if printingErrors, !errors.isEmpty { print("[\(name) pid \(process.pid) stderr]\n\(errors.suffix(3000))") }
         }
         running.withLock { $0 = [:] }
+        if printingErrors {
+            for member in etcd.members.indices {
+                let lines = etcd.output(of: member).filter { $0.contains("\"level\":\"warn\"") || $0.contains("\"level\":\"error\"") }
+                if !lines.isEmpty { print("[etcd m\(member) warnings]\n\(lines.suffix(20).joined(separator: "\n"))") }
+            }
+        }
         for proxy in proxies.values.joined() { proxy.close() }
         await etcd.stop()
         try? FileManager.default.removeItem(atPath: directory)
