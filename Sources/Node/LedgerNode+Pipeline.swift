@@ -206,10 +206,31 @@ extension LedgerNode {
         var header: BlockHeader { assembled.header }
     }
 
+    /// The time of a new block: this node's clock, but no later than half the skew window after
+    /// the median time of the batch's signed transactions, and never before `floor` (the previous
+    /// block, or a leader's own running count from the block it took over at).
+    ///
+    /// Block time is the sealing node's word (followers only check that it does not go back), and
+    /// every transaction is checked against it. With the clock alone, a leader whose clock was
+    /// minutes ahead put block time minutes ahead, and every transaction acknowledged after it was
+    /// refused as skewed until real time caught up. The transactions' times (each checked at
+    /// admission against the clock of the node that took it) bound that: a leader's fast clock can
+    /// no longer refuse what every other clock accepts. They only ever hold block time back, never
+    /// push it forward (a future time in one signed transaction must not move the chain's clock
+    /// for good), and a minority of odd times cannot move the median. With a right clock the
+    /// median is within a moment of `now` and nothing changes.
+    static func blockTime(now: Int64, previous floor: Int64, batch: [PreparedTransaction], skew: UInt64) -> Int64 {
+        let times = batch.compactMap { $0.signatureVerified ? $0.payload?.timestamp : nil }.sorted()
+        guard !times.isEmpty else { return max(now, floor) }
+        let (latest, overflow) = times[times.count / 2].addingReportingOverflow(Int64(clamping: skew / 2))
+        return max(overflow ? now : min(now, latest), floor)
+    }
+
     /// Executes `batch` as the next block on committed state and signs its header as proposer.
-    func seal(_ batch: [PreparedTransaction], epoch: UInt64) throws -> ExecutedBlock {
-        let (previous, frontier) = chain.withLock { ($0.tip, $0.frontier) }
-        let blockTime = max(Clock.nowMilliseconds(), previous.timestamp)
+    /// `notBefore`: a time the block must not be earlier than (besides the previous block).
+    func seal(_ batch: [PreparedTransaction], epoch: UInt64, notBefore: Int64 = .min) throws -> ExecutedBlock {
+        let (previous, frontier, skew) = chain.withLock { ($0.tip, $0.frontier, $0.config.clockSkewMilliseconds) }
+        let blockTime = Self.blockTime(now: Clock.nowMilliseconds(), previous: max(previous.timestamp, notBefore), batch: batch, skew: skew)
         let started = ContinuousClock.now
         let assembled = try execute(batch, previous: previous, frontier: frontier, blockTime: blockTime, proposer: identity.fingerprint,
                                     epoch: epoch)
