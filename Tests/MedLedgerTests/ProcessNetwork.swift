@@ -18,6 +18,8 @@ import LedgerTesting
 /// run shows its own history.
 final class FaultTimeline: Sendable {
     let start = ContinuousClock.now
+    /// The wall clock at `start`, to place block times on the timeline.
+    let startMilliseconds = Clock.nowMilliseconds()
     let label: String
     let events = Mutex<[String]>([])
 
