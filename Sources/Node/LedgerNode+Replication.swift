@@ -262,8 +262,9 @@ extension LedgerNode {
             let envelopes = entries.flatMap(\.envelopes)
             let transactions = prepared(envelopes)
             let height = tip.height + 1
-            let (elapsed, _) = (ContinuousClock.now - takenAt).components
-            let executed = try seal(transactions, epoch: leadership.epoch, notBefore: takenOver &+ elapsed &* 1000)
+            let (seconds, attoseconds) = (ContinuousClock.now - takenAt).components
+            let elapsed = seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
+            let executed = try seal(transactions, epoch: leadership.epoch, notBefore: takenOver &+ elapsed)
             let block = Block(header: executed.header, signature: executed.signature, envelopes: envelopes)
             let encoded = block.encoded
             replication.sealed.withLock { $0[height] = (Hash256.of(encoded), executed) }

@@ -22,11 +22,11 @@ import LedgerTesting
 struct ClockSkewTests {
     static let windowMilliseconds: Int64 = 10_000
 
-    /// `scripts/clock-offset.c`, compiled once per test run with the toolchain's clang.
-    static let library: Task<String, any Error> = Task {
+    /// `scripts/clock-offset.c`, compiled with the toolchain's clang to a fresh path (removed by the caller).
+    static func compileClockOffset() async throws -> String {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/clock-offset.c").path
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("medledger-clock-offset-\(getpid()).so").path
+        let output = Fixtures.temporaryPath("clock-offset") + ".so"
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
         let clang = path.split(separator: ":").map { "\($0)/clang" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/clang"
         let built = try await ManagedProcess.run(clang, ["-shared", "-fPIC", "-O2", "-o", output, source, "-ldl"], timeout: .seconds(60))
@@ -34,16 +34,14 @@ struct ClockSkewTests {
         return output
     }
 
-    /// The environment that runs a process with its wall clock moved by `offset` milliseconds.
-    static func skewedClock(_ offset: Int64) async throws -> [String: String] {
-        ["LD_PRELOAD": try await library.value, "MEDLEDGER_CLOCK_OFFSET_MS": String(offset)]
-    }
-
     /// Two minutes ahead, and two minutes behind.
     @Test(arguments: [120_000, -120_000] as [Int64])
     func aLeaderWithASkewedClockRefusesNoAcknowledgedTransaction(offset: Int64) async throws {
         let skewed = ProcessNetwork.organizations[0]
-        try await ProcessNetwork.with("clock\(offset > 0 ? "+" : "")\(offset / 1000)s", environment: [skewed: try await Self.skewedClock(offset)],
+        let library = try await Self.compileClockOffset()
+        defer { try? FileManager.default.removeItem(atPath: library) }
+        let clock = ["LD_PRELOAD": library, "MEDLEDGER_CLOCK_OFFSET_MS": String(offset)]
+        try await ProcessNetwork.with("clock\(offset > 0 ? "+" : "")\(offset / 1000)s", environment: [skewed: clock],
                                       initArguments: ["--clock-skew-ms", String(Self.windowMilliseconds)]) { network in
             try await network.makeLeader(skewed)
             let ledAt = ContinuousClock.now

@@ -56,6 +56,8 @@ final class ProcessNetwork: Sendable {
     let etcd: EtcdCluster
     let definition: NetworkDefinition
     let auditor: SigningIdentity
+    /// Each organisation's collector, which signs the load and the probes.
+    let collectors: [String: SigningIdentity]
     let leaseTTL: Int
     let timeline: FaultTimeline
     /// Node fingerprint → organisation, to name the holder of etcd's leader key.
@@ -69,12 +71,13 @@ final class ProcessNetwork: Sendable {
     let session: URLSession
 
     private init(names: [String], directory: String, etcd: EtcdCluster, definition: NetworkDefinition, auditor: SigningIdentity,
-                 leaseTTL: Int, timeline: FaultTimeline, fingerprints: [Hash256: String], proxies: [String: [LoopbackProxy]]) {
+                 collectors: [String: SigningIdentity], leaseTTL: Int, timeline: FaultTimeline, fingerprints: [Hash256: String], proxies: [String: [LoopbackProxy]]) {
         self.names = names
         self.directory = directory
         self.etcd = etcd
         self.definition = definition
         self.auditor = auditor
+        self.collectors = collectors
         self.leaseTTL = leaseTTL
         self.timeline = timeline
         self.fingerprints = fingerprints
@@ -113,13 +116,15 @@ final class ProcessNetwork: Sendable {
             let definition = try NetworkDefinition.load(directory: directory)
             var fingerprints: [Hash256: String] = [:]
             for name in nodes { fingerprints[try definition.identity(named: "\(name)/node", directory: directory).fingerprint] = name }
+            var collectors: [String: SigningIdentity] = [:]
+            for name in nodes { collectors[name] = try definition.identity(named: "\(name)/collector", directory: directory) }
             var proxies: [String: [LoopbackProxy]] = [:]
             if proxied {
                 for name in nodes { proxies[name] = try etcd.members.map { try LoopbackProxy(to: $0.clientPort) } }
             }
             network = ProcessNetwork(names: nodes, directory: directory, etcd: etcd, definition: definition,
                                      auditor: try definition.identity(named: "device-regulator/auditor", directory: directory),
-                                     leaseTTL: leaseTTL, timeline: timeline, fingerprints: fingerprints, proxies: proxies)
+                                     collectors: collectors, leaseTTL: leaseTTL, timeline: timeline, fingerprints: fingerprints, proxies: proxies)
         } catch {
             await etcd.stop()
             try? FileManager.default.removeItem(atPath: directory)
@@ -307,7 +312,7 @@ final class ProcessNetwork: Sendable {
 
     /// A fresh transaction signed by the collector of `organization`.
     func transaction(_ organization: String, serial: Int, timestamp: Int64 = Clock.nowMilliseconds()) throws -> (id: Hash256, envelope: [UInt8]) {
-        let signer = try definition.identity(named: "\(organization)/collector", directory: directory)
+        guard let signer = collectors[organization] else { throw LedgerError(.invalidArgument, "no collector for \(organization)") }
         let action = DeviceAction.register(udi: Fixtures.udi(serial), attributes: Fixtures.attributes())
         let (id, envelope) = signer.transaction(network: definition.networkID, contract: "devices", action: action.name,
                                                 arguments: action.arguments, timestamp: timestamp)
