@@ -264,7 +264,7 @@ extension LedgerNode {
             let height = tip.height + 1
             let (seconds, attoseconds) = (ContinuousClock.now - takenAt).components
             let elapsed = seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
-            let executed = try seal(transactions, epoch: leadership.epoch, notBefore: takenOver &+ elapsed)
+            let executed = try seal(transactions, epoch: leadership.epoch, clockFloor: takenOver &+ elapsed)
             let block = Block(header: executed.header, signature: executed.signature, envelopes: envelopes)
             let encoded = block.encoded
             replication.sealed.withLock { $0[height] = (Hash256.of(encoded), executed) }

@@ -32,6 +32,13 @@ struct BlockTimeTests {
         #expect(LedgerNode.blockTime(now: 880_000, previous: 990_000, batch: batch, skew: 10_000) == 990_000)
     }
 
+    @Test func aLeadersFloorMovesABehindClockOnButNotPastTheTransactions() {
+        let batch = Self.batch([1_000_000, 1_000_100, 1_000_200])
+        #expect(LedgerNode.blockTime(now: 880_000, floor: 1_000_050, previous: 990_000, batch: batch, skew: 10_000) == 1_000_050)
+        // A chain already ahead (previous) waits for real time; a floor from it does not keep it ahead.
+        #expect(LedgerNode.blockTime(now: 1_000_000, floor: 1_020_000, previous: 1_010_000, batch: batch, skew: 10_000) == 1_010_000)
+    }
+
     @Test func neverBeforeThePreviousBlock() {
         #expect(LedgerNode.blockTime(now: 1_000_000, previous: 1_003_000, batch: Self.batch([1_000_000]), skew: 10_000) == 1_003_000)
         #expect(LedgerNode.blockTime(now: 1_000_000, previous: 1_003_000, batch: Self.batch([900_000]), skew: 10_000) == 1_003_000)
