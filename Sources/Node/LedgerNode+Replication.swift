@@ -349,6 +349,10 @@ extension LedgerNode {
     }
 
     private func cutBlocks(_ leadership: any Leadership, _ replication: Replication, queue: QueueBuffer) async throws {
+        // Block time runs on from the block this leader took over at, by its monotonic clock: a
+        // leader whose wall clock is behind would otherwise keep block time still (it never goes
+        // back) until every transaction is refused as too new.
+        let (takenOver, takenAt) = (tip.timestamp, ContinuousClock.now)
         while leadership.isHeld, !Task.isCancelled {
             guard let firstArrival = await queue.waitForEntries() else { return }
             let (batchSize, timeout) = chain.withLock { (Int($0.config.batchSize), Int($0.config.batchTimeoutMilliseconds)) }
@@ -362,7 +366,9 @@ extension LedgerNode {
             let envelopes = entries.flatMap { $0.size > Self.maxBlockBytes ? [] : $0.envelopes }
             let transactions = prepared(envelopes)
             let height = tip.height + 1
-            let executed = try seal(transactions, epoch: leadership.epoch)
+            let (seconds, attoseconds) = (ContinuousClock.now - takenAt).components
+            let elapsed = seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
+            let executed = try seal(transactions, epoch: leadership.epoch, clockFloor: takenOver &+ elapsed)
             let block = Block(header: executed.header, signature: executed.signature, envelopes: envelopes)
             let encoded = block.encoded
             replication.sealed.withLock { $0[height] = (Hash256.of(encoded), executed) }
