@@ -69,7 +69,9 @@ struct EtcdAttackTests {
             try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
             await harness.stop(late)
             try await CheckpointExchangeTests.registerSome(harness, count: 1, offset: 5, through: Array(harness.names.prefix(2)))
-            let height = harness.node(harness.names[0]).tip.height
+            // The block the late node has not seen (the submitting node has it; the other may not yet).
+            let height = harness.names.prefix(2).map { harness.node($0).tip.height }.max() ?? 0
+            try await harness.waitForHeight(height)
             let key = prefix + Array("blocks/\(String(repeating: "0", count: 20 - String(height).count))\(height)".utf8)
             let value = try await withEtcdClient(endpoints: etcd.cluster.endpoints) { try await $0.range(key).kvs.first?.value }
             try await Self.put(etcd, key, try #require(value))
