@@ -39,10 +39,14 @@ public protocol ReplicatedLog: Sendable {
 
     /// Most queue entries one append may consume (etcd limits the operations of one transaction).
     var maxEntriesPerAppend: Int { get }
+
+    /// What orders through this log, for status answers (`GET /v1/node`): "etcd", or "replicated".
+    var orderingName: String { get }
 }
 
 extension ReplicatedLog {
     public var maxEntriesPerAppend: Int { 100 }
+    public var orderingName: String { "replicated" }
 }
 
 /// Leadership of the ordering, held by one node at a time.
