@@ -58,8 +58,8 @@ struct LocalNetworkTests {
     }
 
     /// up (3 organisations, 3 etcd members) → status: one leader, every node at one height and
-    /// hash → a transaction submitted to one node commits on every node → down: every recorded pid
-    /// is gone, and a second down says so.
+    /// hash → a transaction submitted to one node commits on every node → one node SIGKILLed:
+    /// status exits 1 naming it → down: every recorded pid is gone, and a second down says so.
     @Test func upStatusSubmitDown() async throws {
         let directory = Fixtures.temporaryPath("network-up")
         do {
@@ -113,11 +113,28 @@ struct LocalNetworkTests {
             #expect(after.ok, "\(after.problems)")
             #expect((after.common_height ?? 0) >= 1)
 
+            // A node that is gone makes status fail and name it.
+            let victim = table.nodes[2]
+            #expect(DetachedProcess.isRunning(pid: victim.pid, startTime: victim.startTime))
+            kill(victim.pid, SIGKILL)
+            let deadline2 = ContinuousClock.now + .seconds(30)
+            while DetachedProcess.isRunning(pid: victim.pid, startTime: victim.startTime), ContinuousClock.now < deadline2 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let degraded = try await Self.status(directory)
+            #expect(degraded.code != 0, "status exit \(degraded.code) with \(victim.name) killed")
+            #expect(degraded.report?.nodes.first { $0.name == victim.name }?.up == false)
+            #expect(degraded.report?.problems.contains { $0.contains("\(victim.name) is down") } == true, "\(degraded.report?.problems ?? [])")
+
             let down = try await ManagedProcess.medledger("network", "down", "--data", directory)
             #expect(down.status == 0, "\(down.stderr)")
             for record in table.processes {
                 #expect(!DetachedProcess.isRunning(pid: record.pid, startTime: record.startTime), "\(record.name) (pid \(record.pid)) still runs")
-                #expect(down.stdout.contains("stopped \(record.name)") || down.stdout.contains("killed \(record.name)"), "\(down.stdout)")
+                if record == victim {
+                    #expect(down.stdout.contains("\(record.name) (pid \(record.pid)) was already gone"), "\(down.stdout)")
+                } else {
+                    #expect(down.stdout.contains("stopped \(record.name)") || down.stdout.contains("killed \(record.name)"), "\(down.stdout)")
+                }
             }
             #expect(try ProcessTable.load(directory: directory) == nil)
             let again = try await ManagedProcess.medledger("network", "down", "--data", directory)
