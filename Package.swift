@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "LedgerCore", "Contracts", "LedgerStore", "Ordering", "Research", "Privacy",
+                "LedgerCore", "Contracts", "LedgerStore", "Ordering", "Research", "Privacy", "Collector",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -115,9 +115,11 @@ public struct NodeClient: Sendable {
 
     /// GET `target` (path and query exactly as given, e.g. `/v1/devices?owner=st-mary`) and return
     /// the status and the body as received.
-    public func raw(_ target: String) async throws -> (status: Int, body: Data) {
+    public func raw(_ target: String, accept: String? = nil) async throws -> (status: Int, body: Data) {
         guard let url = URL(string: target, relativeTo: baseURL)?.absoluteURL else { throw LedgerError(.invalidArgument, "not a request target: \(target)") }
-        let (data, response) = try await session.data(for: signed(URLRequest(url: url)))
+        var request = URLRequest(url: url)
+        if let accept { request.setValue(accept, forHTTPHeaderField: "Accept") }
+        let (data, response) = try await session.data(for: signed(request))
         guard let http = response as? HTTPURLResponse else { throw LedgerError(.io, "no HTTP response") }
         return (http.statusCode, data)
     }

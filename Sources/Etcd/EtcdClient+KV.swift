@@ -81,6 +81,14 @@ extension EtcdClient {
         return try await delete(request)
     }
 
+    /// Deletes every key in `[key, end)`. **Not retried** (see ``put(_:_:lease:previous:)``).
+    public func delete(from key: [UInt8], to end: [UInt8]) async throws -> DeleteResult {
+        var request = Etcdserverpb_DeleteRangeRequest()
+        request.key = Data(key)
+        request.rangeEnd = Data(end)
+        return try await delete(request)
+    }
+
     private func delete(_ request: Etcdserverpb_DeleteRangeRequest) async throws -> DeleteResult {
         let response = try await call("delete", idempotent: false) { connection, options in
             try await connection.kv.deleteRange(request, options: options)

@@ -14,6 +14,8 @@ public import Ordering
 /// | `blocks/<height, 20 digits>` | the sealed block (`MLK1`, docs/formats.md §9) |
 /// | `tip` | the highest appended height, decimal |
 /// | `queue/<node fingerprint hex>/<sequence, 20 digits>` | a queue entry (`MLQE`) |
+/// | `checkpoints/<node fingerprint hex>` | that node's latest signed checkpoint (`MLPC`) |
+/// | `nodes/<node fingerprint hex>` | that node's advertised API address (UTF-8 URL) |
 ///
 /// An append is one transaction: `create_revision(leader) == epoch` and `create_revision(block N)
 /// == 0`, then put block N, put `tip`, delete every consumed queue entry. A leader whose lease
@@ -24,15 +26,20 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     let prefix: [UInt8]
     let leaseTTL: Int64
     let logger: Logger
+    public let retention: RetentionPolicy?
+    /// The revision of the previous trim: the next one compacts history up to it (watchers get one
+    /// interval to catch up before their history goes), and which member to defragment next.
+    let trimState = Mutex<(revision: Int64, nextDefragment: Int)>((0, 0))
 
     /// Most queue entries one append may delete (etcd's `--max-txn-ops` is 128 by default;
     /// the append also writes the block and the tip).
     public static let maxEntriesPerBlock = 100
 
-    public init(client: EtcdClient, network: Hash256, leaseTTL: Int64 = 3, logger: Logger) {
+    public init(client: EtcdClient, network: Hash256, leaseTTL: Int64 = 3, retention: RetentionPolicy? = RetentionPolicy(), logger: Logger) {
         self.client = client
         self.prefix = Array("/medledger/\(network.hex)/".utf8)
         self.leaseTTL = leaseTTL
+        self.retention = retention
         self.logger = logger
     }
 
@@ -40,6 +47,8 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     var tipKey: [UInt8] { prefix + Array("tip".utf8) }
     var blocksPrefix: [UInt8] { prefix + Array("blocks/".utf8) }
     var queuePrefix: [UInt8] { prefix + Array("queue/".utf8) }
+    var checkpointsPrefix: [UInt8] { prefix + Array("checkpoints/".utf8) }
+    var nodesPrefix: [UInt8] { prefix + Array("nodes/".utf8) }
 
     func blockKey(_ height: UInt64) -> [UInt8] { blocksPrefix + Array(Self.padded(height).utf8) }
     func queueKey(_ position: QueuePosition) -> [UInt8] {
@@ -51,17 +60,29 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
     }
 
+    /// Keys are parsed strictly: only the canonical spelling of a height or position counts
+    /// (`UInt64("+5")` and upper-case hex would otherwise make aliases that sort elsewhere), and
+    /// heights stop below `UInt64.max` (the next height must exist).
     func height(ofBlockKey key: [UInt8]) -> UInt64? {
-        guard key.count == blocksPrefix.count + 20, key.starts(with: blocksPrefix) else { return nil }
-        return UInt64(String(decoding: key[blocksPrefix.count...], as: UTF8.self))
+        guard key.count == blocksPrefix.count + 20, key.starts(with: blocksPrefix),
+              key[blocksPrefix.count...].allSatisfy({ (0x30...0x39).contains($0) }),
+              let height = UInt64(String(decoding: key[blocksPrefix.count...], as: UTF8.self)), height < UInt64.max
+        else { return nil }
+        return height
     }
 
     func position(ofQueueKey key: [UInt8]) -> QueuePosition? {
         guard key.starts(with: queuePrefix) else { return nil }
         let rest = String(decoding: key[queuePrefix.count...], as: UTF8.self).split(separator: "/")
-        guard rest.count == 2, let node = Hash256(hex: String(rest[0])), rest[1].utf8.count == 20, let sequence = UInt64(rest[1]) else { return nil }
-        return QueuePosition(node: node, sequence: sequence)
+        guard rest.count == 2, let node = Hash256(hex: String(rest[0])), rest[1].utf8.count == 20,
+              rest[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }), let sequence = UInt64(rest[1]), sequence < Self.maxSequence
+        else { return nil }
+        let position = QueuePosition(node: node, sequence: sequence)
+        return queueKey(position) == key ? position : nil
     }
+
+    /// Queue sequences stop well below `UInt64.max` (a planted key near it must not overflow a node's counter).
+    static let maxSequence: UInt64 = 1 << 62
 
     // MARK: Leadership
 
@@ -131,12 +152,22 @@ public final class EtcdReplicatedLog: ReplicatedLog {
             try? await client.revokeLease(lease.id)
             // Someone leads: wait for the leader key to go (lease expiry or resignation).
             let leader: EtcdClient.KeyValue? = result.results.first.flatMap { if case .range(let range) = $0 { range.kvs.first } else { nil } }
+            if let leader, leader.lease == 0 {
+                // A leader key without a lease would never expire: no campaign could ever win. Only
+                // a hand-written key looks like that; remove exactly that version of it.
+                logger.error("the leader key has no lease (not written by a campaign); removing it")
+                _ = try await client.txn([.init(leaderKey, .equal, .modRevision(leader.modRevision))], success: [.delete(leaderKey)])
+                continue
+            }
             if let leader {
                 if leader.value == candidate.bytes {
                     // This node's own key from before a restart: its lease still runs; wait it out.
                     logger.info("an earlier leader key of this node is still live; waiting for its lease to end")
                 }
-                for try await event in client.watch(key: leaderKey, from: result.revision + 1) where event.kind == .delete { break }
+                // Until the key goes, or is rewritten without a lease (then it would never go).
+                for try await event in client.watch(key: leaderKey, from: result.revision + 1) where event.kind == .delete || event.kv.lease == 0 {
+                    break
+                }
             }
         }
     }
@@ -181,9 +212,14 @@ public final class EtcdReplicatedLog: ReplicatedLog {
 
     // MARK: Blocks
 
+    /// The `tip` key's height, if the block it names exists (`tip` is only a hint: anything that
+    /// can write to etcd can write it, and a leader must not wait for a block that is not there).
     public func latestHeight() async throws -> UInt64? {
-        guard let value = try await client.range(tipKey).kvs.first?.value else { return nil }
-        return UInt64(String(decoding: value, as: UTF8.self))
+        guard let value = try await client.range(tipKey).kvs.first?.value,
+              let height = UInt64(String(decoding: value, as: UTF8.self)), height < UInt64.max,
+              try await !client.range(blockKey(height)).kvs.isEmpty
+        else { return nil }
+        return height
     }
 
     public func blocks(from first: UInt64) -> AsyncThrowingStream<LoggedBlock, any Error> {
@@ -195,20 +231,23 @@ public final class EtcdReplicatedLog: ReplicatedLog {
                 do {
                     // A range read from the next height, in pages, then a watch from after it.
                     var revision: Int64 = 0
+                    var from = blockKey(next)
                     while true {
-                        let page = try await client.range(prefix: blocksPrefix, from: blockKey(next), limit: 16, revision: revision)
+                        let page = try await client.range(prefix: blocksPrefix, from: from, limit: 16, revision: revision)
                         if revision == 0 { revision = page.revision }
                         for kv in page.kvs {
                             guard let at = height(ofBlockKey: kv.key), at >= next else { continue }
-                            continuation.yield(LoggedBlock(height: at, encoded: kv.value))
+                            continuation.yield(logged(at, kv))
                             next = at + 1
                         }
-                        if !page.more { break }
+                        // Page by key, not by height: keys that are not heights must not loop the read.
+                        guard page.more, let last = page.kvs.last else { break }
+                        from = last.key + [0]
                     }
                     failures = 0
                     for try await event in client.watch(prefix: blocksPrefix, from: revision + 1) where event.kind == .put {
                         guard let at = height(ofBlockKey: event.kv.key), at >= next else { continue }
-                        continuation.yield(LoggedBlock(height: at, encoded: event.kv.value))
+                        continuation.yield(logged(at, event.kv))
                         next = at + 1
                     }
                 } catch is CancellationError {
@@ -228,6 +267,26 @@ public final class EtcdReplicatedLog: ReplicatedLog {
         return stream
     }
 
+    /// Reads every key under `prefix` at one revision, in pages of `limit` keys (paged by key, so
+    /// keys of any shape cannot loop the read; small pages, because one value may be up to etcd's
+    /// request limit of 1.5 MiB and a response is capped at 64 MiB). Returns the revision read at.
+    @discardableResult
+    func readAll(prefix: [UInt8], limit: Int64, _ body: ([EtcdClient.KeyValue]) throws -> Void) async throws -> Int64 {
+        var from: [UInt8]? = nil
+        var revision: Int64 = 0
+        while true {
+            let page = try await client.range(prefix: prefix, from: from, limit: limit, revision: revision)
+            if revision == 0 { revision = page.revision }
+            try body(page.kvs)
+            guard page.more, let last = page.kvs.last else { return revision }
+            from = last.key + [0]
+        }
+    }
+
+    func logged(_ height: UInt64, _ kv: EtcdClient.KeyValue) -> LoggedBlock {
+        LoggedBlock(height: height, encoded: kv.value, revision: UInt64(max(kv.createRevision, 0)), overwritten: kv.version > 1)
+    }
+
     // MARK: Queue
 
     public func enqueue(_ entry: QueueEntry) async throws {
@@ -240,32 +299,41 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     public func queue() -> AsyncThrowingStream<QueueEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: QueueEvent.self)
         let task = Task { [self] in
+            // Positions reported as live: after a compaction the queue is read again, and entries
+            // that went meanwhile are reported removed.
+            var known: Set<QueuePosition> = []
             do {
-                var live: [EtcdClient.KeyValue] = []
-                var from: [UInt8]? = nil
-                var revision: Int64 = 0
                 while true {
-                    let page = try await client.range(prefix: queuePrefix, from: from, limit: 512, revision: revision)
-                    if revision == 0 { revision = page.revision }
-                    live += page.kvs
-                    guard page.more, let last = page.kvs.last else { break }
-                    from = last.key + [0]
-                }
-                for kv in live.sorted(by: { $0.modRevision < $1.modRevision }) {
-                    guard let position = position(ofQueueKey: kv.key) else { continue }
-                    continuation.yield(.added(entry(at: position, decoding: kv.value)))
-                }
-                for try await event in client.watch(prefix: queuePrefix, from: revision + 1) {
-                    guard let position = position(ofQueueKey: event.kv.key) else { continue }
-                    switch event.kind {
-                    case .put: continuation.yield(.added(entry(at: position, decoding: event.kv.value)))
-                    case .delete: continuation.yield(.removed(position))
+                    var live: [EtcdClient.KeyValue] = []
+                    let revision = try await readAll(prefix: queuePrefix, limit: 32) { live += $0 }
+                    let positions = live.map { (kv: $0, position: position(ofQueueKey: $0.key)) }
+                    let now = Set(positions.compactMap(\.position))
+                    for gone in known.subtracting(now).sorted() { continuation.yield(.removed(gone)) }
+                    known = now
+                    for (kv, position) in positions.sorted(by: { $0.kv.modRevision < $1.kv.modRevision }) {
+                        guard let position else { continue }
+                        continuation.yield(.added(entry(at: position, decoding: kv.value)))
                     }
+                    do {
+                        for try await event in client.watch(prefix: queuePrefix, from: revision + 1) {
+                            guard let position = position(ofQueueKey: event.kv.key) else { continue }
+                            switch event.kind {
+                            case .put:
+                                known.insert(position)
+                                continuation.yield(.added(entry(at: position, decoding: event.kv.value)))
+                            case .delete:
+                                known.remove(position)
+                                continuation.yield(.removed(position))
+                            }
+                        }
+                    } catch EtcdError.compacted {
+                        continue
+                    }
+                    break
                 }
                 continuation.finish()
             } catch {
-                // A compacted watch or a failure ends the stream: the leader steps down and the
-                // next one reads the queue afresh.
+                // A failure ends the stream: the leader steps down and the next one reads the queue afresh.
                 continuation.finish(throwing: error)
             }
         }
@@ -288,15 +356,95 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     public func nextQueueSequence(node: Hash256) async throws -> UInt64 {
         let nodePrefix = queuePrefix + Array("\(node.hex)/".utf8)
         var highest: UInt64 = 0
-        var from: [UInt8]? = nil
-        while true {
-            let page = try await client.range(prefix: nodePrefix, from: from, limit: 512)
-            for kv in page.kvs { if let position = position(ofQueueKey: kv.key) { highest = max(highest, position.sequence) } }
-            guard page.more, let last = page.kvs.last else { break }
-            from = last.key + [0]
+        try await readAll(prefix: nodePrefix, limit: 32) { page in
+            for kv in page { if let position = position(ofQueueKey: kv.key) { highest = max(highest, position.sequence) } }
         }
         // Microseconds since the epoch as a floor: sequences stay increasing across restarts.
         let floor = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         return max(highest + 1, floor)
+    }
+
+    // MARK: Checkpoints
+
+    public func publish(_ checkpoint: PublishedCheckpoint) async throws {
+        _ = try await client.put(checkpointsPrefix + Array(checkpoint.signer.hex.utf8), checkpoint.encoded)
+    }
+
+    public func checkpoints() -> AsyncThrowingStream<PublishedCheckpoint, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: PublishedCheckpoint.self)
+        let task = Task { [self] in
+            var failures = 0
+            func deliver(_ kv: EtcdClient.KeyValue) {
+                // Anything that does not decode is not a node's checkpoint: the reader ignores it,
+                // as it ignores a signature that does not verify.
+                if let checkpoint = try? PublishedCheckpoint(decoding: kv.value),
+                   kv.key == checkpointsPrefix + Array(checkpoint.signer.hex.utf8) {
+                    continuation.yield(checkpoint)
+                }
+            }
+            while !Task.isCancelled {
+                do {
+                    let revision = try await readAll(prefix: checkpointsPrefix, limit: 16) { $0.forEach(deliver) }
+                    failures = 0
+                    for try await event in client.watch(prefix: checkpointsPrefix, from: revision + 1) where event.kind == .put {
+                        deliver(event.kv)
+                    }
+                } catch is CancellationError {
+                    break
+                } catch EtcdError.compacted {
+                    continue
+                } catch {
+                    failures += 1
+                    logger.warning("checkpoint watch failed; retrying", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(min(100 * failures, 2000)))
+                }
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    // MARK: Peers and retention
+
+    public func advertise(node: Hash256, endpoint: String) async throws {
+        _ = try await client.put(nodesPrefix + Array(node.hex.utf8), Array(endpoint.utf8))
+    }
+
+    public func endpoints() async throws -> [Hash256: String] {
+        var endpoints: [Hash256: String] = [:]
+        try await readAll(prefix: nodesPrefix, limit: 64) { page in
+            for kv in page {
+                guard let node = Hash256(hex: String(decoding: kv.key.dropFirst(nodesPrefix.count), as: UTF8.self)),
+                      kv.key == nodesPrefix + Array(node.hex.utf8),
+                      let endpoint = String(validating: kv.value, as: UTF8.self), endpoint.utf8.count <= 2048 else { continue }
+                endpoints[node] = endpoint
+            }
+        }
+        return endpoints
+    }
+
+    /// Deletes `blocks/` below `height` (never `tip`), compacts the history up to the previous
+    /// trim's revision, and defragments at most one member whose file is mostly free space.
+    public func trim(below height: UInt64) async throws {
+        guard height > 1 else { return }
+        let deleted = try await client.delete(from: blockKey(0), to: blockKey(height))
+        let (previous, member) = trimState.withLock { state in
+            defer { state.revision = deleted.revision }
+            return (state.revision, state.nextDefragment)
+        }
+        if deleted.deleted > 0 { logger.info("trimmed blocks from etcd", metadata: ["below": "\(height)", "deleted": "\(deleted.deleted)"]) }
+        if previous > 0 {
+            do { try await client.compact(previous) } catch EtcdError.compacted {}
+        }
+        let endpoints = client.endpoints
+        guard !endpoints.isEmpty else { return }
+        let endpoint = endpoints[member % endpoints.count]
+        trimState.withLock { $0.nextDefragment = member + 1 }
+        let status = try await client.status(endpoint: endpoint)
+        if status.dbSize > 64 << 20, status.dbSize > 2 * status.dbSizeInUse {
+            logger.info("defragmenting an etcd member", metadata: ["endpoint": "\(endpoint)", "db_size": "\(status.dbSize)", "in_use": "\(status.dbSizeInUse)"])
+            try await client.defragment(endpoint: endpoint)
+        }
     }
 }

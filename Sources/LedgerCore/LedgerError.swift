@@ -53,6 +53,8 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let replayedRequest = Code(rawValue: "replayed_request")
         /// The ordering service (etcd) did not acknowledge a submission in time (never a ledger status).
         public static let unavailable = Code(rawValue: "unavailable")
+        /// This node found that it disagrees with the network and serves no ledger data (never a ledger status).
+        public static let diverged = Code(rawValue: "diverged")
 
         /// The numeric status stored on the ledger for a transaction refused during execution.
         /// `0` means success. Numbers are part of the on-ledger format and never reused.

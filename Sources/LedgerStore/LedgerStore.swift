@@ -67,6 +67,14 @@ public final class LedgerStore: Sendable {
         }
     }
 
+    /// The header of the block at `height`, if this store holds it.
+    public func header(at height: UInt64) throws -> BlockHeader? {
+        guard let height = Int64(exactly: height) else { return nil }
+        return try writer.read { db in
+            try Data.fetchOne(db, sql: "SELECT header FROM blocks WHERE height = ?", arguments: [height]).map { try BlockHeader(decoding: [UInt8]($0)) }
+        }
+    }
+
     public func block(at height: UInt64) throws -> StoredBlock? {
         try writer.read { db in try Self.block(db, at: height) }
     }

@@ -96,14 +96,7 @@ public struct Checkpoint: Sendable, Hashable {
     }
 
     public static func body(height: UInt64, blockHash: Hash256, stateRoot: Hash256, logSize: UInt64, logRoot: Hash256) -> [UInt8] {
-        var writer = BinaryWriter()
-        writer.writeRaw(Array("MLC1".utf8))
-        writer.write(height)
-        writer.write(blockHash)
-        writer.write(stateRoot)
-        writer.write(logSize)
-        writer.write(logRoot)
-        return writer.bytes
+        PublishedCheckpoint.Statement(height: height, blockHash: blockHash, stateRoot: stateRoot, logSize: logSize, logRoot: logRoot).body
     }
 
     public var body: [UInt8] { Self.body(height: height, blockHash: blockHash, stateRoot: stateRoot, logSize: logSize, logRoot: logRoot) }

@@ -27,6 +27,8 @@ public final class EtcdCluster: Sendable {
     public let directory: String
     let tls: TLSFiles?
     let processes: Mutex<[ManagedProcess?]>
+    /// Every process started per member, killed ones included (for their logs).
+    let history = Mutex<[Int: [ManagedProcess]]>([:])
 
     /// Every member's endpoint, in member order.
     public var endpoints: [String] { members.map(\.endpoint) }
@@ -59,6 +61,7 @@ public final class EtcdCluster: Sendable {
             for index in members.indices {
                 let process = try ManagedProcess(etcd, cluster.arguments(index, state: "new"))
                 cluster.processes.withLock { $0[index] = process }
+                cluster.history.withLock { $0[index, default: []].append(process) }
             }
             for index in members.indices { try await cluster.waitUntilServing(index, timeout: timeout) }
             return cluster
@@ -132,8 +135,30 @@ public final class EtcdCluster: Sendable {
         await kill(index)
         let process = try ManagedProcess(try Self.executable(), arguments(index, state: "existing"))
         processes.withLock { $0[index] = process }
+        history.withLock { $0[index, default: []].append(process) }
         try await waitUntilServing(index, timeout: timeout)
     }
+
+    /// Starts several members again on their data directories at once (killing any that run),
+    /// then waits until every one serves clients. Members that all went down must come back
+    /// together: one alone has no quorum and never reports that it serves.
+    public func restart(_ indices: [Int], timeout: Duration = .seconds(60)) async throws {
+        for index in indices { await kill(index) }
+        for index in indices {
+            let process = try ManagedProcess(try Self.executable(), arguments(index, state: "existing"))
+            processes.withLock { $0[index] = process }
+            history.withLock { $0[index, default: []].append(process) }
+        }
+        for index in indices { try await waitUntilServing(index, timeout: timeout) }
+    }
+
+    /// The output lines (etcd's zap log) of every process started for member `index`, oldest first.
+    public func output(of index: Int) -> [String] {
+        history.withLock { $0[index] ?? [] }.flatMap(\.stdoutLines)
+    }
+
+    /// Whether member `index` runs now (started by this cluster and not killed since).
+    public func isRunning(_ index: Int) -> Bool { processes.withLock { $0[index] != nil } }
 
     /// The index of the member that leads now, asked of each running member through `client`
     /// (a client on this cluster's endpoints); waits for an election until `timeout`.

@@ -31,7 +31,17 @@ public final class ManagedProcess: Sendable {
     /// they are drained by blocking reads on their own threads, and the child is reaped by
     /// `waitpid` on a third. No run-loop callback can be missed, so a test never waits forever
     /// for an exit that already happened.
-    public init(_ executable: String, _ arguments: [String]) throws {
+    ///
+    /// `environment` is added to (and overrides) this process's environment for the child.
+    ///
+    /// The child dies with the test process: it is started through util-linux `setpriv
+    /// --pdeathsig KILL` (which sets `PR_SET_PDEATHSIG` and then `exec`s, so the pid is the
+    /// child's own), from ``Spawner``'s one thread that lives as long as the process. Linux sends
+    /// the death signal when the *thread* that forked the child exits, and the concurrency pool's
+    /// threads come and go, so spawning from them would kill children at random. A test binary
+    /// that crashes or is SIGKILLed therefore leaves no etcd member or node behind. Where
+    /// `setpriv` is missing the child is spawned directly (and may outlive a crash).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         // Pipes are made close-on-exec and the child spawned under one lock, so no other child
         // started by a test can inherit these descriptors between `pipe` and `fcntl`.
         var stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
@@ -42,7 +52,10 @@ public final class ManagedProcess: Sendable {
                 throw POSIXError(.EMFILE)
             }
             for descriptor in stdoutPipe + stderrPipe { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-            return Self.spawn(executable, arguments, stdout: stdoutPipe[1], stderr: stderrPipe[1])
+            let (stdout, stderr) = (stdoutPipe[1], stderrPipe[1])
+            return Spawner.shared.run {
+                Self.spawn(executable, arguments, environment: environment, stdout: stdout, stderr: stderr)
+            }
         }
         close(stdoutPipe[1])
         close(stderrPipe[1])
@@ -68,16 +81,24 @@ public final class ManagedProcess: Sendable {
 
     static let spawnLock = Mutex(())
 
-    static func spawn(_ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32) -> (pid_t, Int32) {
+    /// util-linux `setpriv`, which can set the parent-death signal before it `exec`s the command.
+    static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    static func spawn(_ executable: String, _ arguments: [String], environment: [String: String],
+                      stdout: Int32, stderr: Int32) -> (pid_t, Int32) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        let command = setpriv.map { [$0, "--pdeathsig", "KILL", "--", executable] } ?? [executable]
+        let argv: [UnsafeMutablePointer<CChar>?] = (command + arguments).map { strdup($0) } + [nil]
+        var variables = ProcessInfo.processInfo.environment
+        for (name, value) in environment { variables[name] = value }
+        let envp: [UnsafeMutablePointer<CChar>?] = variables.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, nil, argv, environ)
-        for pointer in argv { free(pointer) }
+        let result = posix_spawn(&child, command[0], &actions, nil, argv, envp)
+        for pointer in argv + envp { free(pointer) }
         posix_spawn_file_actions_destroy(&actions)
         return (child, result)
     }
@@ -214,5 +235,36 @@ public final class ManagedProcess: Sendable {
 
     deinit {
         if isRunning { kill(pid, SIGKILL) }
+    }
+}
+
+/// One thread, alive as long as the process, that spawns every ``ManagedProcess`` child: the
+/// parent-death signal is tied to the thread that forked the child (see ``ManagedProcess/init(_:_:environment:)``).
+final class Spawner: Sendable {
+    static let shared = Spawner()
+
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    private let pending = DispatchSemaphore(value: 0)
+
+    private init() {
+        Thread.detachNewThread { [self] in loop() }
+    }
+
+    private func loop() -> Never {
+        while true {
+            pending.wait()
+            let ready = jobs.withLock { jobs in defer { jobs = [] }; return jobs }
+            for job in ready { job() }
+        }
+    }
+
+    /// Runs `body` on the spawner thread and returns its result.
+    func run<Result: Sendable>(_ body: @escaping @Sendable () -> Result) -> Result {
+        let result = Mutex<Result?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        jobs.withLock { $0.append { result.withLock { $0 = body() }; done.signal() } }
+        pending.signal()
+        done.wait()
+        return result.withLock { $0! }
     }
 }

@@ -47,11 +47,15 @@ public final class MemoryReplicatedLog: ReplicatedLog {
     struct State {
         var revision: UInt64 = 1
         var blocks: [UInt64: [UInt8]] = [:]
+        var blockRevisions: [UInt64: UInt64] = [:]
         var leader: Lease?
         var candidates: [Int: CheckedContinuation<Void, Never>] = [:]
         var queue: [QueuePosition: (revision: UInt64, entry: QueueEntry)] = [:]
         var blockWatchers: [Int: AsyncThrowingStream<LoggedBlock, any Error>.Continuation] = [:]
         var queueWatchers: [Int: AsyncThrowingStream<QueueEvent, any Error>.Continuation] = [:]
+        var checkpoints: [Hash256: PublishedCheckpoint] = [:]
+        var endpoints: [Hash256: String] = [:]
+        var checkpointWatchers: [Int: AsyncThrowingStream<PublishedCheckpoint, any Error>.Continuation] = [:]
         var nextWatcher = 0
     }
 
@@ -106,17 +110,18 @@ public final class MemoryReplicatedLog: ReplicatedLog {
     }
 
     public func append(_ block: Block, encoded: [UInt8], leadership: any Leadership, consumed: [QueuePosition]) async throws -> AppendOutcome {
-        let (blockWatchers, queueWatchers, appended) = state.withLock { state in
+        let (blockWatchers, queueWatchers, appended, revision) = state.withLock { state in
             guard let leader = state.leader, leader.epoch == leadership.epoch, state.blocks[block.header.height] == nil else {
-                return ([AsyncThrowingStream<LoggedBlock, any Error>.Continuation](), [AsyncThrowingStream<QueueEvent, any Error>.Continuation](), false)
+                return ([AsyncThrowingStream<LoggedBlock, any Error>.Continuation](), [AsyncThrowingStream<QueueEvent, any Error>.Continuation](), false, UInt64(0))
             }
             state.revision += 1
             state.blocks[block.header.height] = encoded
+            state.blockRevisions[block.header.height] = state.revision
             for position in consumed { state.queue.removeValue(forKey: position) }
-            return (Array(state.blockWatchers.values), Array(state.queueWatchers.values), true)
+            return (Array(state.blockWatchers.values), Array(state.queueWatchers.values), true, state.revision)
         }
         guard appended else { return .superseded }
-        for watcher in blockWatchers { watcher.yield(LoggedBlock(height: block.header.height, encoded: encoded)) }
+        for watcher in blockWatchers { watcher.yield(LoggedBlock(height: block.header.height, encoded: encoded, revision: revision)) }
         for watcher in queueWatchers { for position in consumed { watcher.yield(.removed(position)) } }
         return .appended
     }
@@ -125,7 +130,7 @@ public final class MemoryReplicatedLog: ReplicatedLog {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: LoggedBlock.self)
         let id = state.withLock { state -> Int in
             for key in state.blocks.keys.sorted() where key >= height {
-                continuation.yield(LoggedBlock(height: key, encoded: state.blocks[key]!))
+                continuation.yield(LoggedBlock(height: key, encoded: state.blocks[key]!, revision: state.blockRevisions[key] ?? 0))
             }
             state.nextWatcher += 1
             state.blockWatchers[state.nextWatcher] = continuation
@@ -162,6 +167,41 @@ public final class MemoryReplicatedLog: ReplicatedLog {
 
     public func nextQueueSequence(node: Hash256) async throws -> UInt64 {
         state.withLock { state in (state.queue.keys.filter { $0.node == node }.map(\.sequence).max() ?? 0) + 1 }
+    }
+
+    public func publish(_ checkpoint: PublishedCheckpoint) async throws {
+        let watchers = state.withLock { state in
+            state.checkpoints[checkpoint.signer] = checkpoint
+            return Array(state.checkpointWatchers.values)
+        }
+        for watcher in watchers { watcher.yield(checkpoint) }
+    }
+
+    public func checkpoints() -> AsyncThrowingStream<PublishedCheckpoint, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: PublishedCheckpoint.self)
+        let id = state.withLock { state -> Int in
+            for (_, checkpoint) in state.checkpoints.sorted(by: { $0.key.hex < $1.key.hex }) { continuation.yield(checkpoint) }
+            state.nextWatcher += 1
+            state.checkpointWatchers[state.nextWatcher] = continuation
+            return state.nextWatcher
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.checkpointWatchers.removeValue(forKey: id) } }
+        return stream
+    }
+
+    /// Every node's latest published checkpoint.
+    public var publishedCheckpoints: [Hash256: PublishedCheckpoint] { state.withLock { $0.checkpoints } }
+
+    public func advertise(node: Hash256, endpoint: String) async throws {
+        state.withLock { $0.endpoints[node] = endpoint }
+    }
+
+    public func endpoints() async throws -> [Hash256: String] { state.withLock { $0.endpoints } }
+
+    public var retention: RetentionPolicy? { nil }
+
+    public func trim(below height: UInt64) async throws {
+        state.withLock { state in state.blocks = state.blocks.filter { $0.key >= height } }
     }
 
     /// Entries still queued (none once every acknowledged transaction is in a block).

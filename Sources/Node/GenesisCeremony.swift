@@ -126,10 +126,17 @@ public enum GenesisCeremony {
     /// CA key (which stays where it is: a node never needs it).
     @discardableResult
     public static func join(genesis: Block, organization: OrganizationDirectory, into directory: String, unapproved: Bool = false,
-                            now: Int64 = Clock.nowMilliseconds()) throws(LedgerError) -> NetworkDefinition {
+                            admitted: Bool = false, now: Int64 = Clock.nowMilliseconds()) throws(LedgerError) -> NetworkDefinition {
         let definition = try NetworkDefinition(genesis: genesis)
         let charter = try GenesisCharter.of(genesis)
         let draft = try charter.config()
+        guard !admitted else {
+            // Not a founder: the governance proposal that admits it is what makes its members count.
+            guard !draft.organizations.contains(where: { $0.id == organization.id }) else {
+                throw LedgerError(.invalidArgument, "\(organization.id) founded this network; join it without --admitted")
+            }
+            return try write(genesis, definition, organization, into: directory)
+        }
         try checkRepresents(draft, founders: try draft.foundingMembers(), organization: organization)
         try checkNoiseKey(draft, organization: organization)
         guard genesis.header.timestamp <= now + Int64(draft.config.clockSkewMilliseconds) else {
@@ -138,6 +145,11 @@ public enum GenesisCeremony {
         guard unapproved || definition.approvedBy.contains(organization.id) else {
             throw LedgerError(.forbidden, "\(organization.id) did not approve this genesis (approved by \(definition.approvedBy.joined(separator: ", "))); join it anyway only if you accept the draft as it is")
         }
+        return try write(genesis, definition, organization, into: directory)
+    }
+
+    static func write(_ genesis: Block, _ definition: NetworkDefinition, _ organization: OrganizationDirectory,
+                      into directory: String) throws(LedgerError) -> NetworkDefinition {
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: directory), !entries.isEmpty {
             throw LedgerError(.invalidConfiguration, "\(directory) is not empty; a node directory is created in a new or empty directory")
         }

@@ -27,6 +27,7 @@ extension LedgerNode {
     }
 
     private func admit(_ bytes: [UInt8]) throws(LedgerError) -> Hash256 {
+        if let divergence { throw LedgerError(.diverged, "this node stopped at height \(divergence.height): \(divergence.reason)") }
         let pendingCount = chain.withLock { $0.pending.count }
         guard pendingCount < Self.maxPending else {
             throw LedgerError(.overloaded, "\(pendingCount) transactions are waiting to be ordered; retry later")
@@ -175,19 +176,34 @@ extension LedgerNode {
         }
     }
 
-    /// Follows the log and campaigns for leadership until ``shutdown()``; a divergence or a
-    /// storage failure stops the node (it must not serve a state the network does not share).
+    /// Follows the log, campaigns for leadership and cross-checks checkpoints until ``shutdown()``.
+    /// A storage failure stops the node. A divergence halts it: it stops ordering and following, and
+    /// until shut down answers only status and metrics, saying why (it must not serve a state the
+    /// network does not share, and an operator must be able to see why it stopped).
     func runReplicated(_ replication: Replication) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.follow(replication) }
-            group.addTask { try await self.lead(replication) }
-            group.addTask { for await _ in replication.stopped {} }
-            defer { group.cancelAll() }
-            do {
-                try await group.next()
-            } catch where replication.stopping.withLock({ $0 }) {
-                // Shutting down: a loop that noticed first is not a failure.
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await self.follow(replication) }
+                group.addTask { try await self.lead(replication) }
+                group.addTask { try await self.crossCheck(replication) }
+                group.addTask { try await self.publishCheckpoints(replication) }
+                group.addTask { for await _ in replication.stopped {} }
+                defer { group.cancelAll() }
+                do {
+                    try await group.next()
+                } catch where replication.stopping.withLock({ $0 }) {
+                    // Shutting down: a loop that noticed first is not a failure.
+                }
             }
+        } catch where divergence != nil {
+            // Tell the others what this node computed (bounded: etcd may be what is failing).
+            if let own = replication.checkpoints.own.withLock({ $0 }) {
+                let publish = Task { try await replication.log.publish(own) }
+                let timeout = Task { try await Task.sleep(for: .seconds(5)); publish.cancel() }
+                _ = try? await publish.value
+                timeout.cancel()
+            }
+            _ = await replication.committed.wait(until: .max)
         }
     }
 
@@ -206,10 +222,34 @@ extension LedgerNode {
         var header: BlockHeader { assembled.header }
     }
 
+    /// The time of a new block: this node's clock (or `floor`, if later), but no later than half
+    /// the skew window after the median time of the batch's signed transactions, and never before
+    /// the previous block.
+    ///
+    /// Block time is the sealing node's word (followers only check that it does not go back), and
+    /// every transaction is checked against it. With the clock alone, a leader whose clock was
+    /// minutes ahead put block time minutes ahead, and every transaction acknowledged after it was
+    /// refused as skewed until real time caught up. The transactions' times (each checked at
+    /// admission against the clock of the node that took it) bound that: a leader's fast clock can
+    /// no longer refuse what every other clock accepts. They only ever hold block time back, never
+    /// push it forward (a future time in one signed transaction must not move the chain's clock
+    /// for good), and a minority of odd times cannot move the median. A leader's `floor` (the block
+    /// it took over at plus its monotonic time since) keeps block time moving when its wall clock
+    /// is behind; it is bounded the same way, so a chain that is ahead still waits for real time.
+    /// With a right clock nothing changes.
+    static func blockTime(now: Int64, floor: Int64 = .min, previous: Int64, batch: [PreparedTransaction], skew: UInt64) -> Int64 {
+        let clock = max(now, floor)
+        let times = batch.compactMap { $0.signatureVerified ? $0.payload?.timestamp : nil }.sorted()
+        guard !times.isEmpty else { return max(clock, previous) }
+        let (latest, overflow) = times[times.count / 2].addingReportingOverflow(Int64(clamping: skew / 2))
+        return max(overflow ? clock : min(clock, latest), previous)
+    }
+
     /// Executes `batch` as the next block on committed state and signs its header as proposer.
-    func seal(_ batch: [PreparedTransaction], epoch: UInt64) throws -> ExecutedBlock {
-        let (previous, frontier) = chain.withLock { ($0.tip, $0.frontier) }
-        let blockTime = max(Clock.nowMilliseconds(), previous.timestamp)
+    /// `clockFloor`: a time this node's clock is taken to be at least (a leader's running count).
+    func seal(_ batch: [PreparedTransaction], epoch: UInt64, clockFloor: Int64 = .min) throws -> ExecutedBlock {
+        let (previous, frontier, skew) = chain.withLock { ($0.tip, $0.frontier, $0.config.clockSkewMilliseconds) }
+        let blockTime = Self.blockTime(now: Clock.nowMilliseconds(), floor: clockFloor, previous: previous.timestamp, batch: batch, skew: skew)
         let started = ContinuousClock.now
         let assembled = try execute(batch, previous: previous, frontier: frontier, blockTime: blockTime, proposer: identity.fingerprint,
                                     epoch: epoch)
@@ -249,6 +289,9 @@ extension LedgerNode {
         let executed = ContinuousClock.now
         do {
             try store.commit(commitBatch)
+            replication?.checkpoints.own.withLock {
+                $0 = PublishedCheckpoint(signer: identity.fingerprint, body: body, signature: checkpoint.signature)
+            }
         } catch {
             logger.critical("block commit failed; stopping", metadata: ["height": "\(header.height)", "error": "\(error)"])
             throw error

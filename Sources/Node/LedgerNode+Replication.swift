@@ -29,6 +29,8 @@ final class Replication: Sendable {
     let stopping = Mutex(false)
     let stopped: AsyncStream<Void>
     let stop: AsyncStream<Void>.Continuation
+    /// The other nodes' checkpoints, and this node's newest one to publish.
+    let checkpoints = CheckpointBook()
 
     init(log: any ReplicatedLog, submissions: SubmissionQueue, height: UInt64) {
         self.log = log
@@ -49,7 +51,8 @@ final class HeightSignal: Sendable {
     private struct State {
         var height: UInt64
         var closed = false
-        var waiters: [(UInt64, CheckedContinuation<Bool, Never>)] = []
+        var nextWaiter = 0
+        var waiters: [(height: UInt64, id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
     }
 
     private let state: Mutex<State>
@@ -61,23 +64,36 @@ final class HeightSignal: Sendable {
     func advance(to height: UInt64) {
         let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             state.height = max(state.height, height)
-            let ready = state.waiters.filter { $0.0 <= state.height }.map(\.1)
-            state.waiters.removeAll { $0.0 <= state.height }
+            let ready = state.waiters.filter { $0.height <= state.height }.map(\.continuation)
+            state.waiters.removeAll { $0.height <= state.height }
             return ready
         }
         for continuation in ready { continuation.resume(returning: true) }
     }
 
-    /// Returns true once the height is at least `height`, false if the signal was closed first.
+    /// Returns true once the height is at least `height`, false if the signal was closed or the
+    /// calling task cancelled first.
     func wait(until height: UInt64) async -> Bool {
-        await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> Bool? in
-                if state.height >= height { return true }
-                if state.closed { return false }
-                state.waiters.append((height, continuation))
-                return nil
+        let id = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool? in
+                    if state.height >= height { return true }
+                    if state.closed || Task.isCancelled { return false }
+                    state.waiters.append((height, id, continuation))
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
             }
-            if let now { continuation.resume(returning: now) }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(returning: false)
         }
     }
 
@@ -85,7 +101,7 @@ final class HeightSignal: Sendable {
         let waiting = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             state.closed = true
             defer { state.waiters = [] }
-            return state.waiters.map(\.1)
+            return state.waiters.map(\.continuation)
         }
         for continuation in waiting { continuation.resume(returning: false) }
     }
@@ -121,16 +137,64 @@ extension LedgerNode {
                 }
                 continue
             }
-            guard logged.height == height + 1 else {
-                throw LedgerError(.storage, "the log skipped from block \(height) to \(logged.height)")
+            if logged.height > height + 1 {
+                // The log trimmed the blocks in between: other nodes serve them, checked against
+                // this block (itself checked first: the walk back starts from its previous hash).
+                try await catchUp(before: try sealedBlock(logged), replication)
+            }
+            guard logged.height == tip.height + 1 else {
+                throw LedgerError(.storage, "the log skipped from block \(tip.height) to \(logged.height)")
             }
             let encodedHash = Hash256.of(logged.encoded)
             if let own = replication.sealed.withLock({ $0.removeValue(forKey: logged.height) }), own.encodedHash == encodedHash {
                 try commit(own.block)
             } else {
-                try commit(try receive(try Block(decoding: logged.encoded)))
+                try commit(try accept(logged, replication))
             }
             replication.committed.advance(to: logged.height)
+            try judgePeers(replication)
+        }
+    }
+
+    /// A block from the log, checked and executed. A block that fails a check cannot be skipped
+    /// (the log is append-only and the next block chains on it): the node halts, saying why.
+    func accept(_ logged: LoggedBlock, _ replication: Replication) throws -> ExecutedBlock {
+        do {
+            return try receive(try sealedBlock(logged))
+        } catch let error as LedgerError where divergence == nil && (error.code == .verificationFailed || error.code == .malformedEncoding) {
+            throw divergence("block \(logged.height) in the log cannot be accepted: \(error.message)", height: logged.height)
+        }
+    }
+
+    /// A block from the log, with what can be checked before executing it: it decodes, its key is
+    /// its height, it was written once (an append writes a block key exactly once), its epoch is
+    /// below the revision that created its key (the leader key an append compares is created
+    /// before any block of its epoch: a sealer cannot pick an epoch that shuts out later leaders),
+    /// and a registered node signed its header. A failure halts the node (``divergence``).
+    func sealedBlock(_ logged: LoggedBlock) throws -> Block {
+        let at = "block \(logged.height) in the log"
+        let block: Block
+        do { block = try Block(decoding: logged.encoded) } catch {
+            throw divergence("\(at) does not decode: \(error.message)", height: logged.height)
+        }
+        let header = block.header
+        guard header.height == logged.height else { throw divergence("\(at) says it is block \(header.height)", height: logged.height) }
+        guard !logged.overwritten else { throw divergence("\(at) was written more than once (appends write a block once)", height: logged.height) }
+        guard logged.revision == 0 || header.epoch < logged.revision else {
+            throw divergence("\(at) claims epoch \(header.epoch), not below the revision \(logged.revision) that wrote it", height: logged.height)
+        }
+        guard let proposer = chain.withLock({ $0.members[header.proposer] }), proposer.member.role == .node,
+              SignatureCheck.isValid(signature: block.signature, message: header.encoded, publicKey: proposer.key)
+        else { throw divergence("\(at) is not signed by a registered node", height: logged.height) }
+        return block
+    }
+
+    /// Whether this node's key is a registered, unrevoked node of an active organisation on its
+    /// chain (a node admitted later, or revoked, follows but never campaigns).
+    var isActiveNode: Bool {
+        chain.withLock { state in
+            guard let member = state.members[identity.fingerprint] else { return false }
+            return member.member.role == .node && member.member.revokedAt == nil && member.organizationActive
         }
     }
 
@@ -159,6 +223,8 @@ extension LedgerNode {
         let assembled = try execute(transactions, previous: previous, frontier: frontier, blockTime: header.timestamp,
                                     proposer: header.proposer, epoch: header.epoch)
         guard assembled.header == header else {
+            // Say what this node computed, signed, so the other nodes can judge who is alone.
+            replication?.checkpoints.own.withLock { $0 = publishedCheckpoint(of: assembled.header) }
             throw divergence("\(at): executing it here gives a different header (state root \(assembled.header.stateRoot.hex.prefix(16))…, the proposer's \(header.stateRoot.hex.prefix(16))…)")
         }
         return ExecutedBlock(transactions: transactions, assembled: assembled, headerBytes: headerBytes, signature: block.signature,
@@ -175,8 +241,8 @@ extension LedgerNode {
     /// Why this node stopped following the network, if it did: it serves no ledger data after it.
     public var divergence: Divergence? { halted.withLock { $0 } }
 
-    func divergence(_ message: String) -> LedgerError {
-        halted.withLock { $0 = $0 ?? Divergence(height: tip.height + 1, reason: message) }
+    func divergence(_ message: String, height: UInt64? = nil) -> LedgerError {
+        halted.withLock { $0 = $0 ?? Divergence(height: height ?? tip.height + 1, reason: message) }
         metrics.diverged()
         logger.critical("this node disagrees with the network; it stops", metadata: ["reason": "\(message)"])
         return LedgerError(.verificationFailed, "divergence: \(message)")
@@ -190,7 +256,15 @@ extension LedgerNode {
     func lead(_ replication: Replication) async throws {
         let log = replication.log
         var failures = 0
+        var toldNotANode = false
         while !Task.isCancelled {
+            guard isActiveNode else {
+                // Its blocks would be refused by every node: the network would stop on them.
+                if !toldNotANode { logger.notice("this node's key is not an active node member of the network yet; it follows and does not campaign") }
+                toldNotANode = true
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
             let leadership: any Leadership
             do {
                 leadership = try await log.campaign(candidate: identity.fingerprint)
@@ -224,9 +298,32 @@ extension LedgerNode {
 
     private func serve(_ leadership: any Leadership, _ replication: Replication) async throws {
         let log = replication.log
-        // Catch up with every block already in the log before sealing on top of it.
+        guard leadership.epoch > tip.epoch else {
+            // etcd's revisions went backwards (its data was wiped or restored from an old
+            // snapshot): every block of this epoch would be refused. An operator must raise etcd's
+            // revision above the chain's epoch (docs/operations.md).
+            logger.critical("leader epoch is not above the chain's: etcd's revision went backwards", metadata: [
+                "epoch": "\(leadership.epoch)", "chain_epoch": "\(tip.epoch)",
+            ])
+            try await Task.sleep(for: .seconds(5))
+            throw LedgerError(.unavailable, "leader epoch \(leadership.epoch) is not above the chain's epoch \(tip.epoch)")
+        }
+        // Catch up with every block already in the log before sealing on top of it. The log's
+        // `tip` key is only a hint: without progress for 10 s this node gives leadership up
+        // rather than hold it while waiting for blocks that do not come.
         if let latest = try await log.latestHeight(), latest > tip.height {
-            guard await replication.committed.wait(until: latest) else { return }
+            while tip.height < latest {
+                let before = tip.height
+                let progressed = await withTaskGroup(of: Bool.self) { group in
+                    group.addTask { await replication.committed.wait(until: before + 1) }
+                    group.addTask { try? await Task.sleep(for: .seconds(10)); return false }
+                    defer { group.cancelAll() }
+                    return await group.next() ?? false
+                }
+                guard progressed else {
+                    throw LedgerError(.unavailable, "the log's tip says \(latest), but block \(before + 1) does not arrive")
+                }
+            }
         }
         let queue = QueueBuffer()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -241,12 +338,21 @@ extension LedgerNode {
             group.addTask {
                 try await self.cutBlocks(leadership, replication, queue: queue)
             }
+            group.addTask {
+                try await self.trimLog(leadership, replication)
+                // No retention policy: nothing to do while leading.
+                await leadership.lost()
+            }
             defer { group.cancelAll(); queue.close() }
             try await group.next()
         }
     }
 
     private func cutBlocks(_ leadership: any Leadership, _ replication: Replication, queue: QueueBuffer) async throws {
+        // Block time runs on from the block this leader took over at, by its monotonic clock: a
+        // leader whose wall clock is behind would otherwise keep block time still (it never goes
+        // back) until every transaction is refused as too new.
+        let (takenOver, takenAt) = (tip.timestamp, ContinuousClock.now)
         while leadership.isHeld, !Task.isCancelled {
             guard let firstArrival = await queue.waitForEntries() else { return }
             let (batchSize, timeout) = chain.withLock { (Int($0.config.batchSize), Int($0.config.batchTimeoutMilliseconds)) }
@@ -255,10 +361,14 @@ extension LedgerNode {
             }
             let entries = queue.take(transactions: batchSize, bytes: Self.maxBlockBytes, entries: replication.log.maxEntriesPerAppend)
             guard !entries.isEmpty else { continue }
-            let envelopes = entries.flatMap(\.envelopes)
+            // An entry too large for a block (no node writes one) is consumed without its envelopes:
+            // kept, it would fail every leader's append in turn and stop ordering.
+            let envelopes = entries.flatMap { $0.size > Self.maxBlockBytes ? [] : $0.envelopes }
             let transactions = prepared(envelopes)
             let height = tip.height + 1
-            let executed = try seal(transactions, epoch: leadership.epoch)
+            let (seconds, attoseconds) = (ContinuousClock.now - takenAt).components
+            let elapsed = seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
+            let executed = try seal(transactions, epoch: leadership.epoch, clockFloor: takenOver &+ elapsed)
             let block = Block(header: executed.header, signature: executed.signature, envelopes: envelopes)
             let encoded = block.encoded
             replication.sealed.withLock { $0[height] = (Hash256.of(encoded), executed) }

@@ -124,8 +124,15 @@ public final class LedgerNode: Sendable {
         guard let tip = try store.tip() else { throw LedgerError(.storage, "no blocks after genesis commit") }
         let frontier = try store.frontier(size: tip.logSize)
         let (config, members, name) = try Self.loadMembership(store)
-        guard let me = members[identity.fingerprint], me.member.role == .node, me.member.revokedAt == nil else {
+        // A solo node seals every block: it must be a node now. A replicated node may be one the
+        // network admits later (its database starts at genesis); it follows, and campaigns only
+        // once its chain registers it (``isActiveNode``).
+        let registered = members[identity.fingerprint].map { $0.member.role == .node && $0.member.revokedAt == nil } ?? false
+        if case .solo = ordering, !registered {
             throw LedgerError(.unknownMember, "identity \(identity.fingerprint.hex.prefix(16))… is not a registered, unrevoked node of this network")
+        }
+        if let member = members[identity.fingerprint], member.member.role != .node || member.member.revokedAt != nil {
+            throw LedgerError(.unknownMember, "identity \(identity.fingerprint.hex.prefix(16))… is a \(member.member.role.rawValue) member\(member.member.revokedAt == nil ? "" : ", revoked,") not a node")
         }
         self.networkName = name
         chain = Mutex(Chain(tip: tip, frontier: frontier, config: config, members: members))

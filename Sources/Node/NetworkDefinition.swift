@@ -138,6 +138,12 @@ public struct NetworkDefinition: Codable, Sendable, Hashable {
             guard FileManager.default.fileExists(atPath: folder + "/\(name).key") else { continue }
             return try OrganizationDirectory.identity(in: folder, name: name)
         }
+        // An organisation admitted by governance after genesis is not in network.json; its
+        // directory is (`network join --admitted`). The ledger decides whether its members count.
+        if parts.count == 2, !organizations.contains(where: { $0.id == parts[0] }) {
+            let folder = Self.organizationPath(parts[0], in: directory)
+            if FileManager.default.fileExists(atPath: folder + "/\(name).key") { return try OrganizationDirectory.identity(in: folder, name: name) }
+        }
         let local = localOrganizations(directory: directory).map(\.id)
         if parts.count == 2, organizations.contains(where: { $0.id == parts[0] }), !local.contains(parts[0]) {
             throw LedgerError(.notFound, "\(directory) holds no keys of \(parts[0]) (it holds \(local.isEmpty ? "none" : local.joined(separator: ", "))): each organisation keeps its own keys")

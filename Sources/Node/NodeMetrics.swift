@@ -22,6 +22,8 @@ public final class NodeMetrics: Sendable {
         var diverged = false
         /// The node certificate's notAfter (Unix seconds), once the node set it.
         var certificateNotAfter: Double?
+        var checkpointsAgreeing = 0
+        var checkpointsConflicting = 0
     }
 
     static let bucketBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -59,6 +61,13 @@ public final class NodeMetrics: Sendable {
     /// (`medledger_certificate_expiry_seconds`; operators alert 30 days ahead).
     func certificate(notAfter: Double) {
         state.withLock { $0.certificateNotAfter = notAfter }
+    }
+
+    func checkpointPeers(agreeing: Int, conflicting: Int) {
+        state.withLock { state in
+            state.checkpointsAgreeing = agreeing
+            state.checkpointsConflicting = conflicting
+        }
     }
 
     func diverged() {
@@ -122,6 +131,9 @@ public final class NodeMetrics: Sendable {
                 metric("medledger_certificate_expiry_seconds", "gauge", "Seconds until this node's certificate expires (negative: expired). Renew before 30 days.")
                 out += "medledger_certificate_expiry_seconds \(Int64((notAfter - Date().timeIntervalSince1970).rounded(.down)))\n"
             }
+            metric("medledger_peer_checkpoints", "gauge", "Other nodes whose latest published checkpoint agrees or conflicts with this node's chain.")
+            out += "medledger_peer_checkpoints{verdict=\"agrees\"} \(state.checkpointsAgreeing)\n"
+            out += "medledger_peer_checkpoints{verdict=\"conflicts\"} \(state.checkpointsConflicting)\n"
             return out
         }
     }

@@ -58,6 +58,16 @@ public struct OrganizationDirectory: Sendable {
         self.bundle = bundle
     }
 
+    /// The organisation's CA from `folder` (`ca.key`, `ca.pem`), checked to be one key pair.
+    public static func authority(in folder: String, organization: String) throws -> CertificateAuthority {
+        let key = try P256.Signing.PrivateKey(pemRepresentation: String(decoding: try SecureFile.read(folder + "/ca.key"), as: UTF8.self))
+        let certificate = try Certificate.parse(pem: String(decoding: try SecureFile.read(folder + "/ca.pem"), as: UTF8.self), "\(folder)/ca.pem")
+        guard P256.Signing.PublicKey(certificate.publicKey)?.rawRepresentation == key.publicKey.rawRepresentation else {
+            throw LedgerError(.invalidCertificate, "\(folder)/ca.key is not the key of \(folder)/ca.pem")
+        }
+        return CertificateAuthority(organization: organization, privateKey: key, certificate: certificate)
+    }
+
     /// The first founding member with `role`.
     public func member(role: Role) -> OrganizationBundle.Member? {
         bundle.members.first { $0.role == role }

@@ -42,6 +42,51 @@ public protocol ReplicatedLog: Sendable {
 
     /// What orders through this log, for status answers (`GET /v1/node`): "etcd", or "replicated".
     var orderingName: String { get }
+
+    /// Publishes `checkpoint` as its signer's latest (replacing the one published before).
+    func publish(_ checkpoint: PublishedCheckpoint) async throws
+
+    /// Every node's latest published checkpoint, then each one published later. Restarts
+    /// transparently (re-reading) when the store discarded the history a watch needs.
+    func checkpoints() -> AsyncThrowingStream<PublishedCheckpoint, any Error>
+
+    /// Records the API address where `node` serves its blocks (for nodes catching up on blocks the
+    /// log no longer holds).
+    func advertise(node: Hash256, endpoint: String) async throws
+
+    /// Every node's advertised API address.
+    func endpoints() async throws -> [Hash256: String]
+
+    /// How many blocks the log keeps (nil: all of them).
+    var retention: RetentionPolicy? { get }
+
+    /// Discards the blocks below `height` and the store's history they occupied.
+    func trim(below height: UInt64) async throws
+}
+
+/// How many blocks a log keeps. The leader trims below every node's latest checkpoint, but always
+/// keeps the newest `keep` blocks (short outages catch up from the log), and never more than `most`
+/// (a node that fell further behind, or a new one, fetches older blocks from a peer node's API).
+public struct RetentionPolicy: Sendable, Hashable {
+    public var keep: UInt64
+    public var most: UInt64
+    /// How often the leader trims.
+    public var interval: Duration
+
+    public init(keep: UInt64 = 1000, most: UInt64? = nil, interval: Duration = .seconds(30)) {
+        self.keep = max(keep, 1)
+        self.most = max(most ?? keep * 8, self.keep)
+        self.interval = interval
+    }
+
+    /// The lowest height to keep, given the log's tip and every node's latest checkpoint height
+    /// (0 for a node that never published one).
+    public func floor(tip: UInt64, checkpoints: [UInt64]) -> UInt64 {
+        let everyone = checkpoints.min() ?? 0
+        let recent = tip >= keep ? tip - keep + 1 : 1
+        let oldest = tip >= most ? tip - most + 1 : 1
+        return max(1, max(min(everyone + 1, recent), oldest))
+    }
 }
 
 extension ReplicatedLog {
@@ -70,65 +115,22 @@ public enum AppendOutcome: Sendable, Equatable {
 public struct LoggedBlock: Sendable {
     public var height: UInt64
     public var encoded: [UInt8]
-    public init(height: UInt64, encoded: [UInt8]) {
+    /// The store revision that created the block's key (0 if the store has none). An honest
+    /// leader's key is created before its blocks, so a header's epoch is below it.
+    public var revision: UInt64
+    /// Whether the key was written more than once (an append writes it exactly once).
+    public var overwritten: Bool
+
+    public init(height: UInt64, encoded: [UInt8], revision: UInt64 = 0, overwritten: Bool = false) {
         self.height = height
         self.encoded = encoded
+        self.revision = revision
+        self.overwritten = overwritten
     }
-}
-
-/// Where a queue entry lives: the submitting node and its per-node sequence number.
-public struct QueuePosition: Sendable, Hashable, Comparable {
-    public var node: Hash256
-    public var sequence: UInt64
-    public init(node: Hash256, sequence: UInt64) {
-        self.node = node
-        self.sequence = sequence
-    }
-
-    public static func < (a: QueuePosition, b: QueuePosition) -> Bool {
-        (a.node.hex, a.sequence) < (b.node.hex, b.sequence)
-    }
-}
-
-/// A batch of admitted envelopes one node queued for ordering.
-///
-/// Encoding: `"MLQE" ‖ u32 count ‖ (bytes envelope)*` (the position is the entry's key).
-public struct QueueEntry: Sendable, Hashable {
-    public var position: QueuePosition
-    public var envelopes: [[UInt8]]
-
-    public init(position: QueuePosition, envelopes: [[UInt8]]) {
-        self.position = position
-        self.envelopes = envelopes
-    }
-
-    public var encodedValue: [UInt8] {
-        var writer = BinaryWriter()
-        writer.writeRaw(Array("MLQE".utf8))
-        writer.write(UInt32(envelopes.count))
-        for envelope in envelopes { writer.writeBytes(envelope) }
-        return writer.bytes
-    }
-
-    public init(position: QueuePosition, decoding bytes: [UInt8]) throws(LedgerError) {
-        var reader = BinaryReader(bytes)
-        guard try reader.readRaw(count: 4, "queue entry magic") == Array("MLQE".utf8) else {
-            throw LedgerError(.malformedEncoding, "queue entry: expected magic MLQE")
-        }
-        let count = Int(try reader.readUInt32("queue entry count"))
-        guard count <= reader.remaining else { throw LedgerError(.malformedEncoding, "queue entry: count exceeds its bytes") }
-        var envelopes: [[UInt8]] = []
-        envelopes.reserveCapacity(count)
-        for _ in 0..<count { envelopes.append(try reader.readBytes("queue entry envelope", maxLength: 1 << 20)) }
-        try reader.expectEnd("queue entry")
-        self.init(position: position, envelopes: envelopes)
-    }
-
-    /// Bytes this entry occupies in the store (for block size limits).
-    public var size: Int { envelopes.reduce(8) { $0 + $1.count + 4 } }
 }
 
 public enum QueueEvent: Sendable {
     case added(QueueEntry)
     case removed(QueuePosition)
 }
+

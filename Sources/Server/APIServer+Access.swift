@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import LedgerCore
+import Node
 
 extension APIServer {
     /// Registers routes so that none runs before its caller is authenticated and the
@@ -8,6 +9,7 @@ extension APIServer {
     struct GuardedRouter {
         let router: Router<BasicRequestContext>
         let authenticator: RequestAuthenticator
+        let node: LedgerNode
 
         typealias Handler = @Sendable (Request, BasicRequestContext, Principal?) async throws -> Response
 
@@ -20,8 +22,11 @@ extension APIServer {
         }
 
         func on(_ path: RouterPath, method: HTTPRequest.Method, _ route: APIRoute, use handler: @escaping Handler) {
-            let authenticator = self.authenticator
+            let (authenticator, node) = (self.authenticator, self.node)
             router.on(path, method: method) { request, context -> Response in
+                if !route.answersWhenDiverged, let divergence = node.divergence {
+                    return APIServer.error(LedgerError(.diverged, "this node disagrees with the network from height \(divergence.height) and serves no ledger data: \(divergence.reason)"))
+                }
                 var request = request
                 var caller: Principal?
                 if route.authentication == .signedRequest {

@@ -55,7 +55,7 @@ public enum APIServer {
         case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned: .conflict
         case .payloadTooLarge: .contentTooLarge
         case .budgetExhausted: .tooManyRequests
-        case .overloaded, .unavailable: .serviceUnavailable
+        case .overloaded, .unavailable, .diverged: .serviceUnavailable
         default: .internalServerError
         }
     }
@@ -90,9 +90,13 @@ public enum APIServer {
     /// authenticated (a signed request, or the envelope's own signature for submissions) and
     /// authorised by ``AccessPolicy`` before the handler runs.
     static func addRoutes(to router: Router<BasicRequestContext>, node: LedgerNode) {
-        let api = GuardedRouter(router: router, authenticator: RequestAuthenticator(node: node))
+        let api = GuardedRouter(router: router, authenticator: RequestAuthenticator(node: node), node: node)
         router.get("/health") { _, _ in
-            json(["status": "ok", "height": String(node.tip.height), "network_id": node.network.hex])
+            if let divergence = node.divergence {
+                return json(["status": "diverged", "height": String(node.tip.height), "network_id": node.network.hex,
+                             "diverged_at": String(divergence.height), "reason": divergence.reason], status: .serviceUnavailable)
+            }
+            return json(["status": "ok", "height": String(node.tip.height), "network_id": node.network.hex])
         }
         api.get("/metrics", .metrics) { _, _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -139,10 +143,16 @@ public enum APIServer {
                 return json(StatusView(id: id, status: status))
             }
         }
-        api.get("/v1/blocks/:height", .block) { _, context, _ in
+        api.get("/v1/blocks/:height", .block) { request, context, _ in
             await handle {
                 let height = try Parameters.height(context.parameters.get("height"), "height")
                 guard let block = try node.store.block(at: height) else { throw LedgerError(.notFound, "no block \(height)") }
+                if request.headers[.accept]?.contains(LedgerNode.blockMediaType) == true {
+                    // The block as sealed (MLK1), for a node catching up, which checks it all again.
+                    let sealed = Block(header: block.header, signature: block.signature, envelopes: block.transactions.map(\.envelope))
+                    return Response(status: .ok, headers: [.contentType: LedgerNode.blockMediaType],
+                                    body: .init(byteBuffer: ByteBuffer(bytes: sealed.encoded)))
+                }
                 return json(BlockView(block))
             }
         }

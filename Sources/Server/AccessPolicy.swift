@@ -46,6 +46,16 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
         }
     }
 
+    /// Whether a node that diverged from the network still answers the route: only what tells an
+    /// operator its state (every other route answers 503 `diverged`, saying why).
+    public var answersWhenDiverged: Bool {
+        switch self {
+        // /v1/node says why the node diverged: `network status` reads it from a halted node.
+        case .health, .metrics, .node: true
+        default: false
+        }
+    }
+
     /// How callers of the route are authenticated.
     public var authentication: Authentication {
         switch self {

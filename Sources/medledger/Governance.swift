@@ -19,12 +19,14 @@ struct Governance: AsyncParsableCommand {
               medledger issue --network ./net --org st-mary --name pump-7 --role device
               medledger governance propose-member --network ./net --identity st-mary/admin \\
                   --certificate ./net/orgs/st-mary/pump-7.pem --device-udi '(01)00844588003288(21)P7'
+              medledger governance propose-organization --network ./net --identity st-mary/admin \\
+                  --bundle ./east-clinic/public/organization.json
               medledger governance approve --network ./net --identity north-general/admin --proposal <id>
               medledger governance revoke --network ./net --identity st-mary/admin --fingerprint <hex>
             """
     )
 
-    @Argument(help: "propose-member, propose-revoke, propose-config, approve or revoke.")
+    @Argument(help: "propose-member, propose-organization, propose-revoke, propose-config, approve or revoke.")
     var action: String
 
     @OptionGroup var options: SubmitOptions
@@ -34,6 +36,9 @@ struct Governance: AsyncParsableCommand {
 
     @Option(name: .long, help: "UDI the device key is bound to (propose-member of a device).")
     var deviceUDI: String?
+
+    @Option(name: .long, help: "A new organisation's public bundle, ORGDIR/public/organization.json (propose-organization).")
+    var bundle: String?
 
     @Option(name: .long, help: "Certificate fingerprint, 64 hex digits (propose-revoke, revoke).")
     var fingerprint: String?
@@ -57,6 +62,15 @@ struct Governance: AsyncParsableCommand {
             else { throw ValidationError("--certificate must name a PEM certificate file") }
             name = "propose"
             arguments = ProposalAction.addMember(MemberRegistration(certificate: parsed.derBytes, deviceUDI: deviceUDI)).encoded
+        case "propose-organization":
+            guard let bundlePath = bundle else { throw ValidationError("propose-organization needs --bundle ORGDIR/public/organization.json") }
+            do {
+                let (organization, members, _) = try OrganizationBundle.load(bundlePath).validated()
+                name = "propose"
+                arguments = ProposalAction.addOrganization(organization, members: members).encoded
+            } catch {
+                throw UserError(error.userMessage)
+            }
         case "propose-revoke":
             guard let fingerprint = fingerprint.flatMap(Hash256.init(hex:)) else { throw ValidationError("--fingerprint must be 64 hex digits") }
             name = "propose"
@@ -77,7 +91,7 @@ struct Governance: AsyncParsableCommand {
             name = "revoke"
             arguments = fingerprint.bytes
         default:
-            throw ValidationError("action must be propose-member, propose-revoke, propose-config, approve or revoke")
+            throw ValidationError("action must be propose-member, propose-organization, propose-revoke, propose-config, approve or revoke")
         }
         let status = try await options.submit(contract: "governance", action: name, arguments: arguments)
         if name == "propose" {
@@ -130,9 +144,7 @@ struct Issue: ParsableCommand {
             throw ValidationError("give --org-dir, or --network and --org")
         }
         do {
-            let caKey = try P256.Signing.PrivateKey(pemRepresentation: String(decoding: try SecureFile.read(folder + "/ca.key"), as: UTF8.self))
-            let caCertificate = try Certificate(pemEncoded: String(decoding: try SecureFile.read(folder + "/ca.pem"), as: UTF8.self))
-            let authority = CertificateAuthority(organization: org, privateKey: caKey, certificate: caCertificate)
+            let authority = try OrganizationDirectory.authority(in: folder, organization: org)
             let key = P256.Signing.PrivateKey()
             let certificate = try authority.issue(name: "\(org)/\(name)", role: role, publicKey: key.publicKey)
             try SecureFile.create(folder + "/\(name).key", text: key.pemRepresentation)

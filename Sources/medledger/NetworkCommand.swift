@@ -254,11 +254,14 @@ struct NetworkJoin: ParsableCommand {
     @Flag(name: .long, help: "Join although this organisation did not approve the genesis (others may have founded it under a majority policy).")
     var unapproved = false
 
+    @Flag(name: .long, help: "This organisation is not a founder: the network admitted it later (`governance propose-organization`); its node starts from genesis.")
+    var admitted = false
+
     func run() throws {
         do {
             let block = try Block(decoding: try SecureFile.read(Network.file(genesis, orIn: NetworkDefinition.genesisFileName)))
             let organization = try OrganizationDirectory.load(orgDir)
-            let definition = try GenesisCeremony.join(genesis: block, organization: organization, into: out, unapproved: unapproved)
+            let definition = try GenesisCeremony.join(genesis: block, organization: organization, into: out, unapproved: unapproved, admitted: admitted)
             print("\(organization.id) joined network \(definition.name)")
             print("  network id: \(definition.networkID.hex) (compare it with the other organisations)")
             print("  approved by: \(definition.approvedBy.joined(separator: ", "))")

@@ -7,6 +7,7 @@ import LedgerCore
 import Node
 import Server
 import Etcd
+import Ordering
 
 enum OrderingChoice: String, ExpressibleByArgument, CaseIterable {
     case solo, etcd
@@ -70,6 +71,12 @@ struct Node: AsyncParsableCommand {
     @Option(name: .long, help: "With --ordering etcd: seconds the leader's lease lives without a keep-alive (failover takes about this long).")
     var leaseTTL: Int64 = 3
 
+    @Option(name: .long, help: "With --ordering etcd: blocks etcd always keeps (the leader trims below what every node has, keeping at most 8 times this many; older blocks come from other nodes' APIs).")
+    var retainBlocks: UInt64 = 1000
+
+    @Option(name: .long, help: "With --ordering etcd: the URL other nodes reach this node's API at, to fetch blocks etcd no longer holds (default http://HOST:PORT).")
+    var advertise: String?
+
     @Option(name: .long, help: "Ledger database (default DIR/ledger.sqlite).")
     var database: String?
 
@@ -87,7 +94,10 @@ struct Node: AsyncParsableCommand {
                 let client = try etcdClient(logger: logger)
                 services.append(client)
                 let network = try NetworkDefinition.load(directory: data).networkID
-                let log = EtcdReplicatedLog(client: client, network: network, leaseTTL: leaseTTL, logger: logger)
+                guard (1...1_000_000).contains(retainBlocks) else { throw UserError("--retain-blocks must be 1...1000000") }
+                if let advertise, URL(string: advertise)?.scheme == nil { throw UserError("--advertise must be a URL such as https://node.st-mary.example:8080") }
+                let log = EtcdReplicatedLog(client: client, network: network, leaseTTL: leaseTTL,
+                                            retention: RetentionPolicy(keep: retainBlocks), logger: logger)
                 node = try LedgerNode(directory: data, identity: identity, databasePath: database, ordering: .replicated(log), logger: logger)
             }
         } catch let error as LedgerError {
@@ -103,6 +113,9 @@ struct Node: AsyncParsableCommand {
         let app = APIServer.application(node: node, host: host, port: port, limits: limits, logger: logger) { port in
             // One machine-readable line, for scripts and tests that start nodes on port 0.
             Output.line("medledger node listening on http://\(host):\(port) height=\(node.tip.height) network=\(node.network.hex)")
+            let wildcard = host == "0.0.0.0" || host == "::"
+            let endpoint = advertise ?? "http://\(wildcard ? "127.0.0.1" : host):\(port)"
+            Task { await node.advertise(endpoint: endpoint) }
         }
         var configuration = ServiceGroupConfiguration(
             services: services + [LedgerNodeService(node: node), app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger

@@ -9,6 +9,8 @@ import Node
 import Ordering
 import Etcd
 import LedgerTesting
+import Server
+import Hummingbird
 
 /// Nodes in this process ordering through a real 3-member etcd cluster, each node with its own
 /// etcd client (as separate machines would have).
@@ -28,8 +30,9 @@ final class EtcdNetwork: Sendable {
         return client
     }
 
-    func log(for node: String, network: Hash256, leaseTTL: Int64 = 2) -> EtcdReplicatedLog {
-        EtcdReplicatedLog(client: client(for: node), network: network, leaseTTL: leaseTTL, logger: ReplicatedHarness.logger("\(node)/log"))
+    func log(for node: String, network: Hash256, leaseTTL: Int64 = 2, retention: RetentionPolicy? = nil) -> EtcdReplicatedLog {
+        EtcdReplicatedLog(client: client(for: node), network: network, leaseTTL: leaseTTL, retention: retention,
+                          logger: ReplicatedHarness.logger("\(node)/log"))
     }
 
     /// Cuts one node off etcd at once (its client stops; its lease then expires).
@@ -76,6 +79,27 @@ struct EtcdReplicationTests {
             try await withEtcdClient(endpoints: etcd.cluster.endpoints) { client in
                 let queued = try await client.range(prefix: Array("/medledger/\(harness.definition.networkID.hex)/queue/".utf8))
                 #expect(queued.kvs.isEmpty, "\(queued.kvs.count) queue entries left in etcd")
+            }
+            // Each node published its signed checkpoint through etcd and judges the others' as agreeing.
+            let height = harness.node(harness.names[0]).tip.height
+            let deadline = ContinuousClock.now + .seconds(20)
+            while harness.names.contains(where: { name in
+                let peers = harness.node(name).peerCheckpoints
+                return peers.count != 2 || peers.contains { $0.verdict != .agrees || $0.height != height }
+            }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            for name in harness.names {
+                #expect(harness.node(name).peerCheckpoints.map(\.verdict) == [.agrees, .agrees], "\(name): \(harness.node(name).peerCheckpoints)")
+            }
+            try await withEtcdClient(endpoints: etcd.cluster.endpoints) { client in
+                let published = try await client.range(prefix: Array("/medledger/\(harness.definition.networkID.hex)/checkpoints/".utf8))
+                #expect(published.kvs.count == 3)
+                for kv in published.kvs {
+                    let checkpoint = try PublishedCheckpoint(decoding: kv.value)
+                    #expect(String(decoding: kv.key, as: UTF8.self).hasSuffix("/checkpoints/" + checkpoint.signer.hex))
+                    #expect(try checkpoint.statement().height == height)
+                }
             }
             await harness.stopAll()
             for name in harness.names {
@@ -198,6 +222,96 @@ struct EtcdReplicationTests {
         } catch {
             await etcd.stop()
             throw error
+        }
+        await etcd.stop()
+    }
+
+    /// Retention: the leader trims etcd to a window (below every node's checkpoint, at most `most`
+    /// blocks) and compacts; a node that was down longer catches up on the trimmed blocks from
+    /// another node's API (checked against the log's hash chain, then executed) and then from etcd.
+    @Test func aNodeBehindTheTrimmedLogCatchesUpFromAnotherNodesAPI() async throws {
+        let etcd = try await EtcdNetwork.start()
+        var servers: [Task<Void, any Error>] = []
+        do {
+            let retention = RetentionPolicy(keep: 3, most: 6, interval: .milliseconds(300))
+            let harness = try ReplicatedHarness { name, network in etcd.log(for: name, network: network, retention: retention) }
+            for name in harness.names.prefix(2) {
+                let node = harness.node(name)
+                let (ports, continuation) = AsyncStream<Int>.makeStream()
+                let app = APIServer.application(node: node, port: 0, logger: Logger(label: "api") { _ in SwiftLogNoOpLogHandler() }) {
+                    continuation.yield($0)
+                }
+                servers.append(Task { try await app.runService(gracefulShutdownSignals: []) })
+                var iterator = ports.makeAsyncIterator()
+                let port = try #require(await iterator.next())
+                await node.advertise(endpoint: "http://127.0.0.1:\(port)")
+            }
+            try await CheckpointExchangeTests.registerSome(harness, count: 3)
+            let behind = harness.names[2]
+            try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+            await harness.stop(behind)
+            let left = harness.node(harness.names[0]).tip.height
+            try await CheckpointExchangeTests.registerSome(harness, count: 16, offset: 100, through: Array(harness.names.prefix(2)))
+            let tip = harness.names.prefix(2).map { harness.node($0).tip.height }.max() ?? 0
+            try await harness.waitForHeight(tip)
+            #expect(tip >= left + 10)
+            // The leader trims below the window: the stopped node's next block is gone from etcd.
+            let blocks = Array("/medledger/\(harness.definition.networkID.hex)/blocks/".utf8)
+            var oldest: UInt64 = 0
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                oldest = try await withEtcdClient(endpoints: etcd.cluster.endpoints) { client in
+                    let first = try await client.range(prefix: blocks, limit: 1).kvs.first
+                    return first.flatMap { UInt64(String(decoding: $0.key.dropFirst(blocks.count), as: UTF8.self)) } ?? 0
+                }
+                if oldest > left + 1, oldest >= tip - 5 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(oldest > left + 1 && oldest >= tip - 5, "etcd still holds block \(oldest) (the stopped node is at \(left), tip \(tip))")
+            // First only a lying peer is advertised: it serves the next block for every height asked.
+            let honest = harness.node(harness.names[0])
+            let router = Router()
+            router.get("/v1/blocks/:height") { _, context -> Response in
+                let height = (context.parameters.get("height").flatMap { UInt64($0) } ?? 0) + 1
+                guard let stored = try honest.store.block(at: height) else { return Response(status: .notFound) }
+                let block = Block(header: stored.header, signature: stored.signature, envelopes: stored.transactions.map(\.envelope))
+                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: block.encoded)))
+            }
+            let (liarPorts, liarContinuation) = AsyncStream<Int>.makeStream()
+            let liar = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                                   onServerRunning: { liarContinuation.yield($0.localAddress?.port ?? 0) },
+                                   logger: Logger(label: "liar") { _ in SwiftLogNoOpLogHandler() })
+            servers.append(Task { try await liar.runService(gracefulShutdownSignals: []) })
+            var liarIterator = liarPorts.makeAsyncIterator()
+            let liarPort = try #require(await liarIterator.next())
+            let advertised = try await etcd.log(for: "test", network: harness.definition.networkID).endpoints()
+            for name in harness.names.prefix(2) {
+                await harness.node(name).advertise(endpoint: "http://127.0.0.1:\(liarPort)")
+            }
+            try harness.start(behind)
+            try await Task.sleep(for: .seconds(3))
+            #expect(harness.node(behind).tip.height == left, "no block from the lying peer was committed")
+            #expect(harness.node(behind).divergence == nil)
+            for name in harness.names.prefix(2) {
+                await harness.node(name).advertise(endpoint: try #require(advertised[harness.node(name).identity.fingerprint]))
+            }
+            try await harness.waitForHeight(tip, timeout: .seconds(90))
+            try harness.expectConverged()
+            // Every block after the stop was sealed under one leader: trimming and compaction did not depose it.
+            let epochs = try Set(((left + 1)...tip).map { try #require(try harness.node(behind).store.header(at: $0)).epoch })
+            #expect(epochs.count == 1, "epochs \(epochs)")
+            await harness.stopAll()
+            let database = harness.directory + "/" + behind.replacingOccurrences(of: "/", with: "-") + ".sqlite"
+            let report = ChainVerifier.verify(store: try LedgerStore(path: database))
+            #expect(report.ok, "\(report.failure ?? "")")
+        } catch {
+            for server in servers { server.cancel() }
+            await etcd.stop()
+            throw error
+        }
+        for server in servers {
+            server.cancel()
+            _ = await server.result
         }
         await etcd.stop()
     }

@@ -6,6 +6,7 @@ import SwiftASN1
 import Etcd
 import LedgerCore
 import LedgerTesting
+import Node
 
 /// Mutual TLS between the etcd client and a real etcd started with `--client-cert-auth`, with
 /// every certificate issued by an organisation's CA (`CertificateAuthority+TLS`).
@@ -108,5 +109,48 @@ struct EtcdTLSTests {
         #expect(throws: LedgerError.self) {
             _ = try authority.issueTLSServer(commonName: "etcd", ipAddresses: ["localhost"], publicKey: key.publicKey)
         }
+    }
+
+    /// The operator's path (docs/operations.md): `org tls` issues an etcd member's certificate from
+    /// one organisation's CA and a node's client certificate from another's; `org ca-bundle` prints
+    /// the one trust bundle; etcd with `--client-cert-auth` accepts the other organisation's node.
+    @Test func certificatesFromTheCommandLineWorkAcrossOrganisations() async throws {
+        let root = Fixtures.temporaryPath("etcd-tls-cli")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let network = root + "/network"
+        let created = try await ManagedProcess.medledger("init", "--out", network)
+        #expect(created.status == 0, "\(created.stderr)")
+        let server = try await ManagedProcess.medledger("org", "tls", "--org", network + "/orgs/st-mary", "--server", "--name", "etcd-1",
+                                                        "--ip", "127.0.0.1", "--dns", "localhost", "--days", "30", "--out", root + "/etcd-1")
+        #expect(server.status == 0, "\(server.stderr)")
+        let client = try await ManagedProcess.medledger("org", "tls", "--org", network + "/orgs/north-general", "--client", "--name", "node",
+                                                        "--out", root + "/north-client")
+        #expect(client.status == 0, "\(client.stderr)")
+        #expect(SecureFile.mode(of: root + "/etcd-1.key") == 0o600 && SecureFile.mode(of: root + "/north-client.key") == 0o600)
+        let refused = try await ManagedProcess.medledger("org", "tls", "--org", network + "/orgs/st-mary", "--server", "--name", "x", "--out", root + "/x")
+        #expect(refused.status != 0 && refused.stderr.contains("--ip or --dns"), "\(refused.stderr)")
+        let bundle = try await ManagedProcess.medledger("org", "ca-bundle", "--data", network)
+        #expect(bundle.status == 0 && bundle.stdout.components(separatedBy: "BEGIN CERTIFICATE").count == 6, "five roots: \(bundle.stderr)")
+        try bundle.stdout.write(toFile: root + "/bundle.pem", atomically: true, encoding: .utf8)
+        let files = EtcdCluster.TLSFiles(certificate: root + "/etcd-1.pem", privateKey: root + "/etcd-1.key", clientCertificateAuthority: root + "/bundle.pem")
+        let cluster = try await EtcdCluster.start(members: 1, tls: files)
+        do {
+            let read = { (path: String) throws -> String in try String(contentsOfFile: path, encoding: .utf8) }
+            let tls = EtcdClient.TLS(trustRootsPEM: try read(root + "/bundle.pem"), certificateChainPEM: try read(root + "/north-client.pem"),
+                                     privateKeyPEM: try read(root + "/north-client.key"))
+            try await withEtcdClient(endpoints: cluster.endpoints, tls: tls, requestTimeout: .seconds(15)) { etcd in
+                _ = try await etcd.put(Array("cross-org".utf8), Array("ok".utf8))
+                #expect(try await etcd.range(Array("cross-org".utf8)).kvs.first?.value == Array("ok".utf8))
+            }
+            // Without a client certificate the same member refuses.
+            let anonymous = EtcdClient.TLS(trustRootsPEM: try read(root + "/bundle.pem"), certificateChainPEM: nil, privateKeyPEM: nil)
+            try await withEtcdClient(endpoints: cluster.endpoints, tls: anonymous, requestTimeout: .seconds(1)) { etcd in
+                await Self.expectRefused(etcd)
+            }
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
     }
 }

@@ -18,15 +18,16 @@ final class ReplicatedHarness: Sendable {
     let names: [String]
     let nodes: Mutex<[String: (node: LedgerNode, runner: Task<Void, any Error>)]>
 
-    convenience init(log: any ReplicatedLog, nodes names: [String] = ReplicatedHarness.defaultNodes, batchSize: UInt32 = 50) throws {
-        try self.init(nodes: names, batchSize: batchSize) { _, _ in log }
+    convenience init(log: any ReplicatedLog, nodes names: [String] = ReplicatedHarness.defaultNodes, batchSize: UInt32 = 50,
+                     research: ResearchPolicy = ResearchPolicy()) throws {
+        try self.init(nodes: names, batchSize: batchSize, research: research) { _, _ in log }
     }
 
-    init(nodes names: [String] = ReplicatedHarness.defaultNodes, batchSize: UInt32 = 50,
+    init(nodes names: [String] = ReplicatedHarness.defaultNodes, batchSize: UInt32 = 50, research: ResearchPolicy = ResearchPolicy(),
          makeLog: @escaping @Sendable (_ node: String, _ network: Hash256) -> any ReplicatedLog) throws {
         directory = Fixtures.temporaryPath("replicated")
         var spec = NetworkSpec.demo
-        spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: 20)
+        spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: 20, research: research)
         definition = try NetworkBuilder.build(spec, directory: directory)
         self.makeLog = makeLog
         self.names = names
@@ -209,5 +210,122 @@ struct ReplicationTests {
             try? await Task.sleep(for: .milliseconds(10))
         }
         return nil
+    }
+}
+
+/// Research through several nodes of one network: one budget, debited in the ledger's order
+/// whichever node a researcher asks, and every node checks every recorded answer by executing it.
+struct ReplicatedResearchTests {
+    @Test func queriesThroughEveryNodeShareOneBudgetAndNeverOverspend() async throws {
+        var policy = ResearchPolicy()
+        policy.budget = PrivacyBudget(epsilonMicros: 1_000_000, deltaPicos: 0)
+        let log = MemoryReplicatedLog()
+        let harness = try ReplicatedHarness(log: log, research: policy)
+        let researcher = try harness.definition.identity(named: "medtech-research/researcher", directory: harness.directory)
+        var last = Hash256.zero
+        for index in 0..<6 {
+            let envelope = try harness.sign("st-mary/collector", .register(udi: Fixtures.udi(index), attributes: Fixtures.attributes()))
+            last = try harness.node("st-mary/node").submit(envelope.encoded)
+        }
+        _ = try await harness.node("st-mary/node").waitForCommit(last, timeout: .seconds(60))
+        try await harness.waitForHeight(harness.node("st-mary/node").tip.height)
+        // Eight different questions of ε 0.3, asked concurrently through all three nodes.
+        let network = harness.node(harness.names[0]).network
+        let asks = try (0..<8).map { index in
+            let request = QueryRequest(spec: QuerySpec(kind: .count, filters: [.range(.usageHours, lower: Int64(index), upper: nil)]).canonical,
+                                       mechanism: .laplace, epsilonMicros: 300_000, asOfHeight: nil)
+            return (harness.names[index % 3], try researcher.transaction(network: network, contract: "research", action: "ask",
+                                                                          arguments: request.encoded).envelope.encoded)
+        }
+        let outcomes = await withTaskGroup(of: LedgerError.Code?.self) { group in
+            for (name, ask) in asks {
+                let node = harness.node(name)
+                group.addTask {
+                    do throws(LedgerError) {
+                        _ = try await node.answerQuery(ask, timeout: .seconds(60))
+                        return nil
+                    } catch { return error.code }
+                }
+            }
+            return await group.reduce(into: [LedgerError.Code?]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == nil }.count == 3, "\(outcomes)")
+        #expect(outcomes.compactMap { $0 } == Array(repeating: .budgetExhausted, count: 5), "\(outcomes)")
+        let height = harness.names.map { harness.node($0).tip.height }.max() ?? 0
+        try await harness.waitForHeight(height)
+        try harness.expectConverged()
+        for name in harness.names {
+            let node = harness.node(name)
+            let (limit, usage) = try node.budget(of: researcher.fingerprint)
+            #expect(usage.spent.epsilonMicros == 900_000 && limit.epsilonMicros == 1_000_000, "\(name)")
+            // Every node executed (and so checked) the same three answers and five refused charges.
+            let research = try node.store.researchTransactions(limit: 100)
+            #expect(research.filter { $0.action == "answer" && $0.result.isCommitted }.count == 3, "\(name)")
+            #expect(research.filter { $0.action == "charge" && !$0.result.isCommitted }.count == 5, "\(name)")
+        }
+        await harness.stopAll()
+    }
+}
+
+/// An organisation admitted by governance after genesis runs a node that starts from genesis. Until
+/// the admission takes effect its node follows and never campaigns (its blocks would be refused by
+/// every node, and the network would stop on them); afterwards its checkpoints count like any node's.
+struct AdmittedOrganizationTests {
+    @Test func anAdmittedOrganisationsNodeStartsFromGenesisAndOnlyLeadsOnceAdmitted() async throws {
+        let log = MemoryReplicatedLog()
+        let harness = try ReplicatedHarness(log: log)
+        let directory = try OrganizationDirectory.create(id: "east-clinic", name: "East Clinic", kind: .hospital,
+                                                         at: NetworkDefinition.organizationPath("east-clinic", in: harness.directory))
+        try await CheckpointExchangeTests.registerSome(harness, count: 3)
+        // Started before it is admitted: it follows from genesis, and leadership changes pass it by.
+        let newcomer = "east-clinic/node"
+        try harness.start(newcomer)
+        let fingerprint = harness.node(newcomer).identity.fingerprint
+        for round in 0..<3 {
+            log.expireLeader()
+            try await CheckpointExchangeTests.registerSome(harness, count: 1, offset: 20 + round, through: Array(harness.names))
+        }
+        try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+        // Admission: st-mary proposes, two more of the five organisations approve.
+        let (organization, members, _) = try directory.bundle.validated()
+        let network = harness.node(harness.names[0]).network
+        let admin = { (name: String) in try harness.definition.identity(named: name, directory: harness.directory) }
+        let propose = try admin("st-mary/admin").transaction(network: network, contract: "governance", action: "propose",
+                                                              arguments: ProposalAction.addOrganization(organization, members: members).encoded).envelope
+        var last = try harness.node("st-mary/node").submit(propose.encoded)
+        _ = try await harness.node("st-mary/node").waitForCommit(last, timeout: .seconds(60))
+        for name in ["north-general/admin", "city-childrens/admin"] {
+            let approve = try admin(name).transaction(network: network, contract: "governance", action: "approve", arguments: propose.id.bytes).envelope
+            last = try harness.node("north-general/node").submit(approve.encoded)
+            guard case .committed = try await harness.node("north-general/node").waitForCommit(last, timeout: .seconds(60)) else {
+                Issue.record("approval by \(name) did not commit")
+                return
+            }
+        }
+        let admittedAt = harness.node("north-general/node").tip.height
+        try await harness.waitForHeight(admittedAt)
+        // No block before the admission was sealed by the newcomer; every node agrees on everything.
+        for height in 1...admittedAt {
+            #expect(try harness.node(newcomer).store.header(at: height)?.proposer != fingerprint, "block \(height)")
+        }
+        try harness.expectConverged()
+        // Now a node like the others: give it leadership until it has sealed a block.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var sealed = false
+        var round = 0
+        while !sealed, ContinuousClock.now < deadline {
+            log.expireLeader()
+            round += 1
+            try await CheckpointExchangeTests.registerSome(harness, count: 1, offset: 40 + round, through: Array(harness.names))
+            let tip = harness.node(newcomer).tip
+            sealed = tip.proposer == fingerprint
+        }
+        #expect(sealed, "the admitted node never sealed a block after \(round) leader changes")
+        try await harness.waitForHeight(harness.node(newcomer).tip.height)
+        try harness.expectConverged()
+        try await CheckpointExchangeTests.eventually("the founders judge the newcomer's checkpoint") {
+            harness.node("st-mary/node").peerCheckpoints.contains { $0.node == fingerprint && $0.verdict == .agrees }
+        }
+        await harness.stopAll()
     }
 }

@@ -21,6 +21,8 @@ public enum FuzzHarness {
         case authorization
         // The approved genesis (version 2 arguments) and one founding admin's approval.
         case genesisCharter, genesisApproval
+        // What nodes read from the shared ordering store: a queue entry, a published checkpoint.
+        case queueEntry, publishedCheckpoint
     }
 
     /// How many individual decoders there are; selector value `decoderCount` runs them all.
@@ -93,6 +95,11 @@ public enum FuzzHarness {
         case .genesisCharter:
             if let charter = check(GenesisCharter.self, bytes) { _ = check(GenesisConfig.self, charter.draft) }
         case .genesisApproval: _ = check(GenesisApproval.self, bytes)
+        case .queueEntry: checkQueueEntry(bytes)
+        case .publishedCheckpoint:
+            if let checkpoint = check(PublishedCheckpoint.self, bytes), let statement = try? checkpoint.statement() {
+                guard statement.body == checkpoint.body else { fatalError("PublishedCheckpoint: an accepted body is not the canonical MLC1 encoding of its statement") }
+            }
         }
     }
 
@@ -105,6 +112,16 @@ public enum FuzzHarness {
             fatalError("Authorization: the header value of accepted credentials does not parse back to them")
         }
         guard header.utf8.count <= text.utf8.count else { fatalError("Authorization: canonical header is longer than the accepted input") }
+    }
+
+    /// Whenever a queue entry decodes, it re-encodes to the same bytes and its size bound holds.
+    static func checkQueueEntry(_ bytes: [UInt8]) {
+        let position = QueuePosition(node: .zero, sequence: 1)
+        guard let entry = try? QueueEntry(position: position, decoding: bytes) else { return }
+        guard entry.encodedValue == bytes else { fatalError("QueueEntry: decoded from \(describe(bytes)) but re-encodes differently") }
+        guard (try? QueueEntry(position: position, decoding: entry.encodedValue)) == entry, entry.size <= bytes.count + 8 else {
+            fatalError("QueueEntry: re-encoding of \(describe(bytes)) does not decode to an equal entry")
+        }
     }
 
     /// Whenever `text` parses as a UDI, its canonical form parses to the same identity and is its own

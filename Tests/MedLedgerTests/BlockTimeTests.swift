@@ -1,0 +1,53 @@
+import Testing
+import LedgerCore
+import Foundation
+import Contracts
+import LedgerTesting
+@testable import Node
+
+/// Block time: the sealing node's clock, kept within half the skew window of the median time of the
+/// batch's signed transactions, never before the previous block (see ClockSkewTests for the faults).
+struct BlockTimeTests {
+    static let identity = try! TestNetwork.issue(try! CertificateAuthority.create(organization: "st-mary"), name: "st-mary/collector",
+                                                 role: .collector, now: Date())
+
+    static func batch(_ times: [Int64], verified: Bool = true) -> [PreparedTransaction] {
+        times.map { time in
+            let (_, envelope) = identity.transaction(network: .zero, contract: "devices", action: "register", arguments: [], timestamp: time)
+            let bytes = envelope.encoded
+            return PreparedTransaction(envelope: envelope, bytes: bytes, payload: try! envelope.payload(), signatureVerified: verified)
+        }
+    }
+
+    @Test func aRightClockIsUsedAsItIs() {
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([999_000, 1_000_500, 1_001_000]), skew: 10_000) == 1_000_000)
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: [], skew: 10_000) == 1_000_000)
+    }
+
+    @Test func aClockAheadIsHeldBackByTheTransactions() {
+        let batch = Self.batch([1_000_000, 1_000_100, 1_000_200])
+        #expect(LedgerNode.blockTime(now: 1_120_000, previous: 0, batch: batch, skew: 10_000) == 1_005_100)
+        // A clock behind is not moved forward by the transactions (a leader runs on from its floor).
+        #expect(LedgerNode.blockTime(now: 880_000, previous: 0, batch: batch, skew: 10_000) == 880_000)
+        #expect(LedgerNode.blockTime(now: 880_000, previous: 990_000, batch: batch, skew: 10_000) == 990_000)
+    }
+
+    @Test func aLeadersFloorMovesABehindClockOnButNotPastTheTransactions() {
+        let batch = Self.batch([1_000_000, 1_000_100, 1_000_200])
+        #expect(LedgerNode.blockTime(now: 880_000, floor: 1_000_050, previous: 990_000, batch: batch, skew: 10_000) == 1_000_050)
+        // A chain already ahead (previous) waits for real time; a floor from it does not keep it ahead.
+        #expect(LedgerNode.blockTime(now: 1_000_000, floor: 1_020_000, previous: 1_010_000, batch: batch, skew: 10_000) == 1_010_000)
+    }
+
+    @Test func neverBeforeThePreviousBlock() {
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 1_003_000, batch: Self.batch([1_000_000]), skew: 10_000) == 1_003_000)
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 1_003_000, batch: Self.batch([900_000]), skew: 10_000) == 1_003_000)
+    }
+
+    @Test func futureTimesOrAMinorityOrUnverifiedTransactionsDoNotMoveIt() {
+        let batch = Self.batch([.max, 1_000_000, 1_000_001]) + Self.batch([.min, .min, .min], verified: false)
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: batch, skew: 10_000) == 1_000_000)
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([.max]), skew: 10_000) == 1_000_000)
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([2_000_000, 3_000_000]), skew: 10_000) == 1_000_000)
+    }
+}
