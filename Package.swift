@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerCore", "Privacy", "Research", "Node", "Server", "Collector", "LedgerStore", "Contracts", "Ordering", "Etcd",
+                "LedgerCore", "Privacy", "Research", "Node", "Server", "Collector", "LedgerStore", "Contracts", "Ordering", "Etcd", "Launcher",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -133,6 +133,15 @@ let package = Package(
             exclude: ["Generated/proto"],
             swiftSettings: swiftSettings
         ),
+        // `medledger network up/status/down`: a local network of detached processes (etcd, nodes, collectors).
+        .target(
+            name: "Launcher",
+            dependencies: [
+                "LedgerCore", "Contracts", "Node", "Etcd", "Collector",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "LedgerTesting",
             dependencies: [
@@ -146,7 +155,7 @@ let package = Package(
             name: "MedLedgerTests",
             dependencies: [
                 "LedgerCore", "Contracts", "Privacy", "Research", "LedgerStore", "Ordering", "Node", "Server", "Collector",
-                "LedgerTesting", "medledger", "Etcd",
+                "LedgerTesting", "medledger", "Etcd", "Launcher",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

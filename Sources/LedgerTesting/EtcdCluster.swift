@@ -17,28 +17,11 @@ import Glibc
 /// try await withEtcdClient(endpoints: cluster.endpoints) { etcd in … }
 /// ```
 public final class EtcdCluster: Sendable {
-    public struct Member: Sendable {
-        public let name: String
-        public let clientPort: Int
-        public let peerPort: Int
-        public let dataDirectory: String
-        /// `127.0.0.1:<client port>`, as ``EtcdClient`` takes it.
-        public var endpoint: String { "127.0.0.1:\(clientPort)" }
-    }
+    /// A member's name, ports and data directory (`Etcd.EtcdMember`, shared with `medledger network up`).
+    public typealias Member = EtcdMember
 
-    /// Server-side TLS for the client port: the member certificate (IP SAN 127.0.0.1) and key,
-    /// and, with `clientCertificateAuthority`, `--client-cert-auth` against that CA bundle.
-    public struct TLSFiles: Sendable {
-        public var certificate: String
-        public var privateKey: String
-        public var clientCertificateAuthority: String?
-
-        public init(certificate: String, privateKey: String, clientCertificateAuthority: String?) {
-            self.certificate = certificate
-            self.privateKey = privateKey
-            self.clientCertificateAuthority = clientCertificateAuthority
-        }
-    }
+    /// Server-side TLS for the client port (`EtcdMember.TLSFiles`).
+    public typealias TLSFiles = EtcdMember.TLSFiles
 
     public let members: [Member]
     public let directory: String
@@ -55,12 +38,7 @@ public final class EtcdCluster: Sendable {
 
     /// The `etcd` executable on `PATH`.
     public static func executable() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
-            let candidate = "\(directory)/etcd"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        throw EtcdClusterError("etcd is not installed: `apt-get install etcd-server` (scripts/test does this)")
+        do { return try EtcdMember.executable() } catch { throw EtcdClusterError("\(error)") }
     }
 
     private init(members: [Member], directory: String, tls: TLSFiles?) {
@@ -77,11 +55,7 @@ public final class EtcdCluster: Sendable {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("medledger-etcd-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let ports = try freePorts(2 * count)
-        let members = (0..<count).map { index in
-            Member(name: "m\(index)", clientPort: ports[2 * index], peerPort: ports[2 * index + 1],
-                   dataDirectory: "\(directory)/m\(index)")
-        }
+        let members = try EtcdMember.loopback(count, directory: directory)
         let cluster = EtcdCluster(members: members, directory: directory, tls: tls)
         do {
             for index in members.indices {
@@ -98,34 +72,7 @@ public final class EtcdCluster: Sendable {
     }
 
     func arguments(_ index: Int, state: String) -> [String] {
-        let member = members[index]
-        let scheme = tls == nil ? "http" : "https"
-        var arguments = [
-            "--name", member.name,
-            "--data-dir", member.dataDirectory,
-            "--listen-client-urls", "\(scheme)://127.0.0.1:\(member.clientPort)",
-            "--advertise-client-urls", "\(scheme)://127.0.0.1:\(member.clientPort)",
-            "--listen-peer-urls", "http://127.0.0.1:\(member.peerPort)",
-            "--initial-advertise-peer-urls", "http://127.0.0.1:\(member.peerPort)",
-            "--initial-cluster", members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ","),
-            "--initial-cluster-state", state,
-            "--initial-cluster-token", URL(fileURLWithPath: directory).lastPathComponent,
-            // Fast but not twitchy on a loaded 2-core machine: a new leader within about 1-2 s.
-            "--heartbeat-interval", "100",
-            "--election-timeout", "1000",
-            "--snapshot-count", "1000",
-            "--quota-backend-bytes", "\(256 * 1024 * 1024)",
-            "--max-request-bytes", "\(1_572_864)",
-            "--logger", "zap",
-            "--log-outputs", "stdout",
-        ]
-        if let tls {
-            arguments += ["--cert-file", tls.certificate, "--key-file", tls.privateKey]
-            if let authority = tls.clientCertificateAuthority {
-                arguments += ["--client-cert-auth", "--trusted-ca-file", authority]
-            }
-        }
-        return arguments
+        members[index].arguments(cluster: members, token: URL(fileURLWithPath: directory).lastPathComponent, state: state, tls: tls)
     }
 
     /// Waits for the member's "serving client traffic" log line (printed once it has joined the
@@ -242,31 +189,6 @@ public final class EtcdCluster: Sendable {
         for process in running { process.send(SIGKILL) }
         for process in running { _ = await process.waitForExit() }
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// Free TCP ports on 127.0.0.1, all bound at once so none repeats, then released for etcd.
-    static func freePorts(_ count: Int) throws -> [Int] {
-        var sockets: [Int32] = []
-        defer { for socket in sockets { close(socket) } }
-        var ports: [Int] = []
-        for _ in 0..<count {
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard descriptor >= 0 else { throw EtcdClusterError("socket: errno \(errno)") }
-            sockets.append(descriptor)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = 0
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                    bind(descriptor, address, length) == 0 && getsockname(descriptor, address, &length) == 0
-                }
-            }
-            guard bound else { throw EtcdClusterError("bind: errno \(errno)") }
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
-        }
-        return ports
     }
 }
 

@@ -145,6 +145,7 @@ public final class LedgerNode: Sendable {
                                       height: tip.height)
         }
         metrics.blockCommitted(height: tip.height, committed: 0, rejectedCodes: [], latencies: [], pending: 0)
+        metrics.certificate(notAfter: Double(certificateNotAfter))
         loadNoiseSecret()
         // A submission the log could not take releases its claim, so that the client may resubmit it.
         replication?.submissions.onRelease { [weak self] ids in

@@ -20,6 +20,8 @@ public final class NodeMetrics: Sendable {
         var epoch: UInt64 = 0
         var leaderChanges: UInt64 = 0
         var diverged = false
+        /// The node certificate's notAfter (Unix seconds), once the node set it.
+        var certificateNotAfter: Double?
         var checkpointsAgreeing = 0
         var checkpointsConflicting = 0
     }
@@ -53,6 +55,12 @@ public final class NodeMetrics: Sendable {
             if leading != state.leading { state.leaderChanges += 1 }
             state.leading = leading
         }
+    }
+
+    /// The node certificate's notAfter, exported as the seconds left until it
+    /// (`medledger_certificate_expiry_seconds`; operators alert 30 days ahead).
+    func certificate(notAfter: Double) {
+        state.withLock { $0.certificateNotAfter = notAfter }
     }
 
     func checkpointPeers(agreeing: Int, conflicting: Int) {
@@ -119,6 +127,10 @@ public final class NodeMetrics: Sendable {
             out += "medledger_leader_epoch \(state.epoch)\n"
             metric("medledger_divergence_alarm", "gauge", "1 when this node's execution disagreed with a block of the network (it stops).")
             out += "medledger_divergence_alarm \(state.diverged ? 1 : 0)\n"
+            if let notAfter = state.certificateNotAfter {
+                metric("medledger_certificate_expiry_seconds", "gauge", "Seconds until this node's certificate expires (negative: expired). Renew before 30 days.")
+                out += "medledger_certificate_expiry_seconds \(Int64((notAfter - Date().timeIntervalSince1970).rounded(.down)))\n"
+            }
             metric("medledger_peer_checkpoints", "gauge", "Other nodes whose latest published checkpoint agrees or conflicts with this node's chain.")
             out += "medledger_peer_checkpoints{verdict=\"agrees\"} \(state.checkpointsAgreeing)\n"
             out += "medledger_peer_checkpoints{verdict=\"conflicts\"} \(state.checkpointsConflicting)\n"

@@ -40,6 +40,9 @@ public protocol ReplicatedLog: Sendable {
     /// Most queue entries one append may consume (etcd limits the operations of one transaction).
     var maxEntriesPerAppend: Int { get }
 
+    /// What orders through this log, for status answers (`GET /v1/node`): "etcd", or "replicated".
+    var orderingName: String { get }
+
     /// Publishes `checkpoint` as its signer's latest (replacing the one published before).
     func publish(_ checkpoint: PublishedCheckpoint) async throws
 
@@ -88,6 +91,7 @@ public struct RetentionPolicy: Sendable, Hashable {
 
 extension ReplicatedLog {
     public var maxEntriesPerAppend: Int { 100 }
+    public var orderingName: String { "replicated" }
 }
 
 /// Leadership of the ordering, held by one node at a time.

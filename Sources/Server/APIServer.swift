@@ -109,6 +109,11 @@ public enum APIServer {
                                   pending: node.pendingCount, config: node.config))
         }
 
+        // Answered also after a divergence: it is how an operator learns why the node stopped.
+        api.get("/v1/node", .node) { _, _, _ in
+            json(await node.status())
+        }
+
         // Submit: binary envelope (application/octet-stream) or {"envelope": "<base64>"}.
         api.post("/v1/transactions", .submitTransaction) { request, _, _ in
             await handle {

@@ -7,6 +7,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     case submitTransaction
     case submitQuery
     case chain
+    case node
     case chainHeightAt
     case consistencyProof
     case metrics
@@ -28,6 +29,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
         case .submitTransaction: "POST /v1/transactions"
         case .submitQuery: "POST /v1/queries"
         case .chain: "GET /v1/chain"
+        case .node: "GET /v1/node"
         case .chainHeightAt: "GET /v1/chain/height-at"
         case .consistencyProof: "GET /v1/proofs/consistency"
         case .metrics: "GET /metrics"
@@ -48,7 +50,8 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     /// operator its state (every other route answers 503 `diverged`, saying why).
     public var answersWhenDiverged: Bool {
         switch self {
-        case .health, .metrics: true
+        // /v1/node says why the node diverged: `network status` reads it from a halted node.
+        case .health, .metrics, .node: true
         default: false
         }
     }
@@ -155,7 +158,9 @@ public enum AccessPolicy {
             // Its membership evidence carries governance envelopes, and those name device UDIs.
             return standing == .researcher || standing == .patient ? deny : .allow(.everything)
 
-        case .metrics:
+        case .metrics, .node:
+            // Operational state (leadership, certificate expiry, why a node diverged): for the
+            // people who run and oversee nodes, as for the metrics.
             return standing == .oversight || isAdmin ? .allow(.everything) : deny
 
         case .refusals:

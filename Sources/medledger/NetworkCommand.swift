@@ -7,7 +7,7 @@ import Node
 struct Network: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "network",
-        abstract: "The founding ceremony: draft a genesis from public bundles, approve it, seal it, join it.",
+        abstract: "The founding ceremony (draft, approve, seal, join, show), and a local network on loopback (up, status, down).",
         discussion: """
             1. Each organisation: medledger org init --id ID --kind KIND --out ORGDIR, and sends \
             ORGDIR/public/organization.json to the others.
@@ -22,7 +22,8 @@ struct Network: ParsableCommand {
             Compare the draft hash, the root CA fingerprints and the network id by another channel \
             (`medledger network show`).
             """,
-        subcommands: [NetworkDraft.self, NetworkShow.self, NetworkApprove.self, NetworkSeal.self, NetworkJoin.self]
+        subcommands: [NetworkDraft.self, NetworkShow.self, NetworkApprove.self, NetworkSeal.self, NetworkJoin.self,
+                      NetworkUp.self, NetworkStatus.self, NetworkDown.self]
     )
 
     /// `path` itself, or `path/relative` when `path` is a directory.

@@ -61,6 +61,7 @@ struct AccessTests {
         let table: [(String, [String]?)] = [
             ("/health", nil),
             ("/metrics", Self.oversight + Self.admins),
+            ("/v1/node", Self.oversight + Self.admins),
             ("/v1/chain", Self.everyone),
             ("/v1/chain/height-at?time=\(now + 60_000)", Self.everyone),
             ("/v1/proofs/consistency?from=1", Self.hospitalA + Self.hospitalB + Self.oversight + [Self.coordinator]),
