@@ -6,7 +6,7 @@ import LedgerStore
 public import Ordering
 
 /// What this node makes of another node's latest published checkpoint.
-public struct PeerCheckpoint: Sendable, Equatable {
+public struct PeerCheckpoint: Sendable, Equatable, Codable {
     public enum Verdict: String, Sendable, Codable {
         /// Its height, block hash, state root and log match this node's chain.
         case agrees
@@ -21,6 +21,12 @@ public struct PeerCheckpoint: Sendable, Equatable {
     public var blockHash: Hash256
     public var stateRoot: Hash256
     public var verdict: Verdict
+
+    enum CodingKeys: String, CodingKey {
+        case node, height, verdict
+        case blockHash = "block_hash"
+        case stateRoot = "state_root"
+    }
 }
 
 /// The other nodes' latest checkpoints, checked against this node's chain.

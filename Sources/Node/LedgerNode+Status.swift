@@ -27,11 +27,13 @@ extension LedgerNode {
                 return first
             }
         }
-        return NodeStatus(
+        var status = NodeStatus(
             fingerprint: identity.fingerprint, organization: member(identity.fingerprint)?.organization ?? "",
             networkID: network, ordering: orderingName, height: tip.height, blockHash: tip.hash, stateRoot: tip.stateRoot,
             logRoot: tip.logRoot, logSize: tip.logSize, tipEpoch: tip.epoch, leaderEpoch: leaderEpoch, logHeight: logHeight,
             certificateNotAfter: certificateNotAfter, divergence: divergence
         )
+        status.peers = peerCheckpoints
+        return status
     }
 }

@@ -28,6 +28,8 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var certificateNotAfter: Int64
     /// Set once the node found that it disagrees with the network (it has stopped following).
     public var divergence: Divergence?
+    /// The other nodes' latest published checkpoints and this node's verdict on each.
+    public var peers: [PeerCheckpoint] = []
 
     public init(fingerprint: Hash256, organization: String, networkID: Hash256, ordering: String, height: UInt64, blockHash: Hash256,
                 stateRoot: Hash256, logRoot: Hash256, logSize: UInt64, tipEpoch: UInt64, leaderEpoch: UInt64?, logHeight: UInt64?,
@@ -49,7 +51,7 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case fingerprint, organization, ordering, height, divergence
+        case fingerprint, organization, ordering, height, divergence, peers
         case networkID = "network_id"
         case blockHash = "block_hash"
         case stateRoot = "state_root"
@@ -77,5 +79,6 @@ public struct NodeStatus: Sendable, Codable, Equatable {
         try container.encode(logHeight, forKey: .logHeight)
         try container.encode(certificateNotAfter, forKey: .certificateNotAfter)
         try container.encode(divergence, forKey: .divergence)
+        try container.encode(peers, forKey: .peers)
     }
 }

@@ -137,7 +137,7 @@ struct OrgCABundle: ParsableCommand {
             for organization in try NetworkDefinition.load(directory: data).organizations {
                 print(organization.rootCertificate.trimmingCharacters(in: .whitespacesAndNewlines))
             }
-        } catch let error as LedgerError {
+        } catch {
             throw UserError(error.userMessage)
         }
     }

@@ -91,6 +91,8 @@ struct EtcdReplicationTests {
             }
             for name in harness.names {
                 #expect(harness.node(name).peerCheckpoints.map(\.verdict) == [.agrees, .agrees], "\(name): \(harness.node(name).peerCheckpoints)")
+                // GET /v1/node says the same, for `network status`.
+                #expect(await harness.node(name).status().peers.map(\.verdict) == [.agrees, .agrees])
             }
             try await withEtcdClient(endpoints: etcd.cluster.endpoints) { client in
                 let published = try await client.range(prefix: Array("/medledger/\(harness.definition.networkID.hex)/checkpoints/".utf8))
