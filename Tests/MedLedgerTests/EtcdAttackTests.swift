@@ -14,16 +14,11 @@ import LedgerTesting
 struct EtcdAttackTests {
     static func withNetwork(nodes: [String] = ReplicatedHarness.defaultNodes,
                             _ body: (EtcdNetwork, ReplicatedHarness, [UInt8]) async throws -> Void) async throws {
-        let etcd = try await EtcdNetwork.start()
-        do {
+        try await EtcdNetwork.run { etcd in
             let harness = try ReplicatedHarness(nodes: nodes) { name, network in etcd.log(for: name, network: network) }
             try await body(etcd, harness, Array("/medledger/\(harness.definition.networkID.hex)/".utf8))
             await harness.stopAll()
-        } catch {
-            await etcd.stop()
-            throw error
         }
-        await etcd.stop()
     }
 
     static func put(_ etcd: EtcdNetwork, _ key: [UInt8], _ value: [UInt8]) async throws {

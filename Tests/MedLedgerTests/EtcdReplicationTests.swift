@@ -22,6 +22,18 @@ final class EtcdNetwork: Sendable {
 
     static func start() async throws -> EtcdNetwork { EtcdNetwork(cluster: try await EtcdCluster.start(members: 3)) }
 
+    /// Runs `body` with a started network and stops it afterwards, whether `body` returns or throws.
+    static func run(_ body: (EtcdNetwork) async throws -> Void) async throws {
+        let etcd = try await start()
+        do {
+            try await body(etcd)
+        } catch {
+            await etcd.stop()
+            throw error
+        }
+        await etcd.stop()
+    }
+
     func client(for node: String) -> EtcdClient {
         // A node restarted in a test gets a new client, like a restarted process.
         let client = try! EtcdClient(endpoints: cluster.endpoints, requestTimeout: .seconds(2), logger: ReplicatedHarness.logger("\(node)/etcd"))
@@ -53,8 +65,7 @@ final class EtcdNetwork: Sendable {
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct EtcdReplicationTests {
     @Test func threeNodesOnRealEtcdCommitEverySubmissionInOneOrder() async throws {
-        let etcd = try await EtcdNetwork.start()
-        do {
+        try await EtcdNetwork.run { etcd in
             let harness = try ReplicatedHarness { name, network in etcd.log(for: name, network: network) }
             var ids: [Hash256] = []
             for index in 0..<90 {
@@ -109,19 +120,14 @@ struct EtcdReplicationTests {
                 let report = ChainVerifier.verify(store: try LedgerStore(path: database))
                 #expect(report.ok, "\(name): \(report.failure ?? "")")
             }
-        } catch {
-            await etcd.stop()
-            throw error
         }
-        await etcd.stop()
     }
 
     /// The leader is cut off from etcd (as a killed or stopped process would be): another node
     /// takes over after the lease runs out, acknowledged transactions commit, the old node catches
     /// up when it returns.
     @Test func leaderCutOffIsReplacedWithinTheLeaseAndNothingAcknowledgedIsLost() async throws {
-        let etcd = try await EtcdNetwork.start()
-        do {
+        try await EtcdNetwork.run { etcd in
             let harness = try ReplicatedHarness { name, network in etcd.log(for: name, network: network) }
             let first = try #require(await ReplicationTests.leader(harness))
             let firstEpoch = try #require(harness.node(first).leaderEpoch)
@@ -157,18 +163,13 @@ struct EtcdReplicationTests {
             try await harness.waitForHeight(node.tip.height)
             try harness.expectConverged()
             await harness.stopAll()
-        } catch {
-            await etcd.stop()
-            throw error
         }
-        await etcd.stop()
     }
 
     /// Anyone who can write to etcd could put garbage in the queue: it must not stop ordering (a
     /// leader that refused it would step down, and so would the next, forever).
     @Test func aMalformedQueueEntryIsDroppedAndOrderingGoesOn() async throws {
-        let etcd = try await EtcdNetwork.start()
-        do {
+        try await EtcdNetwork.run { etcd in
             let harness = try ReplicatedHarness(nodes: ["st-mary/node", "north-general/node"]) { name, network in etcd.log(for: name, network: network) }
             _ = try #require(await ReplicationTests.leader(harness))
             let prefix = "/medledger/\(harness.definition.networkID.hex)/queue/"
@@ -191,18 +192,13 @@ struct EtcdReplicationTests {
             try await harness.waitForHeight(harness.node(name).tip.height)
             try harness.expectConverged()
             await harness.stopAll()
-        } catch {
-            await etcd.stop()
-            throw error
         }
-        await etcd.stop()
     }
 
     /// Fencing on real etcd: an append under an epoch that is no longer the leader key's creation
     /// revision fails, whoever sends it.
     @Test func anAppendUnderAnOldEpochIsRefusedByEtcd() async throws {
-        let etcd = try await EtcdNetwork.start()
-        do {
+        try await EtcdNetwork.run { etcd in
             let network = Hash256.of([7])
             let a = etcd.log(for: "a", network: network)
             let b = etcd.log(for: "b", network: network)
@@ -221,11 +217,7 @@ struct EtcdReplicationTests {
             #expect(try await b.append(block, encoded: block.encoded, leadership: new, consumed: []) == .superseded)
             #expect(try await a.latestHeight() == 1)
             await new.resign()
-        } catch {
-            await etcd.stop()
-            throw error
         }
-        await etcd.stop()
     }
 
     /// Retention: the leader trims etcd to a window (below every node's checkpoint, at most `most`
