@@ -69,7 +69,7 @@ struct CheckpointExchangeTests {
         let log = MemoryReplicatedLog()
         let harness = try ReplicatedHarness(log: log)
         try await Self.registerSome(harness, count: 12)
-        let height = harness.node(harness.names[0]).tip.height
+        let height = harness.highestHeight
         try await harness.waitForHeight(height)
         try await Self.eventually("every node published its checkpoint at height \(height) and judged the others' as agreeing") {
             let published = log.publishedCheckpoints.values.compactMap { try? $0.statement().height }
@@ -128,7 +128,7 @@ struct CheckpointExchangeTests {
         let log = MemoryReplicatedLog()
         let harness = try ReplicatedHarness(log: log)
         try await Self.registerSome(harness, count: 3)
-        try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+        try await harness.waitForHeight(harness.highestHeight)
         let dissenter = harness.names[2]
         await harness.stop(dissenter)
         let tip = harness.node(harness.names[0]).tip
@@ -153,7 +153,7 @@ struct CheckpointExchangeTests {
         let log = MemoryReplicatedLog()
         let harness = try ReplicatedHarness(log: log)
         try await Self.registerSome(harness, count: 3)
-        try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+        try await harness.waitForHeight(harness.highestHeight)
         let alone = harness.node(harness.names[0])
         let (node, runner) = try #require(harness.nodes.withLock { $0[harness.names[0]] })
         await harness.stop(harness.names[2])
@@ -267,7 +267,7 @@ struct CheckpointExchangeTests {
         let log = MemoryReplicatedLog()
         let harness = try ReplicatedHarness(log: log)
         try await Self.registerSome(harness, count: 3)
-        try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+        try await harness.waitForHeight(harness.highestHeight)
         await harness.stop(harness.names[2])
         await harness.stop(harness.names[1])
         let node = harness.node(harness.names[0])

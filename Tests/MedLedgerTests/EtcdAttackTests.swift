@@ -41,7 +41,7 @@ struct EtcdAttackTests {
     @Test func plantedBlockKeysStopNobody() async throws {
         try await Self.withNetwork { etcd, harness, prefix in
             try await CheckpointExchangeTests.registerSome(harness, count: 2)
-            let tip = harness.node(harness.names[0]).tip.height
+            let tip = harness.highestHeight
             try await Self.put(etcd, prefix + Array("blocks/18446744073709551615".utf8), [0])
             for index in 0..<17 { try await Self.put(etcd, prefix + Array("blocks/9999999999999999999\(Character(UnicodeScalar(97 + index)!))".utf8), [1]) }
             try await Self.put(etcd, prefix + Array("blocks/99999999999999999999".utf8), [2])
@@ -61,7 +61,7 @@ struct EtcdAttackTests {
         try await Self.withNetwork { etcd, harness, prefix in
             try await CheckpointExchangeTests.registerSome(harness, count: 2)
             let late = harness.names[2]
-            try await harness.waitForHeight(harness.node(harness.names[0]).tip.height)
+            try await harness.waitForHeight(harness.highestHeight)
             await harness.stop(late)
             try await CheckpointExchangeTests.registerSome(harness, count: 1, offset: 5, through: Array(harness.names.prefix(2)))
             // The block the late node has not seen (the submitting node has it; the other may not yet).
