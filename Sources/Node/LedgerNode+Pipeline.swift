@@ -42,7 +42,7 @@ extension LedgerNode {
         // the block holding it is stored, so a resubmission is caught by one check or the other.
         let claimed = chain.withLock { state -> Bool in
             guard state.pending[id] == nil else { return false }
-            state.pending[id] = Date().timeIntervalSince1970
+            state.pending[id] = Admitted(time: Date().timeIntervalSince1970, signature: envelope.signature)
             return true
         }
         guard claimed else { throw LedgerError(.duplicateTransaction, "transaction \(id.hex.prefix(16))… is already pending") }
@@ -247,28 +247,39 @@ extension LedgerNode {
 
     /// Executes `batch` as the next block on committed state and signs its header as proposer.
     /// `clockFloor`: a time this node's clock is taken to be at least (a leader's running count).
-    func seal(_ batch: [PreparedTransaction], epoch: UInt64, clockFloor: Int64 = .min) throws -> ExecutedBlock {
-        let (previous, frontier, skew) = chain.withLock { ($0.tip, $0.frontier, $0.config.clockSkewMilliseconds) }
+    /// `parent`: a block executed here and not yet committed (or just committed), to build on; the
+    /// block under it must be committed.
+    func seal(_ batch: [PreparedTransaction], epoch: UInt64, clockFloor: Int64 = .min, on parent: ExecutedBlock? = nil) throws -> ExecutedBlock {
+        let (tip, tipFrontier, skew) = chain.withLock { ($0.tip, $0.frontier, $0.config.clockSkewMilliseconds) }
+        let (previous, frontier) = parent.map { ($0.header, $0.assembled.frontier) } ?? (tip, tipFrontier)
         let blockTime = Self.blockTime(now: Clock.nowMilliseconds(), floor: clockFloor, previous: previous.timestamp, batch: batch, skew: skew)
         let started = ContinuousClock.now
         let assembled = try execute(batch, previous: previous, frontier: frontier, blockTime: blockTime, proposer: identity.fingerprint,
-                                    epoch: epoch)
+                                    epoch: epoch, pending: parent)
         let headerBytes = assembled.header.encoded
         return ExecutedBlock(transactions: batch, assembled: assembled, headerBytes: headerBytes, signature: identity.sign(headerBytes),
                              started: started)
     }
 
-    /// Executes `batch` as the block after `previous` on committed state: the one execution path of
-    /// the sealing leader and of a follower checking the leader's block.
+    /// Executes `batch` as the block after `previous` on committed state (plus the writes of
+    /// `pending`, an executed block not yet committed): the one execution path of the sealing
+    /// leader and of a follower checking the leader's block.
     func execute(_ batch: [PreparedTransaction], previous: BlockHeader, frontier: MerkleFrontier, blockTime: Int64,
-                 proposer: Hash256, epoch: UInt64) throws -> AssembledBlock {
+                 proposer: Hash256, epoch: UInt64, pending: ExecutedBlock? = nil) throws -> AssembledBlock {
         // Research answers are checked against exact aggregates evaluated here, before execution,
         // while the device table still describes the previous block.
         try prepareResearch(batch, height: previous.height + 1)
-        return try store.withView { view in
-            try BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
-                                        proposer: proposer, epoch: epoch, frontier: frontier, base: view, executor: executor)
+        return try store.withView { committed in
+            var view = committed
+            if let pending { view = PendingBlockView(base: committed, block: pending) }
+            return try BlockAssembler.assemble(batch, network: network, previous: previous, blockTime: blockTime,
+                                               proposer: proposer, epoch: epoch, frontier: frontier, base: view, executor: executor)
         }
+    }
+
+    /// Whether `writes` change what this node caches from state: members, organisations, configuration.
+    static func changesCaches(_ writes: WriteSet) -> Bool {
+        writes.entries.keys.contains { $0.hasPrefix("mem/") || $0.hasPrefix("org/") || $0 == StateKey.config }
     }
 
     /// Commits an executed block (one SQLite transaction, with this node's signed checkpoint of
@@ -298,10 +309,7 @@ extension LedgerNode {
         }
         applyToDeviceTable(assembled.execution.writes, height: header.height, time: header.timestamp)
         settleResearch(assembled.execution.writes)
-        let membershipChanged = assembled.execution.writes.entries.keys.contains {
-            $0.hasPrefix("mem/") || $0.hasPrefix("org/") || $0 == StateKey.config
-        }
-        let reloaded = membershipChanged ? try Self.loadMembership(store) : nil
+        let reloaded = Self.changesCaches(assembled.execution.writes) ? try Self.loadMembership(store) : nil
         let now = Date().timeIntervalSince1970
         var latencies: [Double] = []
         var rejectedCodes: [String] = []
@@ -313,7 +321,7 @@ extension LedgerNode {
                 state.members = members
             }
             for (transaction, refusal) in zip(batch, assembled.execution.refusals) {
-                if let admitted = state.pending.removeValue(forKey: transaction.id) { latencies.append(now - admitted) }
+                if let admitted = state.pending.removeValue(forKey: transaction.id) { latencies.append(now - admitted.time) }
                 if let refusal {
                     rejectedCodes.append(refusal.code.rawValue)
                     state.rejectionMessages[transaction.id] = refusal.message
@@ -356,6 +364,31 @@ extension LedgerNode {
             "height": "\(header.height)", "transactions": "\(batch.count)",
             "execute_ms": "\((executed - started).milliseconds)", "commit_ms": "\((finished - executed).milliseconds)",
         ])
+    }
+}
+
+/// Committed state with an executed, not yet committed block on top: its writes, and its
+/// transactions as already on the ledger. Consistent whether or not the block is committed
+/// meanwhile (then both layers say the same).
+struct PendingBlockView: LedgerView {
+    let base: any LedgerView
+    let writes: WriteSet
+    let transactions: Set<Hash256>
+
+    init(base: any LedgerView, block: LedgerNode.ExecutedBlock) {
+        self.base = base
+        writes = block.assembled.execution.writes
+        transactions = Set(block.transactions.map(\.id))
+    }
+
+    func value(forKey key: String) throws(LedgerError) -> [UInt8]? {
+        if let pending = writes.lookup(key) { return pending }
+        return try base.value(forKey: key)
+    }
+
+    func containsTransaction(_ id: Hash256) throws(LedgerError) -> Bool {
+        if transactions.contains(id) { return true }
+        return try base.containsTransaction(id)
     }
 }
 

@@ -41,14 +41,24 @@ public final class LedgerNode: Sendable {
         var frontier: MerkleFrontier
         var config: NetworkConfig
         var members: [Hash256: CachedMember]
-        /// Admitted, not yet committed: id → admission time (seconds, monotonic-enough wall clock).
-        var pending: [Hash256: Double] = [:]
+        /// Admitted, not yet committed, by id.
+        var pending: [Hash256: Admitted] = [:]
         var refusals: [Refusal] = []
         var refusalFlushScheduled = false
         var refusalsDropped = 0
         /// Recent execution refusal messages, for status answers (the ledger keeps only the code).
         var rejectionMessages: [Hash256: String] = [:]
         var rejectionOrder: [Hash256] = []
+    }
+
+    /// A transaction this node admitted: when, and the signature it verified then.
+    struct Admitted {
+        /// Seconds since 1970 (monotonic-enough wall clock), for the submit → commit latency.
+        var time: Double
+        /// The envelope signature admission verified against the creator's key. An envelope with
+        /// this id (the payload's hash, so the same creator) and these signature bytes is valid
+        /// without verifying it again when it comes back in a block (``LedgerNode/prepared(_:)``).
+        var signature: [UInt8]
     }
 
     struct Waiter {
