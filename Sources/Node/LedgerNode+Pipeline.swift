@@ -239,10 +239,18 @@ extension LedgerNode {
     /// With a right clock nothing changes.
     static func blockTime(now: Int64, floor: Int64 = .min, previous: Int64, batch: [PreparedTransaction], skew: UInt64) -> Int64 {
         let clock = max(now, floor)
+        return max(latestBlockTime(batch: batch, skew: skew).map { min(clock, $0) } ?? clock, previous)
+    }
+
+    /// The latest time a block of `batch` may carry (unless the previous block's is later): half the
+    /// skew window after the median time of its transactions with verified signatures; nil when it
+    /// has none (or the sum overflows). Followers refuse a block above it: it depends only on the
+    /// block and committed state, so a leader cannot move the chain's clock ahead of the signed times.
+    static func latestBlockTime(batch: [PreparedTransaction], skew: UInt64) -> Int64? {
         let times = batch.compactMap { $0.signatureVerified ? $0.payload?.timestamp : nil }.sorted()
-        guard !times.isEmpty else { return max(clock, previous) }
+        guard !times.isEmpty else { return nil }
         let (latest, overflow) = times[times.count / 2].addingReportingOverflow(Int64(clamping: skew / 2))
-        return max(overflow ? clock : min(clock, latest), previous)
+        return overflow ? nil : latest
     }
 
     /// Executes `batch` as the next block on committed state and signs its header as proposer.

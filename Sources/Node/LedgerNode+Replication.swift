@@ -220,6 +220,10 @@ extension LedgerNode {
         }
         let started = ContinuousClock.now
         let transactions = prepared(block.envelopes)
+        let skew = chain.withLock { $0.config.clockSkewMilliseconds }
+        if let latest = Self.latestBlockTime(batch: transactions, skew: skew), header.timestamp > max(latest, previous.timestamp) {
+            throw LedgerError(.verificationFailed, "\(at): block time \(header.timestamp) is more than half the skew window after its transactions' median signed time (at most \(latest))")
+        }
         let assembled = try execute(transactions, previous: previous, frontier: frontier, blockTime: header.timestamp,
                                     proposer: header.proposer, epoch: header.epoch)
         guard assembled.header == header else {

@@ -1,6 +1,7 @@
 import Testing
 import LedgerCore
 import Foundation
+import Synchronization
 import Contracts
 import LedgerTesting
 @testable import Node
@@ -49,5 +50,34 @@ struct BlockTimeTests {
         #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: batch, skew: 10_000) == 1_000_000)
         #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([.max]), skew: 10_000) == 1_000_000)
         #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([2_000_000, 3_000_000]), skew: 10_000) == 1_000_000)
+    }
+}
+
+/// A follower refuses a block whose time a leader pushed past its transactions' signed times
+/// (the bound every honest leader keeps), and accepts one at the bound.
+struct FollowerBlockTimeTests {
+    @Test func aBlockTimeAheadOfTheSignedTimesHaltsTheFollowerAndOneAtTheBoundIsAccepted() throws {
+        let pair = try PipelinedSealingTests.Pair()
+        let now = Clock.nowMilliseconds()
+        let batch = try (0..<3).map { index in
+            try pair.envelope("st-mary/collector", .register(udi: Fixtures.udi(index), attributes: Fixtures.attributes()))
+        }
+        let prepared = pair.leader.prepared(batch)
+        let skew = pair.leader.chain.withLock { $0.config.clockSkewMilliseconds }
+        let latest = try #require(LedgerNode.latestBlockTime(batch: prepared, skew: skew))
+        #expect(latest >= now && latest <= Clock.nowMilliseconds() + Int64(skew / 2))
+        func sealed(at time: Int64) throws -> LedgerNode.ExecutedBlock {
+            let tip = pair.leader.tip
+            let assembled = try pair.leader.execute(prepared, previous: tip, frontier: pair.leader.chain.withLock { $0.frontier },
+                                                    blockTime: time, proposer: pair.leader.identity.fingerprint, epoch: 0)
+            let headerBytes = assembled.header.encoded
+            return LedgerNode.ExecutedBlock(transactions: prepared, assembled: assembled, headerBytes: headerBytes,
+                                            signature: pair.leader.identity.sign(headerBytes), started: .now)
+        }
+        #expect(throws: LedgerError.self) { try pair.receive(try sealed(at: latest + 1)) }
+        #expect(pair.follower.tip.height == 0)
+        let atBound = try sealed(at: latest)
+        try pair.receive(atBound)
+        #expect(pair.follower.tip.hash == atBound.header.hash)
     }
 }
