@@ -124,6 +124,15 @@ public struct NodeClient: Sendable {
         return (http.statusCode, data)
     }
 
+    /// GET `target` from a party that may lie: the body may not exceed `limit` bytes (past it this
+    /// throws ``LedgerError/Code/payloadTooLarge``) and a redirect is returned, not followed.
+    public func raw(_ target: String, accept: String? = nil, limit: Int) async throws -> (status: Int, body: Data) {
+        guard let url = URL(string: target, relativeTo: baseURL)?.absoluteURL else { throw LedgerError(.invalidArgument, "not a request target: \(target)") }
+        var request = URLRequest(url: url)
+        if let accept { request.setValue(accept, forHTTPHeaderField: "Accept") }
+        return try await BoundedFetch.run(signed(request), limit: limit, timeout: session.configuration.timeoutIntervalForRequest)
+    }
+
     func send<T: Decodable>(_ request: URLRequest) async throws -> T {
         let (data, response) = try await session.data(for: signed(request))
         guard let http = response as? HTTPURLResponse else { throw LedgerError(.io, "no HTTP response") }

@@ -169,6 +169,14 @@ public enum ChainVerifier {
 
         // Signatures, in parallel, for creators already known before this block.
         let prepared = verifySignatures(block.transactions.map(\.envelope), known: replay)
+        // Block time: at most half the skew window past the median verified signed time, as
+        // followers check (``LedgerNode/latestBlockTime(previous:batch:skew:)``).
+        if let previous, let bytes = try? replay.value(forKey: StateKey.config), let config = try? NetworkConfig(decoding: bytes) {
+            let latest = LedgerNode.latestBlockTime(previous: previous.timestamp, batch: prepared, skew: config.clockSkewMilliseconds)
+            guard header.timestamp <= latest else {
+                throw Failure(description: "\(at): block time \(header.timestamp) is after \(latest), half the skew window past its transactions' median signed time")
+            }
+        }
 
         let assembled = try BlockAssembler.assemble(prepared, network: network, previous: previous, blockTime: header.timestamp,
                                                 proposer: header.proposer, epoch: header.epoch, frontier: frontier, base: replay, executor: executor)

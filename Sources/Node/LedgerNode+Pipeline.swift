@@ -237,20 +237,29 @@ extension LedgerNode {
     /// it took over at plus its monotonic time since) keeps block time moving when its wall clock
     /// is behind; it is bounded the same way, so a chain that is ahead still waits for real time.
     /// With a right clock nothing changes.
+    ///
+    /// A batch without a verified signed time (only envelopes that do not decode, or creators
+    /// registered in the same block) gives no evidence of the time: block time stands still.
     static func blockTime(now: Int64, floor: Int64 = .min, previous: Int64, batch: [PreparedTransaction], skew: UInt64) -> Int64 {
-        let clock = max(now, floor)
-        return max(latestBlockTime(batch: batch, skew: skew).map { min(clock, $0) } ?? clock, previous)
+        guard let latest = latestBlockTime(batch: batch, skew: skew) else { return previous }
+        return max(min(max(now, floor), latest), previous)
     }
 
     /// The latest time a block of `batch` may carry (unless the previous block's is later): half the
     /// skew window after the median time of its transactions with verified signatures; nil when it
-    /// has none (or the sum overflows). Followers refuse a block above it: it depends only on the
-    /// block and committed state, so a leader cannot move the chain's clock ahead of the signed times.
+    /// has none (or the sum overflows). Followers and `medledger verify` refuse a block above
+    /// ``latestBlockTime(previous:batch:skew:)``: it depends only on the block and committed state,
+    /// so a leader's clock cannot move the chain's clock ahead of the signed times.
     static func latestBlockTime(batch: [PreparedTransaction], skew: UInt64) -> Int64? {
         let times = batch.compactMap { $0.signatureVerified ? $0.payload?.timestamp : nil }.sorted()
         guard !times.isEmpty else { return nil }
         let (latest, overflow) = times[times.count / 2].addingReportingOverflow(Int64(clamping: skew / 2))
         return overflow ? nil : latest
+    }
+
+    /// The latest time a block of `batch` after a block of time `previous` may carry.
+    static func latestBlockTime(previous: Int64, batch: [PreparedTransaction], skew: UInt64) -> Int64 {
+        max(latestBlockTime(batch: batch, skew: skew) ?? previous, previous)
     }
 
     /// Executes `batch` as the next block on committed state and signs its header as proposer.

@@ -221,8 +221,19 @@ extension LedgerNode {
         let started = ContinuousClock.now
         let transactions = prepared(block.envelopes)
         let skew = chain.withLock { $0.config.clockSkewMilliseconds }
-        if let latest = Self.latestBlockTime(batch: transactions, skew: skew), header.timestamp > max(latest, previous.timestamp) {
+        let latest = Self.latestBlockTime(previous: previous.timestamp, batch: transactions, skew: skew)
+        guard header.timestamp <= latest else {
             throw LedgerError(.verificationFailed, "\(at): block time \(header.timestamp) is more than half the skew window after its transactions' median signed time (at most \(latest))")
+        }
+        // Within the bound, but ahead of this node's clock: a leader whose organisation signed its
+        // own far-dated transactions can move the chain's clock so (the bound cannot tell). Not a
+        // divergence (clocks differ between nodes), but the operators must know.
+        let ahead = header.timestamp &- Clock.nowMilliseconds()
+        if ahead > Int64(clamping: skew) {
+            metrics.blockTimeAhead()
+            logger.warning("a block's time is ahead of this node's clock by more than the skew window", metadata: [
+                "height": "\(header.height)", "ahead_ms": "\(ahead)", "proposer": "\(header.proposer.hex.prefix(16))",
+            ])
         }
         let assembled = try execute(transactions, previous: previous, frontier: frontier, blockTime: header.timestamp,
                                     proposer: header.proposer, epoch: header.epoch)
@@ -380,12 +391,8 @@ extension LedgerNode {
             // An entry too large for a block (no node writes one) is consumed without its envelopes:
             // kept, it would fail every leader's append in turn and stop ordering.
             let envelopes = entries.flatMap { $0.size > Self.maxBlockBytes ? [] : $0.envelopes }
-            let transactions = prepared(envelopes)
-            if let sealedParent = parent {
-                let committedParent = !Self.canSeal(transactions, onUncommitted: sealedParent)
-                if committedParent { guard await replication.committed.wait(until: sealedParent.header.height) else { return } }
-                if committedParent || tip.height >= sealedParent.header.height { parent = nil }
-            }
+            guard let (transactions, onto) = await batch(envelopes, after: parent, committed: replication.committed) else { return }
+            parent = onto
             let height = (parent?.header.height ?? tip.height) + 1
             let (seconds, attoseconds) = (ContinuousClock.now - takenAt).components
             let elapsed = seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
@@ -402,6 +409,22 @@ extension LedgerNode {
             }
             parent = executed
         }
+    }
+
+    /// The transactions of `envelopes`, their signatures checked against the members of the state
+    /// they will execute on, and the block to seal them on: `parent` while it is uncommitted and
+    /// ``canSeal(_:onUncommitted:)`` allows, otherwise committed state (once `parent` is committed).
+    /// Nil when the node stops while waiting.
+    func batch(_ envelopes: [[UInt8]], after parent: ExecutedBlock?,
+               committed: HeightSignal) async -> (transactions: [PreparedTransaction], parent: ExecutedBlock?)? {
+        let transactions = prepared(envelopes)
+        guard let parent else { return (transactions, nil) }
+        guard !Self.canSeal(transactions, onUncommitted: parent) else {
+            return (transactions, tip.height >= parent.header.height ? nil : parent)
+        }
+        guard await committed.wait(until: parent.header.height) else { return nil }
+        // The parent may have changed the members these signatures were checked against.
+        return (prepared(envelopes), nil)
     }
 
     /// Whether `batch` may be sealed on top of `parent` before `parent` is committed. Not when

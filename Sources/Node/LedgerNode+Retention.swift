@@ -75,13 +75,21 @@ extension LedgerNode {
                 guard !peers.isEmpty else { throw LedgerError(.unavailable, "no other node advertised an API address") }
                 logger.info("catching up from other nodes: the log no longer holds these blocks",
                             metadata: ["from": "\(tip.height + 1)", "to": "\(first.header.height - 1)", "peers": "\(peers.count)"])
-                // Pass 1: the hashes, back from the log's oldest block to this node's tip.
+                // Pass 1: the hashes, back from the log's oldest block to this node's tip. The
+                // lowest blocks fetched are kept for pass 2, within a memory budget.
                 var expected: [UInt64: Hash256] = [:]
+                var kept: [UInt64: (block: Block, size: Int)] = [:]
+                var keptBytes = 0
                 var hash = first.header.previousHash
                 var height = first.header.height - 1
                 while height > tip.height {
-                    let block = try await fetch(height, expecting: hash, from: peers)
+                    let (block, size) = try await fetch(height, expecting: hash, from: peers)
                     expected[height] = hash
+                    kept[height] = (block, size)
+                    keptBytes += size
+                    while keptBytes > Self.catchUpMemory, let highest = kept.keys.max(), highest != height {
+                        keptBytes -= kept.removeValue(forKey: highest)?.size ?? 0
+                    }
                     hash = block.header.previousHash
                     height -= 1
                 }
@@ -92,7 +100,10 @@ extension LedgerNode {
                 while tip.height + 1 < first.header.height {
                     let height = tip.height + 1
                     guard let hash = expected[height] else { break }
-                    let block = try await fetch(height, expecting: hash, from: peers)
+                    let block: Block
+                    if let fetched = kept.removeValue(forKey: height) { block = fetched.block } else {
+                        block = try await fetch(height, expecting: hash, from: peers).block
+                    }
                     try commit(try receive(block))
                     replication.committed.advance(to: height)
                     try judgePeers(replication)
@@ -117,12 +128,21 @@ extension LedgerNode {
             .compactMap { URL(string: $0.value).map { NodeClient(baseURL: $0, signer: signer) } }
     }
 
-    /// Block `height` with header hash `hash`, from the first peer that serves exactly it.
-    func fetch(_ height: UInt64, expecting hash: Hash256, from peers: [NodeClient]) async throws -> Block {
+    /// Most bytes of blocks a catch-up holds in memory between its two passes (beyond it, pass 2
+    /// fetches a block again).
+    static let catchUpMemory = 64 << 20
+
+    /// Most bytes a peer's answer for one block may have: the envelope limit of a block, with room
+    /// for the header, signature and length prefixes of the most envelopes it can hold.
+    static let maxBlockResponseBytes = 2 * maxBlockBytes
+
+    /// Block `height` with header hash `hash`, from the first peer that serves exactly it, and the
+    /// size of its encoding. A peer's answer is bounded and its redirects are not followed.
+    func fetch(_ height: UInt64, expecting hash: Hash256, from peers: [NodeClient]) async throws -> (block: Block, size: Int) {
         var problems: [String] = []
         for peer in peers {
             do {
-                let (status, body) = try await peer.raw("/v1/blocks/\(height)", accept: Self.blockMediaType)
+                let (status, body) = try await peer.raw("/v1/blocks/\(height)", accept: Self.blockMediaType, limit: Self.maxBlockResponseBytes)
                 guard status == 200 else {
                     problems.append("\(peer.baseURL.absoluteString): HTTP \(status)")
                     continue
@@ -132,7 +152,7 @@ extension LedgerNode {
                     problems.append("\(peer.baseURL.absoluteString): served another block than the log's chain names")
                     continue
                 }
-                return block
+                return (block, body.count)
             } catch {
                 problems.append("\(peer.baseURL.absoluteString): \(error)")
             }

@@ -20,6 +20,7 @@ public final class NodeMetrics: Sendable {
         var epoch: UInt64 = 0
         var leaderChanges: UInt64 = 0
         var diverged = false
+        var blocksTimedAhead: UInt64 = 0
         /// The node certificate's notAfter (Unix seconds), once the node set it.
         var certificateNotAfter: Double?
         var checkpointsAgreeing = 0
@@ -72,6 +73,10 @@ public final class NodeMetrics: Sendable {
 
     func diverged() {
         state.withLock { $0.diverged = true }
+    }
+
+    func blockTimeAhead() {
+        state.withLock { $0.blocksTimedAhead += 1 }
     }
 
     /// True once this node found that its state disagrees with the network's.
@@ -127,6 +132,8 @@ public final class NodeMetrics: Sendable {
             out += "medledger_leader_epoch \(state.epoch)\n"
             metric("medledger_divergence_alarm", "gauge", "1 when this node's execution disagreed with a block of the network (it stops).")
             out += "medledger_divergence_alarm \(state.diverged ? 1 : 0)\n"
+            metric("medledger_blocks_timed_ahead_total", "counter", "Blocks received whose time was ahead of this node's clock by more than the skew window (check the leader's clock, or its organisation).")
+            out += "medledger_blocks_timed_ahead_total \(state.blocksTimedAhead)\n"
             if let notAfter = state.certificateNotAfter {
                 metric("medledger_certificate_expiry_seconds", "gauge", "Seconds until this node's certificate expires (negative: expired). Renew before 30 days.")
                 out += "medledger_certificate_expiry_seconds \(Int64((notAfter - Date().timeIntervalSince1970).rounded(.down)))\n"

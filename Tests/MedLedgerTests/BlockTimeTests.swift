@@ -22,7 +22,15 @@ struct BlockTimeTests {
 
     @Test func aRightClockIsUsedAsItIs() {
         #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([999_000, 1_000_500, 1_001_000]), skew: 10_000) == 1_000_000)
-        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: [], skew: 10_000) == 1_000_000)
+    }
+
+    /// Red team: with no verified signed time a block had no bound, and a leader could set it near
+    /// `Int64.max` (every later transaction refused as skewed, for good). It now stands still.
+    @Test func withoutAVerifiedSignedTimeBlockTimeStandsStill() {
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 990_000, batch: [], skew: 10_000) == 990_000)
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 990_000, batch: Self.batch([1_000_000], verified: false), skew: 10_000) == 990_000)
+        #expect(LedgerNode.latestBlockTime(previous: 990_000, batch: [], skew: 10_000) == 990_000)
+        #expect(LedgerNode.latestBlockTime(previous: 990_000, batch: Self.batch([.max]), skew: 10_000) == 990_000)
     }
 
     @Test func aClockAheadIsHeldBackByTheTransactions() {
@@ -48,7 +56,7 @@ struct BlockTimeTests {
     @Test func futureTimesOrAMinorityOrUnverifiedTransactionsDoNotMoveIt() {
         let batch = Self.batch([.max, 1_000_000, 1_000_001]) + Self.batch([.min, .min, .min], verified: false)
         #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: batch, skew: 10_000) == 1_000_000)
-        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([.max]), skew: 10_000) == 1_000_000)
+        #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([.max]), skew: 10_000) == 0, "no usable signed time")
         #expect(LedgerNode.blockTime(now: 1_000_000, previous: 0, batch: Self.batch([2_000_000, 3_000_000]), skew: 10_000) == 1_000_000)
     }
 }

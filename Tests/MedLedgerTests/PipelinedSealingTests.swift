@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import Synchronization
 import Crypto
 import Logging
 import LedgerCore
@@ -90,6 +91,55 @@ struct PipelinedSealingTests {
             #expect(!LedgerNode.canSeal(devices, onUncommitted: changing), "a parent writing \(key)")
         }
     }
+
+    /// Red team: the leader checked a batch's signatures against the members before its parent,
+    /// which registered the batch's signer; followers (who had committed the parent) counted that
+    /// signer's older signed times, bounded block time below the leader's and halted.
+    @Test func aBatchAfterAParentThatRegistersItsSignerIsCheckedAgainstTheNewMembers() async throws {
+        let pair = try Pair()
+        let ca = try CertificateAuthority(
+            organization: "st-mary",
+            privateKey: P256.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: pair.directory + "/orgs/st-mary/ca.key", encoding: .utf8)),
+            certificate: try #require(try pair.definition.rootCertificates()["st-mary"]))
+        let newcomer = try TestNetwork.issue(ca, name: "st-mary/newcomer", role: .collector, now: Date())
+        func governance(_ signer: String, _ action: String, _ arguments: [UInt8]) throws -> Envelope {
+            try pair.definition.identity(named: signer, directory: pair.directory)
+                .transaction(network: pair.leader.network, contract: "governance", action: action, arguments: arguments).envelope
+        }
+        let propose = try governance("st-mary/admin", "propose",
+                                     ProposalAction.addMember(MemberRegistration(certificate: newcomer.certificate.derBytes, deviceUDI: nil)).encoded)
+        var approvals = [propose.encoded]
+        for admin in ["north-general/admin", "city-childrens/admin"] {
+            approvals.append(try governance(admin, "approve", ProofTests.hashArgument(propose.id)).encoded)
+        }
+        let parent = try pair.leader.seal(pair.leader.prepared(approvals), epoch: 0)
+        #expect(parent.assembled.execution.refusals.allSatisfy { $0 == nil })
+        #expect(!PipelinedSealingTests.canSealAnything(on: parent), "the parent registers a member")
+        // One transaction signed now, two by the newcomer nearly a skew window ago.
+        let skew = pair.leader.chain.withLock { $0.config.clockSkewMilliseconds }
+        let old = Clock.nowMilliseconds() - Int64(skew) * 9 / 10
+        let envelopes = try [pair.envelope("st-mary/collector", .register(udi: Fixtures.udi(1), attributes: Fixtures.attributes()))]
+            + (2...3).map { index in
+                newcomer.transaction(network: pair.leader.network, contract: "devices", action: "register",
+                                     arguments: DeviceAction.register(udi: Fixtures.udi(index), attributes: Fixtures.attributes()).arguments,
+                                     timestamp: old).envelope.encoded
+            }
+        let committed = HeightSignal(height: 0)
+        let batch = Task { await pair.leader.batch(envelopes, after: parent, committed: committed) }
+        try await Task.sleep(for: .milliseconds(100))
+        try pair.leader.commit(parent)
+        committed.advance(to: parent.header.height)
+        let (transactions, onto) = try #require(await batch.value)
+        #expect(onto == nil, "sealed on committed state")
+        #expect(transactions.map(\.signatureVerified) == [true, true, true])
+        let child = try pair.leader.seal(transactions, epoch: 0, on: onto)
+        try pair.leader.commit(child)
+        try pair.receive(parent)
+        try pair.receive(child)
+        #expect(pair.follower.tip == pair.leader.tip)
+    }
+
+    static func canSealAnything(on parent: LedgerNode.ExecutedBlock) -> Bool { LedgerNode.canSeal([], onUncommitted: parent) }
 
     /// Admission's verification is reused only for the very signature bytes it verified.
     @Test func aSignatureVerifiedAtAdmissionIsTrustedOnlyForTheSameBytes() throws {
