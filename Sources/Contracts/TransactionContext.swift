@@ -66,7 +66,8 @@ public struct TransactionContext {
     }
 
     public func config() throws(LedgerError) -> NetworkConfig {
-        guard let config = try get(NetworkConfig.self, StateKey.config) else {
+        let found = if writes.lookup(StateKey.config) != nil { try get(NetworkConfig.self, StateKey.config) } else { try overlay.config() }
+        guard let config = found else {
             throw LedgerError(.internal, "network configuration missing from state")
         }
         return config
@@ -96,6 +97,7 @@ final class BlockOverlay {
     var writes = WriteSet()
     private var committed: [String: [UInt8]?] = [:]
     private var committedMembers: [Hash256: Member] = [:]
+    private var committedConfig: NetworkConfig?
 
     init(base: any LedgerView) {
         self.base = base
@@ -107,6 +109,17 @@ final class BlockOverlay {
         let value = try base.value(forKey: key)
         committed[key] = .some(value)
         return value
+    }
+
+    /// The configuration as of this point in the block, decoded once per block when unchanged
+    /// (every transaction's skew check reads it).
+    func config() throws(LedgerError) -> NetworkConfig? {
+        if let pending = writes.lookup(StateKey.config) { return try pending.map { bytes throws(LedgerError) in try NetworkConfig(decoding: bytes) } }
+        if let committedConfig { return committedConfig }
+        guard let bytes = try value(forKey: StateKey.config) else { return nil }
+        let config = try NetworkConfig(decoding: bytes)
+        committedConfig = config
+        return config
     }
 
     /// A member as of this point in the block, decoded once per block when unchanged.

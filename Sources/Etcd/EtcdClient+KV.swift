@@ -16,6 +16,14 @@ extension EtcdClient {
         return try await range(request)
     }
 
+    /// Whether `key` exists, without transferring its value (`keys_only`).
+    public func exists(_ key: [UInt8]) async throws -> Bool {
+        var request = Etcdserverpb_RangeRequest()
+        request.key = Data(key)
+        request.keysOnly = true
+        return try await !range(request).kvs.isEmpty
+    }
+
     /// Reads the keys that start with `prefix` in key order (linearizable). Retried on another
     /// endpoint when one fails.
     ///

@@ -217,7 +217,7 @@ public final class EtcdReplicatedLog: ReplicatedLog {
     public func latestHeight() async throws -> UInt64? {
         guard let value = try await client.range(tipKey).kvs.first?.value,
               let height = UInt64(String(decoding: value, as: UTF8.self)), height < UInt64.max,
-              try await !client.range(blockKey(height)).kvs.isEmpty
+              try await client.exists(blockKey(height))
         else { return nil }
         return height
     }

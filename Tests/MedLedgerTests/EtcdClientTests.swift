@@ -67,6 +67,8 @@ struct EtcdClientTests {
             #expect(read.kvs.first?.modRevision == first.revision)
             #expect(read.kvs.first?.version == 1)
             #expect(read.revision >= first.revision)
+            #expect(try await etcd.exists(bytes("a/1")))
+            #expect(try await !etcd.exists(bytes("a/2")))
 
             let second = try await etcd.put(bytes("a/1"), bytes("uno"), previous: true)
             #expect(second.revision == first.revision + 1)
