@@ -54,6 +54,9 @@ public enum LocalNetwork {
            table.processes.contains(where: { DetachedProcess.isRunning(pid: $0.pid, startTime: $0.startTime) }) {
             throw LedgerError(.invalidConfiguration, "a network started from \(directory) is still running: medledger network down --data \(directory)")
         }
+        if FileManager.default.fileExists(atPath: directory + "/" + NetworkDefinition.fileName) {
+            return try await restart(directory: directory, options: options, logger: logger, progress: progress)
+        }
         let spec = NetworkSpec.local(organizations: options.organizations, config: options.config)
         let definition = try NetworkBuilder.build(spec, directory: directory)
         progress("created network \(definition.name) (\(definition.networkID.hex.prefix(16))…) in \(directory)")
@@ -72,6 +75,50 @@ public enum LocalNetwork {
         } catch {
             _ = await DetachedProcess.stop(launcher.table.processes, grace: .seconds(5))
             ProcessTable.remove(directory: directory)
+            throw error
+        }
+    }
+
+    /// Starts again, in place, the processes `network down` stopped (or that died): etcd members
+    /// with their data and ports, nodes on their ledgers (on new API ports), collectors sending to
+    /// their node's new address.
+    static func restart(directory: String, options: Options, logger: Logger, progress: @Sendable (String) -> Void) async throws -> ProcessTable {
+        let definition = try NetworkDefinition.load(directory: directory)
+        guard let previous = try ProcessTable.load(directory: directory) ?? ProcessTable.load(directory: directory, stopped: true),
+              previous.networkID == definition.networkID, !previous.processes.isEmpty
+        else {
+            throw LedgerError(.invalidConfiguration, "\(directory) holds network \(definition.name) but no record of its processes (\(ProcessTable.stoppedPath)); start a new network in an empty directory")
+        }
+        progress("starting network \(definition.name) (\(definition.networkID.hex.prefix(16))…) again in \(directory)")
+        let launcher = Launcher(directory: directory, table: ProcessTable(networkID: definition.networkID))
+        do {
+            let members = previous.etcdMembers
+            let etcdRecords = try members.map { record in
+                try launcher.start(name: record.name, kind: .etcd, record.argv[0], Array(record.argv.dropFirst()), endpoint: record.endpoint)
+            }
+            try await launcher.waitForEtcd(etcdRecords, timeout: options.timeout, logger: logger)
+            progress("etcd: \(members.count) member(s) serving, a leader elected")
+            for record in previous.nodes {
+                _ = try launcher.start(name: record.name, kind: .node, record.argv[0], Array(record.argv.dropFirst()), endpoint: nil,
+                                       organization: record.organization)
+            }
+            try await launcher.waitForNodesListening(timeout: options.timeout)
+            let reader = try NodeClient.Signer(identity: statusIdentity(definition, directory: directory), network: definition.networkID)
+            let leader = try await launcher.waitForLeader(reader: reader, timeout: options.timeout)
+            progress("nodes: \(launcher.table.nodes.count) listening, \(leader) leads")
+            for record in previous.processes where record.kind == .collector {
+                var arguments = Array(record.argv.dropFirst())
+                if let at = arguments.firstIndex(of: "--node"), at + 1 < arguments.count,
+                   let node = launcher.table.nodes.first(where: { $0.organization == record.organization })?.endpoint {
+                    arguments[at + 1] = node
+                }
+                _ = try launcher.start(name: record.name, kind: .collector, record.argv[0], arguments, endpoint: nil, organization: record.organization)
+            }
+            try? FileManager.default.removeItem(atPath: directory + "/" + ProcessTable.stoppedPath)
+            return launcher.table
+        } catch {
+            _ = await DetachedProcess.stop(launcher.table.processes, grace: .seconds(5))
+            ProcessTable.markStopped(directory: directory)
             throw error
         }
     }
@@ -102,9 +149,13 @@ final class Launcher: @unchecked Sendable {
         self.table = table
     }
 
+    /// Each started process's log size before it started (a restarted process appends to its log).
+    var logOffsets: [String: Int] = [:]
+
     func start(name: String, kind: ProcessTable.Record.Kind, _ executable: String, _ arguments: [String],
                endpoint: String?, organization: String? = nil) throws -> ProcessTable.Record {
         let log = "logs/\(name).log"
+        logOffsets[name] = ((try? FileManager.default.attributesOfItem(atPath: directory + "/" + log))?[.size] as? NSNumber)?.intValue ?? 0
         let (pid, startTime) = try DetachedProcess.spawn(executable, arguments, log: directory + "/" + log)
         let record = ProcessTable.Record(name: name, kind: kind, pid: pid, startTime: startTime, argv: [executable] + arguments,
                                          endpoint: endpoint, organization: organization, log: log)
@@ -136,23 +187,29 @@ final class Launcher: @unchecked Sendable {
                                      member.arguments(cluster: members, token: token, state: "new"),
                                      endpoint: "http://\(member.endpoint)"))
         }
+        try await waitForEtcd(records, timeout: timeout, logger: logger)
+    }
+
+    /// Waits until every member in `records` serves and one leads.
+    func waitForEtcd(_ records: [ProcessTable.Record], timeout: Duration, logger: Logger) async throws {
+        let endpoints = records.compactMap { $0.endpoint?.replacingOccurrences(of: "http://", with: "") }
         var etcdLogger = logger
         etcdLogger.logLevel = .critical
-        try await withEtcdClient(endpoints: members.map(\.endpoint), requestTimeout: .seconds(2), logger: etcdLogger) { client in
+        try await withEtcdClient(endpoints: endpoints, requestTimeout: .seconds(2), logger: etcdLogger) { client in
             let deadline = ContinuousClock.now + timeout
             while true {
                 for record in records { try ensureRunning(record) }
                 var serving = 0
                 var leader = false
-                for member in members {
-                    if let status = try? await client.status(endpoint: member.endpoint) {
+                for endpoint in endpoints {
+                    if let status = try? await client.status(endpoint: endpoint) {
                         serving += 1
                         leader = leader || status.isLeader
                     }
                 }
-                if serving == members.count, leader { return }
+                if serving == endpoints.count, leader { return }
                 guard ContinuousClock.now < deadline else {
-                    throw LedgerError(.unavailable, "etcd: \(serving) of \(members.count) members serving\(leader ? "" : ", no leader") after \(timeout); see \(directory)/logs/etcd-*.log")
+                    throw LedgerError(.unavailable, "etcd: \(serving) of \(endpoints.count) members serving\(leader ? "" : ", no leader") after \(timeout); see \(directory)/logs/etcd-*.log")
                 }
                 // etcd announces readiness only in its log; asking again shortly is the simple way.
                 try await Task.sleep(for: .milliseconds(100))
@@ -171,20 +228,26 @@ final class Launcher: @unchecked Sendable {
                 "--ordering", "etcd", "--etcd", endpoints, "--lease-ttl", String(options.leaseTTL),
             ], endpoint: nil, organization: organization.id)
         }
-        // Each node prints one line once its API listens: "medledger node listening on http://127.0.0.1:P …".
-        let deadline = ContinuousClock.now + options.timeout
+        try await waitForNodesListening(timeout: options.timeout)
+    }
+
+    /// Waits until every node in the table printed, since it started, the line it prints once its API
+    /// listens ("medledger node listening on http://127.0.0.1:P …"), and records its address.
+    func waitForNodesListening(timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
         for var record in table.nodes {
             while record.endpoint == nil {
                 try ensureRunning(record)
                 if let text = try? String(contentsOfFile: directory + "/" + record.log, encoding: .utf8),
-                   let line = text.split(separator: "\n").first(where: { $0.contains("medledger node listening on ") }),
+                   let line = text.utf8.dropFirst(logOffsets[record.name] ?? 0).split(separator: UInt8(ascii: "\n")).map({ String(decoding: $0, as: UTF8.self) })
+                       .first(where: { $0.contains("medledger node listening on ") }),
                    let url = line.split(separator: " ").first(where: { $0.hasPrefix("http://") }) {
                     record.endpoint = String(url)
                     try update(record)
                     break
                 }
                 guard ContinuousClock.now < deadline else {
-                    throw LedgerError(.unavailable, "\(record.name) is not listening after \(options.timeout):\n\(LocalNetwork.tail(directory + "/" + record.log))")
+                    throw LedgerError(.unavailable, "\(record.name) is not listening after \(timeout):\n\(LocalNetwork.tail(directory + "/" + record.log))")
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }

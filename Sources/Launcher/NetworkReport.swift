@@ -182,17 +182,3 @@ public struct NetworkReport: Sendable, Encodable {
         return out
     }
 }
-
-/// Runs `body`, throwing `unavailable` if it takes longer than `timeout` (a SIGSTOPped node keeps
-/// its socket open and never answers).
-func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw LedgerError(.unavailable, "no answer within \(timeout)")
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}

@@ -68,11 +68,15 @@ public struct ProcessTable: Sendable, Codable, Equatable {
     public var nodes: [Record] { processes.filter { $0.kind == .node } }
     public var etcdMembers: [Record] { processes.filter { $0.kind == .etcd } }
 
+    /// Where `network down` keeps the table of what it stopped, for `network up` to start again.
+    public static let stoppedPath = "run/stopped.json"
+
     public static func file(in directory: String) -> String { directory + "/" + path }
 
-    /// The table in `directory`, or nil when there is none (nothing is running from it).
-    public static func load(directory: String) throws(LedgerError) -> ProcessTable? {
-        let path = file(in: directory)
+    /// The table in `directory`, or nil when there is none (nothing is running from it); with
+    /// `stopped`, the table of what `network down` last stopped.
+    public static func load(directory: String, stopped: Bool = false) throws(LedgerError) -> ProcessTable? {
+        let path = directory + "/" + (stopped ? stoppedPath : Self.path)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let bytes = try SecureFile.read(path)
         do {
@@ -104,5 +108,12 @@ public struct ProcessTable: Sendable, Codable, Equatable {
 
     public static func remove(directory: String) {
         try? FileManager.default.removeItem(atPath: file(in: directory))
+    }
+
+    /// Moves the table aside as what was stopped (`network down`): `network up` starts it again.
+    public static func markStopped(directory: String) {
+        let stopped = directory + "/" + stoppedPath
+        try? FileManager.default.removeItem(atPath: stopped)
+        if rename(file(in: directory), stopped) != 0 { remove(directory: directory) }
     }
 }

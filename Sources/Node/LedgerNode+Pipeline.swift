@@ -198,10 +198,7 @@ extension LedgerNode {
         } catch where divergence != nil {
             // Tell the others what this node computed (bounded: etcd may be what is failing).
             if let own = replication.checkpoints.own.withLock({ $0 }) {
-                let publish = Task { try await replication.log.publish(own) }
-                let timeout = Task { try await Task.sleep(for: .seconds(5)); publish.cancel() }
-                _ = try? await publish.value
-                timeout.cancel()
+                _ = try? await withTimeout(.seconds(5)) { try await replication.log.publish(own) }
             }
             _ = await replication.committed.wait(until: .max)
         }

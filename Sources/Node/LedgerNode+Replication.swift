@@ -333,13 +333,8 @@ extension LedgerNode {
         if let latest = try await log.latestHeight(), latest > tip.height {
             while tip.height < latest {
                 let before = tip.height
-                let progressed = await withTaskGroup(of: Bool.self) { group in
-                    group.addTask { await replication.committed.wait(until: before + 1) }
-                    group.addTask { try? await Task.sleep(for: .seconds(10)); return false }
-                    defer { group.cancelAll() }
-                    return await group.next() ?? false
-                }
-                guard progressed else {
+                let progressed = try? await withTimeout(.seconds(10)) { await replication.committed.wait(until: before + 1) }
+                guard progressed == true else {
                     throw LedgerError(.unavailable, "the log's tip says \(latest), but block \(before + 1) does not arrive")
                 }
             }

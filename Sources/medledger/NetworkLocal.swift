@@ -11,7 +11,9 @@ struct NetworkUp: AsyncParsableCommand {
         commandName: "up",
         abstract: "Start a local network on loopback: an etcd cluster, a node per organisation, a collector per hospital.",
         discussion: """
-            Creates a fresh network in --data exactly as `medledger init` does (each organisation's keys in \
+            On a directory holding a network that `network down` stopped, starts the same processes again (same \
+            ledgers, etcd data and ports; nodes on new ports) and ignores the options that shape a new network. \
+            Otherwise creates a fresh network in --data exactly as `medledger init` does (each organisation's keys in \
             DIR/orgs/ID/, mode 0600), starts --etcd members of the system `etcd` (Debian package etcd-server), one \
             `medledger node --ordering etcd` per organisation and, unless --no-collectors, one simulated collector \
             per hospital. Every process runs detached (its own session) with its output in DIR/logs/NAME.log and is \
@@ -31,7 +33,7 @@ struct NetworkUp: AsyncParsableCommand {
     @Option(name: .customLong("etcd"), help: "etcd members (1...9).")
     var etcdMembers = 3
 
-    @Option(name: .long, help: "Directory for the new network (must not hold one).")
+    @Option(name: .long, help: "Directory for the new network, or of a network `network down` stopped.")
     var data: String
 
     @Flag(name: .long, inversion: .prefixedNo, help: "Start a simulated collector per hospital.")
@@ -151,8 +153,8 @@ struct NetworkDown: AsyncParsableCommand {
         discussion: """
             Collectors, then nodes, then etcd members: SIGTERM, up to --grace seconds to exit, then SIGKILL. A pid is \
             signalled only while its start time (/proc/PID/stat) is still the recorded one, so a process that \
-            reused the number is never touched. Removes processes.json; the network directory (ledgers, logs) \
-            stays. Safe to run again.
+            reused the number is never touched. Moves processes.json to run/stopped.json; the network directory \
+            (ledgers, logs) stays, and `network up --data DIR` starts the same processes again. Safe to run again.
 
             Example:
               medledger network down --data ./local
@@ -189,7 +191,7 @@ struct NetworkDown: AsyncParsableCommand {
                 }
             }
         }
-        ProcessTable.remove(directory: data)
-        Output.line("network in \(data) is down; its data stays (remove the directory to start afresh)")
+        ProcessTable.markStopped(directory: data)
+        Output.line("network in \(data) is down; its data stays: `medledger network up --data \(data)` starts it again (remove the directory to start afresh)")
     }
 }

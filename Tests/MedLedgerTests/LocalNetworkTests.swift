@@ -59,7 +59,8 @@ struct LocalNetworkTests {
 
     /// up (3 organisations, 3 etcd members) → status: one leader, every node at one height and
     /// hash → a transaction submitted to one node commits on every node → one node SIGKILLed:
-    /// status exits 1 naming it → down: every recorded pid is gone, and a second down says so.
+    /// status exits 1 naming it → down: every recorded pid is gone, and a second down says so → up
+    /// again starts the same processes on the same ledgers → down.
     @Test func upStatusSubmitDown() async throws {
         let directory = Fixtures.temporaryPath("network-up")
         do {
@@ -142,6 +143,34 @@ struct LocalNetworkTests {
             // With the nodes gone there is nothing to report on: a clear error, exit 1.
             let gone = try await Self.status(directory)
             #expect(gone.code != 0 && gone.stderr.contains("network up"), "\(gone.stderr)")
+
+            // `up` on the stopped network starts the same processes again, on the same ledgers.
+            let restarted = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["network", "up", "--data", directory], timeout: .seconds(300))
+            #expect(restarted.status == 0, "network up again: \(restarted.stderr)\n\(restarted.stdout)")
+            #expect(restarted.stdout.contains("again"), "\(restarted.stdout)")
+            let second = try #require(try ProcessTable.load(directory: directory))
+            #expect(second.processes.map(\.name) == table.processes.map(\.name))
+            #expect(second.etcdMembers.map(\.endpoint) == table.etcdMembers.map(\.endpoint), "etcd keeps its ports")
+            #expect(Set(second.processes.map(\.pid)).isDisjoint(with: table.processes.map(\.pid)))
+            for record in second.nodes {
+                let status = try await NodeClient(baseURL: URL(string: record.endpoint!)!, signer: reader).status(id, wait: 30)
+                #expect(status.status == "committed", "after the restart \(id.hex.prefix(12)) is \(status.status) on \(record.name)")
+            }
+            var resumed: Report?
+            let deadline3 = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline3 {
+                let answer = try await Self.status(directory)
+                resumed = answer.report
+                if answer.code == 0 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(resumed?.ok == true, "\(resumed?.problems ?? [])")
+            #expect((resumed?.common_height ?? 0) >= (after.common_height ?? 0))
+            let downAgain = try await ManagedProcess.medledger("network", "down", "--data", directory)
+            #expect(downAgain.status == 0, "\(downAgain.stderr)")
+            for record in second.processes {
+                #expect(!DetachedProcess.isRunning(pid: record.pid, startTime: record.startTime), "\(record.name) (pid \(record.pid)) still runs")
+            }
         } catch {
             await Self.cleanUp(directory)
             throw error
