@@ -141,8 +141,12 @@ public final class MemoryReplicatedLog: ReplicatedLog {
     }
 
     public func latestHeight() async throws -> UInt64? {
-        state.withLock { $0.blocks.keys.max() }
+        latestHeightReads.withLock { $0 += 1 }
+        return state.withLock { $0.blocks.keys.max() }
     }
+
+    /// How many times ``latestHeight()`` was called (a status flood must not become a log flood).
+    public let latestHeightReads = Mutex(0)
 
     public func enqueue(_ entry: QueueEntry) async throws {
         let watchers = state.withLock { state in

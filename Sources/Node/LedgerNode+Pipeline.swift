@@ -27,7 +27,7 @@ extension LedgerNode {
     }
 
     private func admit(_ bytes: [UInt8]) throws(LedgerError) -> Hash256 {
-        if let divergence { throw LedgerError(.diverged, "this node stopped at height \(divergence.height): \(divergence.reason)") }
+        if let divergence { throw LedgerError(.diverged, "this node stopped at height \(divergence.height) (why: GET /v1/node, signed by a member)") }
         let pendingCount = chain.withLock { $0.pending.count }
         guard pendingCount < Self.maxPending else {
             throw LedgerError(.overloaded, "\(pendingCount) transactions are waiting to be ordered; retry later")

@@ -31,6 +31,8 @@ final class Replication: Sendable {
     let stop: AsyncStream<Void>.Continuation
     /// The other nodes' checkpoints, and this node's newest one to publish.
     let checkpoints = CheckpointBook()
+    /// The log's height as last asked for a status answer, when, and whether a request is asking now.
+    let logHeight = Mutex<(height: UInt64?, at: ContinuousClock.Instant?, asking: Bool)>((nil, nil, false))
 
     init(log: any ReplicatedLog, submissions: SubmissionQueue, height: UInt64) {
         self.log = log

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Ordering
 import X509
 public import LedgerCore
@@ -10,23 +11,29 @@ extension LedgerNode {
     /// The node certificate's notAfter, Unix seconds.
     public var certificateNotAfter: Int64 { Int64(identity.certificate.notValidAfter.timeIntervalSince1970) }
 
+    /// The log's height, asked at most once a second and by one request at a time (others get the
+    /// last answer): `GET /v1/node` is open to every organisation's admin, and a flood of it must not
+    /// become a flood of etcd reads.
+    func logHeight(_ replication: Replication, timeout: Duration) async -> UInt64? {
+        let now = ContinuousClock.now
+        let (cached, ask) = replication.logHeight.withLock { state -> (UInt64?, Bool) in
+            if state.asking || state.at.map({ now - $0 < .seconds(1) }) == true { return (state.height, false) }
+            state.asking = true
+            return (state.height, true)
+        }
+        guard ask else { return cached }
+        let log = replication.log
+        let fresh = (try? await withTimeout(timeout) { try await log.latestHeight() }) ?? nil
+        replication.logHeight.withLock { $0 = (fresh, .now, false) }
+        return fresh
+    }
+
     /// This node's status for `GET /v1/node`. Asks the replicated log for its height, waiting at
     /// most `logTimeout` (an unreachable etcd leaves `logHeight` nil rather than holding the answer).
     public func status(logTimeout: Duration = .seconds(1)) async -> NodeStatus {
         let tip = self.tip
         var logHeight: UInt64?
-        if let log = replication?.log {
-            logHeight = await withTaskGroup(of: UInt64?.self) { group in
-                group.addTask { try? await log.latestHeight() }
-                group.addTask {
-                    try? await Task.sleep(for: logTimeout)
-                    return nil
-                }
-                let first = await group.next() ?? nil
-                group.cancelAll()
-                return first
-            }
-        }
+        if let replication { logHeight = await self.logHeight(replication, timeout: logTimeout) }
         var status = NodeStatus(
             fingerprint: identity.fingerprint, organization: member(identity.fingerprint)?.organization ?? "",
             networkID: network, ordering: orderingName, height: tip.height, blockHash: tip.hash, stateRoot: tip.stateRoot,

@@ -25,7 +25,7 @@ extension APIServer {
             let (authenticator, node) = (self.authenticator, self.node)
             router.on(path, method: method) { request, context -> Response in
                 if !route.answersWhenDiverged, let divergence = node.divergence {
-                    return APIServer.error(LedgerError(.diverged, "this node disagrees with the network from height \(divergence.height) and serves no ledger data: \(divergence.reason)"))
+                    return APIServer.error(LedgerError(.diverged, "this node disagrees with the network from height \(divergence.height) and serves no ledger data (why: GET /v1/node, signed by a member)"))
                 }
                 var request = request
                 var caller: Principal?

@@ -93,8 +93,9 @@ public enum APIServer {
         let api = GuardedRouter(router: router, authenticator: RequestAuthenticator(node: node), node: node)
         router.get("/health") { _, _ in
             if let divergence = node.divergence {
+                // The reason (hashes, fingerprints) is for the network's members: `GET /v1/node` and the log.
                 return json(["status": "diverged", "height": String(node.tip.height), "network_id": node.network.hex,
-                             "diverged_at": String(divergence.height), "reason": divergence.reason], status: .serviceUnavailable)
+                             "diverged_at": String(divergence.height)], status: .serviceUnavailable)
             }
             return json(["status": "ok", "height": String(node.tip.height), "network_id": node.network.hex])
         }

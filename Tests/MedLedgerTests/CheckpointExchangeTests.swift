@@ -180,15 +180,19 @@ struct CheckpointExchangeTests {
         let envelope = try harness.sign("st-mary/collector", .register(udi: Fixtures.udi(99), attributes: Fixtures.attributes()))
         #expect(throws: LedgerError.self) { try alone.submit(envelope.encoded) }
         do { _ = try alone.submit(envelope.encoded) } catch { #expect(error.code == .diverged) }
-        // Over HTTP: health says diverged; ledger routes refuse, before authentication, with the reason.
+        // Over HTTP: health says diverged; ledger routes refuse, before authentication, without the
+        // reason (hashes and fingerprints are for members: GET /v1/node, signed, gives it).
         func get(_ path: String) async throws -> (Int, String) {
             let (body, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)\(path)")!)
             return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: body, as: UTF8.self))
         }
         let (healthStatus, health) = try await get("/health")
-        #expect(healthStatus == 503 && health.contains("\"status\":\"diverged\""), "\(health)")
+        #expect(healthStatus == 503 && health.contains("\"status\":\"diverged\"") && !health.contains("signed a different chain"), "\(health)")
         let (chainStatus, chain) = try await get("/v1/chain")
-        #expect(chainStatus == 503 && chain.contains("\"code\":\"diverged\"") && chain.contains("signed a different chain"), "\(chain)")
+        #expect(chainStatus == 503 && chain.contains("\"code\":\"diverged\"") && chain.contains("signed by a member"), "\(chain)")
+        #expect(!chain.contains("signed a different chain"), "an unauthenticated caller learns why: \(chain)")
+        let answer = await alone.status()
+        #expect(answer.divergence?.reason.contains("signed a different chain") == true, "GET /v1/node says why")
         try await Task.sleep(for: .milliseconds(200))
         #expect(!finished.withLock { $0 }, "a halted node stays up (to say why) until it is shut down")
         alone.shutdown()

@@ -105,6 +105,24 @@ final class ReplicatedHarness: Sendable {
 }
 
 struct ReplicationTests {
+    /// Red team: every `GET /v1/node` read the log's height from etcd (the route is open to every
+    /// organisation's admin): now at most once a second, one request at a time.
+    @Test func aFloodOfStatusRequestsReadsTheLogHeightRarely() async throws {
+        let log = MemoryReplicatedLog()
+        let harness = try ReplicatedHarness(log: log)
+        try await CheckpointExchangeTests.registerSome(harness, count: 3)
+        let node = harness.node(harness.names[0])
+        let before = log.latestHeightReads.withLock { $0 }
+        let heights = await withTaskGroup(of: UInt64?.self) { group in
+            for _ in 0..<200 { group.addTask { await node.status().logHeight } }
+            return await group.reduce(into: [UInt64?]()) { $0.append($1) }
+        }
+        let reads = log.latestHeightReads.withLock { $0 } - before
+        #expect(reads >= 1 && reads <= 3, "\(reads) log reads for 200 status answers")
+        #expect(heights.compactMap { $0 }.max() == (try await log.latestHeight()))
+        await harness.stopAll()
+    }
+
     @Test func transactionsSubmittedAtEveryNodeCommitOnEveryNodeInOneOrder() async throws {
         let log = MemoryReplicatedLog()
         let harness = try ReplicatedHarness(log: log)
