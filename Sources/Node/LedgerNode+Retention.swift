@@ -104,7 +104,12 @@ extension LedgerNode {
                     if let fetched = kept.removeValue(forKey: height) { block = fetched.block } else {
                         block = try await fetch(height, expecting: hash, from: peers).block
                     }
-                    try commit(try receive(block))
+                    do {
+                        try commit(try receive(block))
+                    } catch let error as LedgerError where divergence == nil && (error.code == .verificationFailed || error.code == .malformedEncoding) {
+                        // Its hash is fixed by the log's chain: a block there that cannot be accepted halts, as from the log.
+                        throw divergence("block \(height), named by the log's chain, cannot be accepted: \(error.message)", height: height)
+                    }
                     replication.committed.advance(to: height)
                     try judgePeers(replication)
                 }
@@ -120,13 +125,25 @@ extension LedgerNode {
         }
     }
 
+    /// The advertised APIs of the other current nodes (registered, unrevoked, organisation active),
+    /// http or https only, in random order (a peer that fails is not always asked first). Anyone
+    /// with etcd access can write `nodes/`: invented fingerprints and other schemes are ignored.
     func peerClients(_ replication: Replication) async throws -> [NodeClient] {
         let signer = NodeClient.Signer(identity: identity, network: network)
+        let current = chain.withLock { state in
+            Set(state.members.filter { $0.value.member.role == .node && $0.value.member.revokedAt == nil && $0.value.organizationActive }.keys)
+        }
         return try await replication.log.endpoints()
-            .filter { $0.key != identity.fingerprint }
-            .sorted { $0.key.hex < $1.key.hex }
-            .compactMap { URL(string: $0.value).map { NodeClient(baseURL: $0, signer: signer) } }
+            .filter { $0.key != identity.fingerprint && current.contains($0.key) }
+            .compactMap { entry in
+                guard let url = URL(string: entry.value), url.scheme == "http" || url.scheme == "https", url.host != nil else { return nil }
+                return NodeClient(baseURL: url, signer: signer)
+            }
+            .shuffled()
     }
+
+    /// Longest one peer may take to serve one block (a peer trickling bytes keeps each read alive).
+    static let peerFetchTimeout: Duration = .seconds(30)
 
     /// Most bytes of blocks a catch-up holds in memory between its two passes (beyond it, pass 2
     /// fetches a block again).
@@ -142,7 +159,9 @@ extension LedgerNode {
         var problems: [String] = []
         for peer in peers {
             do {
-                let (status, body) = try await peer.raw("/v1/blocks/\(height)", accept: Self.blockMediaType, limit: Self.maxBlockResponseBytes)
+                let (status, body) = try await withTimeout(Self.peerFetchTimeout) {
+                    try await peer.raw("/v1/blocks/\(height)", accept: Self.blockMediaType, limit: Self.maxBlockResponseBytes)
+                }
                 guard status == 200 else {
                     problems.append("\(peer.baseURL.absoluteString): HTTP \(status)")
                     continue
