@@ -89,17 +89,25 @@ public enum LocalNetwork {
         else {
             throw LedgerError(.invalidConfiguration, "\(directory) holds network \(definition.name) but no record of its processes (\(ProcessTable.stoppedPath)); start a new network in an empty directory")
         }
+        // The table names the programs to run: only one this user owns and nobody else can write is
+        // trusted, and even then only for their arguments (the programs are this one and PATH's etcd).
+        try Self.checkPrivate(directory)
+        try Self.checkPrivate(directory + "/run")
+        let etcd = try EtcdMember.executable(path: options.path)
+        guard previous.processes.allSatisfy({ !$0.argv.isEmpty }) else {
+            throw LedgerError(.malformedEncoding, "\(directory)/\(ProcessTable.stoppedPath) names a process without a command")
+        }
         progress("starting network \(definition.name) (\(definition.networkID.hex.prefix(16))…) again in \(directory)")
         let launcher = Launcher(directory: directory, table: ProcessTable(networkID: definition.networkID))
         do {
             let members = previous.etcdMembers
             let etcdRecords = try members.map { record in
-                try launcher.start(name: record.name, kind: .etcd, record.argv[0], Array(record.argv.dropFirst()), endpoint: record.endpoint)
+                try launcher.start(name: record.name, kind: .etcd, etcd, Array(record.argv.dropFirst()), endpoint: record.endpoint)
             }
             try await launcher.waitForEtcd(etcdRecords, timeout: options.timeout, logger: logger)
             progress("etcd: \(members.count) member(s) serving, a leader elected")
             for record in previous.nodes {
-                _ = try launcher.start(name: record.name, kind: .node, record.argv[0], Array(record.argv.dropFirst()), endpoint: nil,
+                _ = try launcher.start(name: record.name, kind: .node, options.executable, Array(record.argv.dropFirst()), endpoint: nil,
                                        organization: record.organization)
             }
             try await launcher.waitForNodesListening(timeout: options.timeout)
@@ -112,7 +120,7 @@ public enum LocalNetwork {
                    let node = launcher.table.nodes.first(where: { $0.organization == record.organization })?.endpoint {
                     arguments[at + 1] = node
                 }
-                _ = try launcher.start(name: record.name, kind: .collector, record.argv[0], arguments, endpoint: nil, organization: record.organization)
+                _ = try launcher.start(name: record.name, kind: .collector, options.executable, arguments, endpoint: nil, organization: record.organization)
             }
             try? FileManager.default.removeItem(atPath: directory + "/" + ProcessTable.stoppedPath)
             return launcher.table
@@ -120,6 +128,15 @@ public enum LocalNetwork {
             _ = await DetachedProcess.stop(launcher.table.processes, grace: .seconds(5))
             ProcessTable.markStopped(directory: directory)
             throw error
+        }
+    }
+
+    /// Refuses a directory that is a symbolic link, is not this user's, or others may write.
+    static func checkPrivate(_ path: String) throws(LedgerError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw LedgerError(.io, "cannot inspect \(path): errno \(errno)") }
+        guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(), info.st_mode & 0o022 == 0 else {
+            throw LedgerError(.invalidConfiguration, "\(path) must be a directory of this user that no one else may write (not a symbolic link; chmod go-w)")
         }
     }
 

@@ -171,6 +171,11 @@ struct LocalNetworkTests {
             for record in second.processes {
                 #expect(!DetachedProcess.isRunning(pid: record.pid, startTime: record.startTime), "\(record.name) (pid \(record.pid)) still runs")
             }
+            // The table names programs to run: a directory others may write is not trusted with it.
+            #expect(chmod(directory, 0o777) == 0)
+            let refused = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["network", "up", "--data", directory], timeout: .seconds(60))
+            #expect(refused.status != 0 && refused.stderr.contains("no one else may write"), "\(refused.stderr)\n\(refused.stdout)")
+            #expect(try ProcessTable.load(directory: directory) == nil, "nothing started")
         } catch {
             await Self.cleanUp(directory)
             throw error
