@@ -33,6 +33,8 @@ public struct PeerCheckpoint: Sendable, Equatable, Codable {
 final class CheckpointBook: Sendable {
     private struct State {
         var latest: [Hash256: PublishedCheckpoint.Statement] = [:]
+        /// The signed form of each `latest` statement (proofs carry the agreeing ones).
+        var signed: [Hash256: PublishedCheckpoint] = [:]
         var verdicts: [Hash256: PeerCheckpoint.Verdict] = [:]
         /// The statement each verdict was given on (a settled verdict on the same statement stands).
         var judged: [Hash256: PublishedCheckpoint.Statement] = [:]
@@ -45,14 +47,26 @@ final class CheckpointBook: Sendable {
     /// This node's newest checkpoint (of a committed block, or of the block it refused to accept).
     let own = Mutex<PublishedCheckpoint?>(nil)
 
-    func record(_ statement: PublishedCheckpoint.Statement, from node: Hash256) {
-        state.withLock { $0.latest[node] = statement }
+    func record(_ statement: PublishedCheckpoint.Statement, signed: PublishedCheckpoint, from node: Hash256) {
+        state.withLock {
+            $0.latest[node] = statement
+            $0.signed[node] = signed
+        }
+    }
+
+    /// The other nodes' latest signed checkpoints that agree with this node's chain.
+    var agreeing: [PublishedCheckpoint] {
+        state.withLock { state in
+            state.signed.filter { state.verdicts[$0.key] == .agrees && state.judged[$0.key] == state.latest[$0.key] }
+                .sorted { $0.key.hex < $1.key.hex }.map(\.value)
+        }
     }
 
     /// Forgets the statements of nodes that are no longer current (revoked, organisation removed).
     func keep(only nodes: Set<Hash256>) {
         state.withLock { state in
             state.latest = state.latest.filter { nodes.contains($0.key) }
+            state.signed = state.signed.filter { nodes.contains($0.key) }
             state.verdicts = state.verdicts.filter { nodes.contains($0.key) }
         }
     }
@@ -105,6 +119,14 @@ extension LedgerNode {
     /// (empty for a solo node).
     public var peerCheckpoints: [PeerCheckpoint] { replication?.checkpoints.peers ?? [] }
 
+    /// This node's newest signed checkpoint and the other nodes' latest ones that agree with this
+    /// node's chain: what an inclusion proof from this node carries as cosignatures
+    /// (``Proofs/cosign(_:store:checkpoints:)``).
+    public var agreeingCheckpoints: [PublishedCheckpoint] {
+        guard let replication else { return [] }
+        return (replication.checkpoints.own.withLock { $0 }.map { [$0] } ?? []) + replication.checkpoints.agreeing
+    }
+
     /// The signed checkpoint of a header this node computed.
     func publishedCheckpoint(of header: BlockHeader) -> PublishedCheckpoint {
         let body = Checkpoint.body(height: header.height, blockHash: header.hash, stateRoot: header.stateRoot,
@@ -149,7 +171,7 @@ extension LedgerNode {
         let own = identity.fingerprint
         for try await published in replication.log.checkpoints() where published.signer != own {
             guard let statement = accepted(published) else { continue }
-            replication.checkpoints.record(statement, from: published.signer)
+            replication.checkpoints.record(statement, signed: published, from: published.signer)
             try judgePeers(replication)
         }
     }

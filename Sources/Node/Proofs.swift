@@ -88,9 +88,12 @@ public struct InclusionProof: Codable, Sendable, Hashable {
     public var treeHead: SignedTreeHead
     /// Membership of the tree head's signer; audit paths are into `treeHead`'s log.
     public var membership: MembershipEvidence
+    /// Other nodes' signed checkpoints of the same log at or after the tree head, each with the
+    /// consistency path from the tree head's log to it: every cosigner attests the transaction too.
+    public var cosignatures: [Cosignature]?
 
     enum CodingKeys: String, CodingKey {
-        case format, leaf, envelope, membership
+        case format, leaf, envelope, membership, cosignatures
         case networkID = "network_id"
         case transactionID = "transaction_id"
         case leafIndex = "leaf_index"
@@ -99,6 +102,30 @@ public struct InclusionProof: Codable, Sendable, Hashable {
         case creatorCertificate = "creator_certificate"
         case treeHead = "tree_head"
     }
+}
+
+/// Another node's signed checkpoint (`MLC1`, docs/formats.md §10) of a log that extends a proof's
+/// tree head, and the RFC 9162 consistency path from the tree head's log to it.
+public struct Cosignature: Codable, Sendable, Hashable {
+    /// Base64 of the 116-byte checkpoint body.
+    public var checkpoint: String
+    /// Base64 of the 64-byte raw P-256 signature over the body.
+    public var signature: String
+    /// Base64 DER of the signing node's certificate.
+    public var signerCertificate: String
+    public var consistencyPath: [Hash256]
+
+    enum CodingKeys: String, CodingKey {
+        case checkpoint, signature
+        case signerCertificate = "signer_certificate"
+        case consistencyPath = "consistency_path"
+    }
+}
+
+/// What a verified proof rests on: the organisations whose nodes signed it (the tree head's
+/// proposer and every valid cosigner), by id.
+public struct ProofAttestation: Sendable, Hashable {
+    public var organizations: [String]
 }
 
 /// An RFC 9162 consistency proof between two signed tree heads.
@@ -166,6 +193,28 @@ public enum Proofs {
                               membership: try membership(store, head: head))
     }
 
+    /// Adds to `proof` a cosignature for each of `checkpoints` (other nodes' signed checkpoints,
+    /// ``LedgerNode/agreeingCheckpoints``) that this ledger can tie to the proof's tree head: its
+    /// block is on this chain with the same hash and log, at or after the tree head, and its signer
+    /// is a node in state. Others are left out.
+    public static func cosign(_ proof: inout InclusionProof, store: LedgerStore, checkpoints: [PublishedCheckpoint]) throws {
+        var cosignatures: [Cosignature] = []
+        let proposer = (try? BlockHeader(decoding: [UInt8](Data(base64Encoded: proof.treeHead.header) ?? Data())))?.proposer
+        for checkpoint in checkpoints where checkpoint.signer != proposer {
+            guard let statement = try? checkpoint.statement(), statement.logSize >= proof.treeSize,
+                  let block = try store.block(at: statement.height), block.header.hash == statement.blockHash,
+                  block.header.logSize == statement.logSize, block.header.logRoot == statement.logRoot,
+                  let bytes = try store.value(forKey: StateKey.member(checkpoint.signer)), let member = try? Member(decoding: bytes),
+                  member.role == .node
+            else { continue }
+            cosignatures.append(Cosignature(checkpoint: Data(checkpoint.body).base64EncodedString(),
+                                            signature: Data(checkpoint.signature).base64EncodedString(),
+                                            signerCertificate: Data(member.certificate.der).base64EncodedString(),
+                                            consistencyPath: try store.consistencyProof(first: proof.treeSize, second: statement.logSize)))
+        }
+        proof.cosignatures = cosignatures.isEmpty ? nil : cosignatures
+    }
+
     /// The consistency proof between the trees of blocks `from` and `to` (default: the tip).
     public static func consistency(store: LedgerStore, from: UInt64, to: UInt64? = nil) throws -> ConsistencyProof {
         guard let tip = try store.tip(), let genesis = try store.block(at: 0) else { throw LedgerError(.notFound, "empty ledger") }
@@ -210,8 +259,9 @@ public enum Proofs {
     /// was registered, and not revoked, in the state before block `header.height`, with exactly
     /// the signer certificate of the tree head. `log` is the tree head the evidence's audit paths
     /// lead to (the same one, or a later one of a consistency proof).
+    @discardableResult
     public static func verifyMembership(of header: BlockHeader, signerCertificate: String, evidence: MembershipEvidence,
-                                        log: BlockHeader, networkID: Hash256) throws(LedgerError) {
+                                        log: BlockHeader, networkID: Hash256) throws(LedgerError) -> (ledger: MemoryLedger, signer: Member) {
         guard let genesisBytes = Data(base64Encoded: evidence.genesis).map({ [UInt8]($0) }),
               let certificate = Data(base64Encoded: signerCertificate).map({ [UInt8]($0) })
         else { throw LedgerError(.malformedEncoding, "membership evidence fields must be base64") }
@@ -267,6 +317,7 @@ public enum Proofs {
         if let revokedAt = member.revokedAt, revokedAt <= header.timestamp {
             throw LedgerError(.certificateRevoked, "\(at) was revoked before block \(header.height)")
         }
+        return (ledger, member)
     }
 
     static func memberCertificate(_ der: [UInt8], roots: [String: Certificate]) throws(LedgerError) -> MemberCertificate {
@@ -278,15 +329,20 @@ public enum Proofs {
     }
 
     /// Checks an inclusion proof. `networkID` pins the network (`verify-proof` takes it from
-    /// network.json); with `nil` the proof's own network id is trusted.
-    public static func verify(_ proof: InclusionProof, roots: [String: Certificate], networkID: Hash256?) throws(LedgerError) {
+    /// network.json); with `nil` the proof's own network id is trusted. Every cosignature must hold
+    /// (a node registered in the state before the tree head's block, not revoked by then, signed a
+    /// checkpoint of a log that extends the tree head's); the organisations of the proposer and the
+    /// cosigners must number at least `minimumOrganizations`.
+    @discardableResult
+    public static func verify(_ proof: InclusionProof, roots: [String: Certificate], networkID: Hash256?,
+                              minimumOrganizations: Int = 1) throws(LedgerError) -> ProofAttestation {
         guard proof.format == InclusionProof.format else { throw LedgerError(.malformedEncoding, "unknown proof format \(proof.format)") }
         if let networkID, networkID != proof.networkID {
             throw LedgerError(.wrongNetwork, "proof is for network \(proof.networkID.hex.prefix(16))…, expected \(networkID.hex.prefix(16))…")
         }
         let header = try verify(proof.treeHead, roots: roots)
-        try verifyMembership(of: header, signerCertificate: proof.treeHead.signerCertificate, evidence: proof.membership,
-                             log: header, networkID: proof.networkID)
+        let (ledger, proposer) = try verifyMembership(of: header, signerCertificate: proof.treeHead.signerCertificate,
+                                                      evidence: proof.membership, log: header, networkID: proof.networkID)
         guard proof.treeSize == header.logSize else {
             throw LedgerError(.verificationFailed, "proof tree size \(proof.treeSize) differs from the signed tree head's \(header.logSize)")
         }
@@ -314,6 +370,47 @@ public enum Proofs {
         guard MerkleTree.verifyInclusion(index: proof.leafIndex, size: proof.treeSize, leafHash: MerkleTree.leafHash(leafBytes),
                                          path: proof.auditPath, root: header.logRoot)
         else { throw LedgerError(.verificationFailed, "audit path does not lead to the signed log root") }
+        var organizations: Set<String> = [proposer.organization]
+        var signers: Set<Hash256> = [header.proposer]
+        for (index, cosignature) in (proof.cosignatures ?? []).enumerated() {
+            let member = try verify(cosignature, of: header, ledger: ledger, roots: roots, at: "cosignature \(index)")
+            guard signers.insert(member.fingerprint).inserted else {
+                throw LedgerError(.verificationFailed, "cosignature \(index): a second signature by the same node")
+            }
+            organizations.insert(member.organization)
+        }
+        guard organizations.count >= minimumOrganizations else {
+            throw LedgerError(.verificationFailed, "the proof is signed by nodes of \(organizations.count) organisation(s) (\(organizations.sorted().joined(separator: ", "))); at least \(minimumOrganizations) required")
+        }
+        return ProofAttestation(organizations: organizations.sorted())
+    }
+
+    /// One cosignature of a proof whose tree head is `header`: the certificate chains to `roots`,
+    /// is a node of `ledger` (membership before the tree head's block) with exactly that
+    /// certificate, not revoked by the tree head's time; it signed the checkpoint; the checkpoint's
+    /// log extends the tree head's (consistency path). Returns the member.
+    static func verify(_ cosignature: Cosignature, of header: BlockHeader, ledger: MemoryLedger, roots: [String: Certificate],
+                       at: String) throws(LedgerError) -> Member {
+        guard let body = Data(base64Encoded: cosignature.checkpoint).map({ [UInt8]($0) }),
+              let signature = Data(base64Encoded: cosignature.signature).map({ [UInt8]($0) }),
+              let certificate = Data(base64Encoded: cosignature.signerCertificate).map({ [UInt8]($0) })
+        else { throw LedgerError(.malformedEncoding, "\(at): fields must be base64") }
+        let signer = try memberCertificate(certificate, roots: roots)
+        guard let bytes = try ledger.value(forKey: StateKey.member(signer.fingerprint)), let member = try? Member(decoding: bytes),
+              member.role == .node, member.certificate.der == certificate
+        else { throw LedgerError(.unknownMember, "\(at): its signer is not a node registered on this network before block \(header.height)") }
+        if let revokedAt = member.revokedAt, revokedAt <= header.timestamp {
+            throw LedgerError(.certificateRevoked, "\(at): its signer was revoked before block \(header.height)")
+        }
+        guard let key = try? P256.Signing.PublicKey(rawRepresentation: signer.publicKey),
+              SignatureCheck.isValid(signature: signature, message: body, publicKey: key)
+        else { throw LedgerError(.badSignature, "\(at): the checkpoint signature does not verify") }
+        let statement = try PublishedCheckpoint(signer: signer.fingerprint, body: body, signature: signature).statement()
+        guard statement.height >= header.height, statement.logSize >= header.logSize,
+              MerkleTree.verifyConsistency(first: header.logSize, second: statement.logSize, firstRoot: header.logRoot,
+                                           secondRoot: statement.logRoot, proof: cosignature.consistencyPath)
+        else { throw LedgerError(.verificationFailed, "\(at): its checkpoint's log does not extend the tree head's") }
+        return member
     }
 
     public static func verify(_ proof: ConsistencyProof, roots: [String: Certificate], networkID: Hash256?) throws(LedgerError) {

@@ -214,7 +214,9 @@ public enum APIServer {
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")
                 try require(caller, .inclusionProof, .transactionCreatedBy(organization: try creatorOrganization(of: id, node: node)))
-                return json(try Proofs.inclusion(store: node.store, transaction: id))
+                var proof = try Proofs.inclusion(store: node.store, transaction: id)
+                try Proofs.cosign(&proof, store: node.store, checkpoints: node.agreeingCheckpoints)
+                return json(proof)
             }
         }
         api.get("/v1/proofs/consistency", .consistencyProof) { request, _, _ in

@@ -58,8 +58,11 @@ struct VerifyProof: AsyncParsableCommand {
         discussion: """
             Needs only the proof file and the network directory (network.json for the network id, orgs/*/ca.pem); \
             no database. The tree head's signer must be a node the network registered (from genesis or by \
-            governance) and had not revoked at that height, replayed from the evidence in the proof. \
-            Exits 0 when the proof holds, 1 otherwise.
+            governance) and had not revoked at that height, replayed from the evidence in the proof. An inclusion \
+            proof from a node of a replicated network also carries the other nodes' signed checkpoints of the same \
+            log (cosignatures), each checked the same way; --min-organisations N requires N organisations' nodes to \
+            have signed (one key alone, even a registered node's, cannot then forge a proof). Exits 0 when the proof \
+            holds, 1 otherwise.
 
             Example:
               medledger verify-proof inclusion.json --network ./medledger-demo
@@ -72,6 +75,9 @@ struct VerifyProof: AsyncParsableCommand {
     @Option(name: .long, help: "Network directory with network.json (which holds the organisations' root certificates).")
     var network: String
 
+    @Option(name: .long, help: "Require an inclusion proof signed by the nodes of at least this many organisations (its tree head's proposer and its cosigners).")
+    var minOrganisations = 1
+
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw UserError("cannot read \(file)") }
         struct Probe: Decodable { var format: String }
@@ -82,10 +88,11 @@ struct VerifyProof: AsyncParsableCommand {
             switch format {
             case InclusionProof.format:
                 let proof = try JSONDecoder().decode(InclusionProof.self, from: data)
-                try Proofs.verify(proof, roots: roots, networkID: definition.networkID)
+                let attestation = try Proofs.verify(proof, roots: roots, networkID: definition.networkID, minimumOrganizations: minOrganisations)
                 let leaf = try LogLeaf(decoding: [UInt8](Data(base64Encoded: proof.leaf) ?? Data()))
                 let outcome = leaf.result.isCommitted ? "committed" : "ordered but REJECTED by execution (\(LedgerError.Code(ledgerStatus: leaf.result.status)))"
                 print("valid: transaction \(proof.transactionID.hex) is leaf \(proof.leafIndex) of the log of size \(proof.treeSize) signed at block \(proof.treeHead.height); it was \(outcome) in block \(leaf.height)")
+                print("signed by the nodes of \(attestation.organizations.count) organisation(s): \(attestation.organizations.joined(separator: ", "))")
             case ConsistencyProof.format:
                 let proof = try JSONDecoder().decode(ConsistencyProof.self, from: data)
                 try Proofs.verify(proof, roots: roots, networkID: definition.networkID)

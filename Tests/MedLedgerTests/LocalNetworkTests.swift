@@ -114,6 +114,23 @@ struct LocalNetworkTests {
             #expect(after.ok, "\(after.problems)")
             #expect((after.common_height ?? 0) >= 1)
 
+            // A proof from one node carries the others' checkpoints: three organisations attest it.
+            let proofFile = directory + "/proof.json"
+            var verified: (status: Int32, stdout: String, stderr: String)?
+            let deadline4 = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline4 {
+                let (code, body) = try await NodeClient(baseURL: URL(string: table.nodes[0].endpoint!)!, signer: reader).raw("/v1/proofs/inclusion/\(id.hex)")
+                #expect(code == 200, "\(String(decoding: body, as: UTF8.self))")
+                try body.write(to: URL(fileURLWithPath: proofFile))
+                verified = try await ManagedProcess.medledger("verify-proof", proofFile, "--network", directory, "--min-organisations", "3")
+                if verified?.status == 0 { break }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            #expect(verified?.status == 0, "\(verified?.stderr ?? "")")
+            #expect(verified?.stdout.contains("3 organisation(s): medtech-research, north-general, st-mary") == true, "\(verified?.stdout ?? "")")
+            let four = try await ManagedProcess.medledger("verify-proof", proofFile, "--network", directory, "--min-organisations", "4")
+            #expect(four.status != 0 && four.stderr.contains("at least 4 required"), "\(four.stderr)")
+
             // A node that is gone makes status fail and name it.
             let victim = table.nodes[2]
             #expect(DetachedProcess.isRunning(pid: victim.pid, startTime: victim.startTime))
