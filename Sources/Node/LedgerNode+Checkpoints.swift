@@ -128,9 +128,10 @@ extension LedgerNode {
     }
 
     /// The signed checkpoint of a header this node computed.
+    /// (An `MLR1` statement: this node computed `header` for a block it refused, and never committed it.)
     func publishedCheckpoint(of header: BlockHeader) -> PublishedCheckpoint {
-        let body = Checkpoint.body(height: header.height, blockHash: header.hash, stateRoot: header.stateRoot,
-                                   logSize: header.logSize, logRoot: header.logRoot)
+        let body = PublishedCheckpoint.Statement(height: header.height, blockHash: header.hash, stateRoot: header.stateRoot,
+                                                 logSize: header.logSize, logRoot: header.logRoot, refused: true).body
         return PublishedCheckpoint(signer: identity.fingerprint, body: body, signature: identity.sign(body))
     }
 

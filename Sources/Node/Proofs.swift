@@ -199,18 +199,25 @@ public enum Proofs {
     /// is a node in state. Others are left out.
     public static func cosign(_ proof: inout InclusionProof, store: LedgerStore, checkpoints: [PublishedCheckpoint]) throws {
         var cosignatures: [Cosignature] = []
-        let proposer = (try? BlockHeader(decoding: [UInt8](Data(base64Encoded: proof.treeHead.header) ?? Data())))?.proposer
-        for checkpoint in checkpoints where checkpoint.signer != proposer {
-            guard let statement = try? checkpoint.statement(), statement.logSize >= proof.treeSize,
+        let header = try BlockHeader(decoding: [UInt8](Data(base64Encoded: proof.treeHead.header) ?? Data()))
+        // Each one is checked as a verifier will (against the membership the proof's evidence
+        // replays): one that would fail would make the whole proof fail.
+        let (ledger, _) = try verifyMembership(of: header, signerCertificate: proof.treeHead.signerCertificate, evidence: proof.membership,
+                                               log: header, networkID: proof.networkID)
+        for checkpoint in checkpoints where checkpoint.signer != header.proposer {
+            guard let statement = try? checkpoint.statement(), !statement.refused, statement.logSize >= proof.treeSize,
                   let block = try store.block(at: statement.height), block.header.hash == statement.blockHash,
                   block.header.logSize == statement.logSize, block.header.logRoot == statement.logRoot,
-                  let bytes = try store.value(forKey: StateKey.member(checkpoint.signer)), let member = try? Member(decoding: bytes),
-                  member.role == .node
+                  let bytes = try store.value(forKey: StateKey.member(checkpoint.signer)), let member = try? Member(decoding: bytes)
             else { continue }
-            cosignatures.append(Cosignature(checkpoint: Data(checkpoint.body).base64EncodedString(),
-                                            signature: Data(checkpoint.signature).base64EncodedString(),
-                                            signerCertificate: Data(member.certificate.der).base64EncodedString(),
-                                            consistencyPath: try store.consistencyProof(first: proof.treeSize, second: statement.logSize)))
+            let cosignature = Cosignature(checkpoint: Data(checkpoint.body).base64EncodedString(),
+                                          signature: Data(checkpoint.signature).base64EncodedString(),
+                                          signerCertificate: Data(member.certificate.der).base64EncodedString(),
+                                          consistencyPath: try store.consistencyProof(first: proof.treeSize, second: statement.logSize))
+            guard (try? verify(cosignature, of: header, ledger: ledger, roots: nil, at: "")) != nil,
+                  !cosignatures.contains(where: { $0.signerCertificate == cosignature.signerCertificate })
+            else { continue }
+            cosignatures.append(cosignature)
         }
         proof.cosignatures = cosignatures.isEmpty ? nil : cosignatures
     }
@@ -359,6 +366,9 @@ public enum Proofs {
         guard leaf.envelopeHash == Hash256.of(envelopeBytes) else {
             throw LedgerError(.verificationFailed, "leaf does not commit to this envelope")
         }
+        guard leaf.height <= header.height else {
+            throw LedgerError(.verificationFailed, "the leaf says block \(leaf.height), after the tree head's block \(header.height)")
+        }
         if leaf.height > 0, payload.network != proof.networkID {
             throw LedgerError(.wrongNetwork, "transaction is for another network")
         }
@@ -389,13 +399,17 @@ public enum Proofs {
     /// is a node of `ledger` (membership before the tree head's block) with exactly that
     /// certificate, not revoked by the tree head's time; it signed the checkpoint; the checkpoint's
     /// log extends the tree head's (consistency path). Returns the member.
-    static func verify(_ cosignature: Cosignature, of header: BlockHeader, ledger: MemoryLedger, roots: [String: Certificate],
+    /// With `roots` nil (a node checking its own state's members) the certificate must only be
+    /// byte-equal to the registered one.
+    static func verify(_ cosignature: Cosignature, of header: BlockHeader, ledger: MemoryLedger, roots: [String: Certificate]?,
                        at: String) throws(LedgerError) -> Member {
         guard let body = Data(base64Encoded: cosignature.checkpoint).map({ [UInt8]($0) }),
               let signature = Data(base64Encoded: cosignature.signature).map({ [UInt8]($0) }),
               let certificate = Data(base64Encoded: cosignature.signerCertificate).map({ [UInt8]($0) })
         else { throw LedgerError(.malformedEncoding, "\(at): fields must be base64") }
-        let signer = try memberCertificate(certificate, roots: roots)
+        let signer = if let roots { try memberCertificate(certificate, roots: roots) } else {
+            try MemberCertificate(der: certificate, root: nil, organization: nil)
+        }
         guard let bytes = try ledger.value(forKey: StateKey.member(signer.fingerprint)), let member = try? Member(decoding: bytes),
               member.role == .node, member.certificate.der == certificate
         else { throw LedgerError(.unknownMember, "\(at): its signer is not a node registered on this network before block \(header.height)") }
@@ -406,6 +420,12 @@ public enum Proofs {
               SignatureCheck.isValid(signature: signature, message: body, publicKey: key)
         else { throw LedgerError(.badSignature, "\(at): the checkpoint signature does not verify") }
         let statement = try PublishedCheckpoint(signer: signer.fingerprint, body: body, signature: signature).statement()
+        guard !statement.refused else {
+            throw LedgerError(.verificationFailed, "\(at): a statement of a block its signer refused (MLR1), not of one it committed")
+        }
+        guard statement.height > header.height || statement.blockHash == header.hash else {
+            throw LedgerError(.verificationFailed, "\(at): its checkpoint at the tree head's height names another block")
+        }
         guard statement.height >= header.height, statement.logSize >= header.logSize,
               MerkleTree.verifyConsistency(first: header.logSize, second: statement.logSize, firstRoot: header.logRoot,
                                            secondRoot: statement.logRoot, proof: cosignature.consistencyPath)

@@ -94,6 +94,9 @@ struct VerifyProof: AsyncParsableCommand {
                 print("valid: transaction \(proof.transactionID.hex) is leaf \(proof.leafIndex) of the log of size \(proof.treeSize) signed at block \(proof.treeHead.height); it was \(outcome) in block \(leaf.height)")
                 print("signed by the nodes of \(attestation.organizations.count) organisation(s): \(attestation.organizations.joined(separator: ", "))")
             case ConsistencyProof.format:
+                guard minOrganisations <= 1 else {
+                    throw UserError("--min-organisations applies to inclusion proofs (a consistency proof carries no cosignatures)")
+                }
                 let proof = try JSONDecoder().decode(ConsistencyProof.self, from: data)
                 try Proofs.verify(proof, roots: roots, networkID: definition.networkID)
                 print("valid: the log at block \(proof.second.height) (size \(proof.second.logSize)) extends the log at block \(proof.first.height) (size \(proof.first.logSize))")

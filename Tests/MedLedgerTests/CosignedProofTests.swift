@@ -61,6 +61,18 @@ struct CosignedProofTests {
             cosignature.signature = Data(signer.sign(forged)).base64EncodedString()
         }, "another log, signed by a node")
         try refused({ cosignature in
+            // Red team: a statement of a block the signer refused (what it computed, never
+            // committed) is not a checkpoint, even of the same fields.
+            let certificate = [UInt8](Data(base64Encoded: cosignature.signerCertificate)!)
+            let name = try #require(harness.names.first { (try? harness.definition.identity(named: $0, directory: harness.directory))?.certificate.derBytes == certificate })
+            let signer = try harness.definition.identity(named: name, directory: harness.directory)
+            var statement = try PublishedCheckpoint(signer: signer.fingerprint, body: [UInt8](Data(base64Encoded: cosignature.checkpoint)!),
+                                                    signature: []).statement()
+            statement.refused = true
+            cosignature.checkpoint = Data(statement.body).base64EncodedString()
+            cosignature.signature = Data(signer.sign(statement.body)).base64EncodedString()
+        }, "a refusal statement (MLR1)")
+        try refused({ cosignature in
             // A registered member that is not a node signs the same checkpoint.
             let collector = try harness.definition.identity(named: "north-general/collector", directory: harness.directory)
             let body = [UInt8](Data(base64Encoded: cosignature.checkpoint)!)

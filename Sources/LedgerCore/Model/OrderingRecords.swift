@@ -85,26 +85,31 @@ public struct PublishedCheckpoint: BinaryCodable, Hashable {
         signature = try reader.readBytes("published checkpoint signature", maxLength: 256)
     }
 
-    /// The body's fields (`MLC1 ‖ u64 height ‖ block hash ‖ state root ‖ u64 log size ‖ log root`).
+    /// The body's fields (`MLC1 ‖ u64 height ‖ block hash ‖ state root ‖ u64 log size ‖ log root`),
+    /// or with magic `MLR1` (``refused``) the same fields of a header the signer computed for a
+    /// block it could not accept: for the other nodes to judge, never a checkpoint of a block
+    /// the signer committed (proofs refuse it as a cosignature).
     public struct Statement: Sendable, Hashable {
         public var height: UInt64
         public var blockHash: Hash256
         public var stateRoot: Hash256
         public var logSize: UInt64
         public var logRoot: Hash256
+        public var refused: Bool
 
-        public init(height: UInt64, blockHash: Hash256, stateRoot: Hash256, logSize: UInt64, logRoot: Hash256) {
+        public init(height: UInt64, blockHash: Hash256, stateRoot: Hash256, logSize: UInt64, logRoot: Hash256, refused: Bool = false) {
             self.height = height
             self.blockHash = blockHash
             self.stateRoot = stateRoot
             self.logSize = logSize
             self.logRoot = logRoot
+            self.refused = refused
         }
 
         /// The signed body: `"MLC1" ‖ u64 height ‖ blockHash ‖ stateRoot ‖ u64 logSize ‖ logRoot` (116 bytes).
         public var body: [UInt8] {
             var writer = BinaryWriter()
-            writer.writeRaw(Array("MLC1".utf8))
+            writer.writeRaw(Array((refused ? "MLR1" : "MLC1").utf8))
             writer.write(height)
             writer.write(blockHash)
             writer.write(stateRoot)
@@ -116,12 +121,13 @@ public struct PublishedCheckpoint: BinaryCodable, Hashable {
 
     public func statement() throws(LedgerError) -> Statement {
         var reader = BinaryReader(body)
-        guard try reader.readRaw(count: 4, "checkpoint magic") == Array("MLC1".utf8) else {
-            throw LedgerError(.malformedEncoding, "checkpoint: expected magic MLC1")
+        let magic = try reader.readRaw(count: 4, "checkpoint magic")
+        guard magic == Array("MLC1".utf8) || magic == Array("MLR1".utf8) else {
+            throw LedgerError(.malformedEncoding, "checkpoint: expected magic MLC1 or MLR1")
         }
         let statement = Statement(height: try reader.readUInt64("checkpoint height"), blockHash: try reader.readHash("checkpoint block hash"),
                                   stateRoot: try reader.readHash("checkpoint state root"), logSize: try reader.readUInt64("checkpoint log size"),
-                                  logRoot: try reader.readHash("checkpoint log root"))
+                                  logRoot: try reader.readHash("checkpoint log root"), refused: magic == Array("MLR1".utf8))
         try reader.expectEnd("checkpoint")
         return statement
     }
