@@ -40,6 +40,14 @@ public enum APIServer {
                          body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// The 202 of a submission, `{"id":"<hex>","status":"pending"}`: exactly what ``json(_:status:)``
+    /// gives for `StatusView(id:status: .pending)`, written directly (the one answer of every
+    /// submission; JSONEncoder cost ~3% of a node's CPU under load).
+    static func pendingResponse(_ id: Hash256) -> Response {
+        Response(status: .accepted, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(string: "{\"id\":\"\(id.hex)\",\"status\":\"pending\"}")))
+    }
+
     static func error(_ error: LedgerError) -> Response {
         json(ErrorBody(error: .init(code: error.code.rawValue, message: error.message)), status: httpStatus(error.code))
     }
@@ -127,7 +135,7 @@ public enum APIServer {
                     let status = try await node.waitForCommit(id, timeout: wait)
                     return json(StatusView(id: id, status: status), status: status.isFinal ? .ok : .accepted)
                 }
-                return json(StatusView(id: id, status: .pending), status: .accepted)
+                return pendingResponse(id)
             }
         }
         api.get("/v1/transactions/:id", .transactionStatus) { request, context, caller in

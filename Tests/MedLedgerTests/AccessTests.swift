@@ -6,6 +6,9 @@ import Contracts
 import Node
 @testable import Server
 import LedgerTesting
+import Hummingbird
+import NIOCore
+import Synchronization
 
 /// Signed API requests and the role × route table, against the real HTTP server in this process.
 @Suite(.serialized, .timeLimit(.minutes(5)))
@@ -454,5 +457,27 @@ extension RequestSignatureTests {
             }
         }
         #expect(accepted < 5_000)
+    }
+}
+
+/// The hand-written 202 of a submission is byte for byte what the JSON encoder gives.
+struct PendingResponseTests {
+    @Test func theWrittenPendingAnswerEqualsTheEncodedOne() async throws {
+        let id = Hash256.of([4, 2])
+        func bytes(_ body: ResponseBody) async throws -> [UInt8] {
+            let collector = BodyCollector()
+            try await body.write(collector)
+            return collector.bytes.withLock { $0 }
+        }
+        let written = try await bytes(APIServer.pendingResponse(id).body)
+        #expect(written == (try await bytes(APIServer.json(StatusView(id: id, status: .pending), status: .accepted).body)))
+        #expect(String(decoding: written, as: UTF8.self).contains(id.hex))
+        #expect(APIServer.pendingResponse(id).status == .accepted)
+    }
+
+    final class BodyCollector: ResponseBodyWriter, Sendable {
+        let bytes = Mutex<[UInt8]>([])
+        func write(_ buffer: ByteBuffer) async throws { bytes.withLock { $0 += buffer.readableBytesView } }
+        func finish(_ trailingHeaders: HTTPFields?) async throws {}
     }
 }
