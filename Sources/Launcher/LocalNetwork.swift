@@ -50,6 +50,8 @@ public enum LocalNetwork {
             throw LedgerError(.invalidArgument, "--orgs must be 1...64 and --etcd 1...9")
         }
         let directory = URL(fileURLWithPath: options.directory).standardizedFileURL.path
+        let lock = try ProcessTable.Lock(directory: directory)
+        defer { withExtendedLifetime(lock) {} }
         if let table = try ProcessTable.load(directory: directory),
            table.processes.contains(where: { DetachedProcess.isRunning(pid: $0.pid, startTime: $0.startTime) }) {
             throw LedgerError(.invalidConfiguration, "a network started from \(directory) is still running: medledger network down --data \(directory)")

@@ -68,6 +68,26 @@ public struct ProcessTable: Sendable, Codable, Equatable {
     public var nodes: [Record] { processes.filter { $0.kind == .node } }
     public var etcdMembers: [Record] { processes.filter { $0.kind == .etcd } }
 
+    /// Holds an exclusive lock on `DIR/run/lock` until released (or the process exits): `network up`
+    /// and `network down` on one directory run one at a time (two at once would each record only
+    /// what they started, and leave the other's processes unrecorded).
+    public final class Lock: Sendable {
+        private let descriptor: Int32
+
+        public init(directory: String) throws(LedgerError) {
+            try SecureFile.makeDirectory(directory + "/run")
+            let path = directory + "/run/lock"
+            descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard descriptor >= 0 else { throw LedgerError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+            guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+                close(descriptor)
+                throw LedgerError(.unavailable, "another `medledger network up` or `down` is running on \(directory); wait for it")
+            }
+        }
+
+        deinit { close(descriptor) }
+    }
+
     /// Where `network down` keeps the table of what it stopped, for `network up` to start again.
     public static let stoppedPath = "run/stopped.json"
 

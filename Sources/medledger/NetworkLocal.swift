@@ -168,6 +168,11 @@ struct NetworkDown: AsyncParsableCommand {
     var grace = 15
 
     func run() async throws {
+        let lock: ProcessTable.Lock?
+        do { lock = FileManager.default.fileExists(atPath: data) ? try ProcessTable.Lock(directory: data) : nil } catch {
+            throw UserError(error.userMessage)
+        }
+        defer { withExtendedLifetime(lock) {} }
         let loaded = Result { () throws(LedgerError) in try ProcessTable.load(directory: data) }
         guard case .success(let table) = loaded else {
             if case .failure(let error) = loaded { throw UserError(error.userMessage) }

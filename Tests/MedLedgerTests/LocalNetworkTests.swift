@@ -200,6 +200,22 @@ struct LocalNetworkTests {
         await Self.cleanUp(directory)
     }
 
+    /// Red team: two `up` (or `down`) runs on one directory at once each recorded only what they
+    /// started; now the second is refused while the first holds `run/lock`.
+    @Test func aSecondUpOnTheSameDirectoryIsRefused() async throws {
+        let directory = Fixtures.temporaryPath("network-locked")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let held = try ProcessTable.Lock(directory: directory)
+        let up = try await ManagedProcess.run(ManagedProcess.medledgerPath, ["network", "up", "--orgs", "1", "--etcd", "1", "--data", directory],
+                                              timeout: .seconds(60))
+        #expect(up.status != 0 && up.stderr.contains("is running on"), "\(up.stderr)\n\(up.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/" + NetworkDefinition.fileName), "up created a network")
+        let down = try await ManagedProcess.medledger("network", "down", "--data", directory)
+        #expect(down.status != 0 && down.stderr.contains("is running on"), "\(down.stderr)")
+        withExtendedLifetime(held) {}
+    }
+
     /// Without `etcd` on PATH, `up` names the package to install and creates nothing.
     @Test func missingEtcdNamesThePackage() async throws {
         let directory = Fixtures.temporaryPath("network-no-etcd")
