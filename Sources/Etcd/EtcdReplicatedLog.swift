@@ -230,19 +230,12 @@ public final class EtcdReplicatedLog: ReplicatedLog {
             while !Task.isCancelled {
                 do {
                     // A range read from the next height, in pages, then a watch from after it.
-                    var revision: Int64 = 0
-                    var from = blockKey(next)
-                    while true {
-                        let page = try await client.range(prefix: blocksPrefix, from: from, limit: 16, revision: revision)
-                        if revision == 0 { revision = page.revision }
-                        for kv in page.kvs {
+                    let revision = try await readAll(prefix: blocksPrefix, from: blockKey(next), limit: 16) { page in
+                        for kv in page {
                             guard let at = height(ofBlockKey: kv.key), at >= next else { continue }
                             continuation.yield(logged(at, kv))
                             next = at + 1
                         }
-                        // Page by key, not by height: keys that are not heights must not loop the read.
-                        guard page.more, let last = page.kvs.last else { break }
-                        from = last.key + [0]
                     }
                     failures = 0
                     for try await event in client.watch(prefix: blocksPrefix, from: revision + 1) where event.kind == .put {
@@ -269,10 +262,11 @@ public final class EtcdReplicatedLog: ReplicatedLog {
 
     /// Reads every key under `prefix` at one revision, in pages of `limit` keys (paged by key, so
     /// keys of any shape cannot loop the read; small pages, because one value may be up to etcd's
-    /// request limit of 1.5 MiB and a response is capped at 64 MiB). Returns the revision read at.
+    /// request limit of 1.5 MiB and a response is capped at 64 MiB). `from`: the first key to read
+    /// (default: the prefix itself). Returns the revision read at.
     @discardableResult
-    func readAll(prefix: [UInt8], limit: Int64, _ body: ([EtcdClient.KeyValue]) throws -> Void) async throws -> Int64 {
-        var from: [UInt8]? = nil
+    func readAll(prefix: [UInt8], from start: [UInt8]? = nil, limit: Int64, _ body: ([EtcdClient.KeyValue]) throws -> Void) async throws -> Int64 {
+        var from = start
         var revision: Int64 = 0
         while true {
             let page = try await client.range(prefix: prefix, from: from, limit: limit, revision: revision)
