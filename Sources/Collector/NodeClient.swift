@@ -116,10 +116,7 @@ public struct NodeClient: Sendable {
     /// GET `target` (path and query exactly as given, e.g. `/v1/devices?owner=st-mary`) and return
     /// the status and the body as received.
     public func raw(_ target: String, accept: String? = nil) async throws -> (status: Int, body: Data) {
-        guard let url = URL(string: target, relativeTo: baseURL)?.absoluteURL else { throw LedgerError(.invalidArgument, "not a request target: \(target)") }
-        var request = URLRequest(url: url)
-        if let accept { request.setValue(accept, forHTTPHeaderField: "Accept") }
-        let (data, response) = try await session.data(for: signed(request))
+        let (data, response) = try await session.data(for: try getRequest(target, accept: accept))
         guard let http = response as? HTTPURLResponse else { throw LedgerError(.io, "no HTTP response") }
         return (http.statusCode, data)
     }
@@ -127,10 +124,15 @@ public struct NodeClient: Sendable {
     /// GET `target` from a party that may lie: the body may not exceed `limit` bytes (past it this
     /// throws ``LedgerError/Code/payloadTooLarge``) and a redirect is returned, not followed.
     public func raw(_ target: String, accept: String? = nil, limit: Int) async throws -> (status: Int, body: Data) {
+        try await BoundedFetch.run(try getRequest(target, accept: accept), limit: limit, timeout: session.configuration.timeoutIntervalForRequest)
+    }
+
+    /// The signed GET of `target` (path and query exactly as given).
+    func getRequest(_ target: String, accept: String?) throws(LedgerError) -> URLRequest {
         guard let url = URL(string: target, relativeTo: baseURL)?.absoluteURL else { throw LedgerError(.invalidArgument, "not a request target: \(target)") }
         var request = URLRequest(url: url)
         if let accept { request.setValue(accept, forHTTPHeaderField: "Accept") }
-        return try await BoundedFetch.run(signed(request), limit: limit, timeout: session.configuration.timeoutIntervalForRequest)
+        return signed(request)
     }
 
     func send<T: Decodable>(_ request: URLRequest) async throws -> T {
