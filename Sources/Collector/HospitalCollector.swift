@@ -108,14 +108,24 @@ public final class HospitalCollector: Sendable {
             status = try await client.submit(bytes, wait: 30)
         } catch let error as LedgerError where error.code == .duplicateTransaction {
             status = try await client.status(id, wait: 30)
-        } catch let error as LedgerError where error.code != .io && error.code != .overloaded {
-            // Refused at admission: final, nothing was ordered.
-            stats.withLock { $0.refused += 1 }
-            try outbox.complete(id: id, status: "refused", code: error.code.rawValue, height: nil)
-            logger.warning("transaction refused", metadata: ["code": "\(error.code)", "message": "\(error.message)"])
+        } catch let error as LedgerError where !Self.transient.contains(error.code) {
+            try settle(id: id, refused: error)
             return false
         }
-        guard status.isFinal else { return false }  // stays in the outbox; resent on the next start
+        return try settle(id: id, status: status)
+    }
+
+    /// Refused at admission: final, nothing was ordered.
+    func settle(id: Hash256, refused error: LedgerError) throws {
+        stats.withLock { $0.refused += 1 }
+        try outbox.complete(id: id, status: "refused", code: error.code.rawValue, height: nil)
+        logger.warning("transaction refused", metadata: ["code": "\(error.code)", "message": "\(error.message)"])
+    }
+
+    /// Records a final status and takes the transaction out of the outbox; a status that is not
+    /// final leaves it there, to be resent on the next start. True when committed.
+    func settle(id: Hash256, status: NodeClient.Status) throws -> Bool {
+        guard status.isFinal else { return false }
         try outbox.complete(id: id, status: status.status, code: status.code, height: status.height)
         if status.status == "committed" {
             stats.withLock { $0.committed += 1 }
@@ -126,11 +136,33 @@ public final class HospitalCollector: Sendable {
         return false
     }
 
+    /// Sends what a previous run left in the outbox, many envelopes per request (a node that was
+    /// down for long leaves thousands), then settles each one's outcome.
     func resendPending() async throws {
         let pending = try outbox.pending()
         if !pending.isEmpty { logger.info("resending outbox", metadata: ["count": "\(pending.count)"]) }
-        for entry in pending where !isStopping {
-            _ = try await deliver(id: entry.id, bytes: entry.envelope)
+        for start in stride(from: 0, to: pending.count, by: Self.resendBatch) where !isStopping {
+            let chunk = pending[start..<min(start + Self.resendBatch, pending.count)]
+            let answers = try await client.submit(batch: chunk.map(\.envelope))
+            for (entry, answer) in zip(chunk, answers) {
+                stats.withLock { $0.submitted += 1 }
+                switch answer.code.map(LedgerError.Code.init(rawValue:)) {
+                case nil, LedgerError.Code.duplicateTransaction?:
+                    // Held for ordering, or already known: its outcome decides.
+                    _ = try settle(id: entry.id, status: try await client.status(entry.id, wait: 30))
+                case let code? where Self.transient.contains(code):
+                    continue  // stays in the outbox for the next start
+                case let code?:
+                    try settle(id: entry.id, refused: LedgerError(code, answer.message ?? code.rawValue))
+                }
+            }
         }
     }
+
+    /// Refusals that say nothing about the transaction (the node or its ordering service could not
+    /// take it now; `unavailable` may even mean it is ordered after all): it stays in the outbox.
+    static let transient: Set<LedgerError.Code> = [.io, .overloaded, .unavailable]
+
+    /// Envelopes per request when the outbox is resent.
+    static let resendBatch = 500
 }

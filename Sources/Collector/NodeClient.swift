@@ -70,6 +70,21 @@ public struct NodeClient: Sendable {
         return try await send(request)
     }
 
+    /// Submits up to ``EnvelopeBatch/maxCount`` envelopes in one request; one status per envelope,
+    /// in order: `pending` (held by the ordering service) or `refused` with its code and message.
+    public func submit(batch envelopes: [[UInt8]]) async throws -> [Status] {
+        struct Answer: Decodable { var results: [Status] }
+        var request = URLRequest(url: baseURL.appendingPathComponent("v1/transactions/batch"))
+        request.httpMethod = "POST"
+        request.setValue(EnvelopeBatch.mediaType, forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(EnvelopeBatch(envelopes).encoded)
+        let answer: Answer = try await send(request)
+        guard answer.results.count == envelopes.count else {
+            throw LedgerError(.malformedEncoding, "the node answered \(answer.results.count) statuses for \(envelopes.count) envelopes")
+        }
+        return answer.results
+    }
+
     public func status(_ id: Hash256, wait: Int? = nil) async throws -> Status {
         var components = URLComponents(url: baseURL.appendingPathComponent("v1/transactions/\(id.hex)"), resolvingAgainstBaseURL: false)!
         if let wait { components.queryItems = [URLQueryItem(name: "wait", value: String(wait))] }

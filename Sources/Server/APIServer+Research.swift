@@ -51,34 +51,6 @@ extension APIServer {
         }
     }
 
-    /// The envelope in a submission body (binary, or `{"envelope": "<base64>"}`). A body that is too
-    /// large or not an envelope is refused like any other submission: with a code, and audited.
-    static func envelope(_ request: inout Request, node: LedgerNode) async throws(LedgerError) -> [UInt8] {
-        let limit = Int(node.config.maxTransactionBytes) * 2 + 1024
-        // A declared length over the limit is refused before any byte of the body is awaited.
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            let refusal = LedgerError(.payloadTooLarge, "the request body exceeds \(limit) bytes")
-            node.recordRefusal(refusal, bytes: [])
-            throw refusal
-        }
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: limit)
-        } catch {
-            let refusal = (error as? any HTTPResponseError)?.status == .contentTooLarge
-                ? LedgerError(.payloadTooLarge, "the request body exceeds \(limit) bytes")
-                : LedgerError(.malformedEncoding, "the request body could not be read")
-            node.recordRefusal(refusal, bytes: [])
-            throw refusal
-        }
-        do {
-            return try envelopeBytes(body, contentType: request.headers[.contentType] ?? "")
-        } catch {
-            node.recordRefusal(error, bytes: [])
-            throw error
-        }
-    }
-
     /// Most log entries scanned for one researcher's page.
     static let maxScannedLogEntries = 20_000
 
@@ -108,17 +80,6 @@ extension APIServer {
         // An answer follows its ask, so newest-first it is seen before the ask that reveals it is ours.
         found += answers.filter { $0.question.map(questions.contains) ?? false }
         return Array(found.sorted { $0.sequence > $1.sequence }.prefix(limit))
-    }
-
-    static func envelopeBytes(_ body: ByteBuffer, contentType: String) throws(LedgerError) -> [UInt8] {
-        let bytes = [UInt8](buffer: body)
-        guard contentType.hasPrefix("application/json") else { return bytes }
-        struct Submission: Decodable { var envelope: String }
-        guard let submission = try? JSONDecoder().decode(Submission.self, from: Data(bytes)),
-              let decoded = Data(base64Encoded: submission.envelope) else {
-            throw LedgerError(.malformedEncoding, "expected JSON {\"envelope\": \"<base64 of the binary envelope>\"}")
-        }
-        return [UInt8](decoded)
     }
 
     static func logEntry(_ transaction: StoredTransaction, node: LedgerNode) -> ResearchLogEntry {

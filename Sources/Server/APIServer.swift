@@ -138,6 +138,30 @@ public enum APIServer {
                 return pendingResponse(id)
             }
         }
+        // Submit many: `array<bytes>` of envelopes (docs/formats.md §4.3), each admitted on its own
+        // exactly as if submitted alone (refusals coded and audited one by one); the answer comes
+        // once every admitted one is held by the ordering service, in body order.
+        api.post("/v1/transactions/batch", .submitTransactions) { request, _, _ in
+            await handle {
+                var request = request
+                let envelopes = try await batch(&request, node: node)
+                var results: [StatusView] = []
+                results.reserveCapacity(envelopes.count)
+                for bytes in envelopes {
+                    do throws(LedgerError) {
+                        results.append(StatusView(id: try node.submit(bytes), status: .pending))
+                    } catch {
+                        results.append(StatusView(refused: (try? Envelope(decoding: bytes).id) ?? Hash256.of(bytes), error))
+                    }
+                }
+                for index in results.indices where results[index].code == nil {
+                    do throws(LedgerError) { try await node.acknowledgement(of: results[index].id) } catch {
+                        results[index] = StatusView(refused: results[index].id, error)
+                    }
+                }
+                return json(BatchView(results: results))
+            }
+        }
         api.get("/v1/transactions/:id", .transactionStatus) { request, context, caller in
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "transaction id")

@@ -12,6 +12,11 @@ struct ErrorBody: Codable {
     var error: Detail
 }
 
+/// The answer to `POST /v1/transactions/batch`: one status per envelope, in body order.
+struct BatchView: Codable {
+    var results: [StatusView]
+}
+
 struct StatusView: Codable {
     var id: Hash256
     var status: String
@@ -20,6 +25,14 @@ struct StatusView: Codable {
     var sequence: UInt64?
     var code: String?
     var message: String?
+
+    /// A submission in a batch that admission (or the ordering service) refused: nothing was ordered.
+    init(refused id: Hash256, _ error: LedgerError) {
+        self.id = id
+        self.status = "refused"
+        self.code = error.code.rawValue
+        self.message = error.message
+    }
 
     init(id: Hash256, status: TransactionStatus) {
         self.id = id

@@ -5,6 +5,7 @@ public import LedgerCore
 public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     case health
     case submitTransaction
+    case submitTransactions
     case submitQuery
     case chain
     case node
@@ -27,6 +28,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
         switch self {
         case .health: "GET /health"
         case .submitTransaction: "POST /v1/transactions"
+        case .submitTransactions: "POST /v1/transactions/batch"
         case .submitQuery: "POST /v1/queries"
         case .chain: "GET /v1/chain"
         case .node: "GET /v1/node"
@@ -60,7 +62,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     public var authentication: Authentication {
         switch self {
         case .health: .none
-        case .submitTransaction, .submitQuery: .envelope
+        case .submitTransaction, .submitTransactions, .submitQuery: .envelope
         default: .signedRequest
         }
     }
@@ -148,7 +150,7 @@ public enum AccessPolicy {
         let isAdmin = principal.role == .admin
 
         switch route {
-        case .health, .submitTransaction, .submitQuery:
+        case .health, .submitTransaction, .submitTransactions, .submitQuery:
             return .allow(.everything)
 
         case .chain, .chainHeightAt:

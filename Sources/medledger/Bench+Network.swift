@@ -38,6 +38,8 @@ extension Bench {
         var batch_size: UInt32
         var batch_timeout_ms: UInt32
         var clients_per_node: Int
+        /// Envelopes per submission request (1: one request per transaction).
+        var submit_batch: Int
         var failed_submissions: Int
         /// etcd's gRPC traffic, from every member's own /metrics (etcd_network_client_grpc_{received,sent}_bytes_total).
         var etcd_client_received_bytes_per_s: Double
@@ -56,6 +58,7 @@ extension Bench {
     }
 
     func runNetwork() async throws {
+        guard (1...EnvelopeBatch.maxCount).contains(submitBatch) else { throw UserError("--submit-batch must be 1…\(EnvelopeBatch.maxCount)") }
         say("solo baseline (in this process)")
         let (solo, failure) = try await measureSolo()
         if let failure { throw UserError("the solo baseline's ledger failed verification: \(failure)") }
@@ -126,7 +129,7 @@ extension Bench {
             lastID = id
         }
         let refused = Mutex(0)
-        await SocketSubmitter.submit(registrations, ports: ports, connectionsPerPort: clients, began: { _ in }) { _, ok, _ in
+        await SocketSubmitter.submit(registrations, ports: ports, connectionsPerPort: clients, batch: 100, began: { _ in }) { _, ok, _ in
             if !ok { refused.withLock { $0 += 1 } }
         }
         guard refused.withLock({ $0 }) == 0 else { throw UserError("\(refused.withLock { $0 }) device registrations were refused") }
@@ -183,7 +186,7 @@ extension Bench {
         let start = Date().timeIntervalSince1970
         let progress = ProgressLine("network benchmark")
         let ids = signed.map(\.id)
-        await SocketSubmitter.submit(signed.map(\.bytes), ports: ports, connectionsPerPort: clients, rate: rate, began: { index in
+        await SocketSubmitter.submit(signed.map(\.bytes), ports: ports, connectionsPerPort: clients, rate: rate, batch: submitBatch, began: { index in
             tracker.submitted.withLock { $0[ids[index]] = Date().timeIntervalSince1970 }
         }) { index, ok, seconds in
             if ok { tracker.acknowledged.withLock { $0.append(seconds) } } else { tracker.failures.withLock { $0 += 1 } }
@@ -233,7 +236,7 @@ extension Bench {
             acknowledge_p99_ms: Self.percentile(acknowledged, 0.99) * 1000,
             submitted_tps: (Double(signed.count) / max(submittedAt - start, 1e-9)).rounded(), offered_rate: rate,
             blocks: (endHeights.min() ?? 0) - (startHeights.min() ?? 0), batch_size: batchSize, batch_timeout_ms: batchTimeoutMs,
-            clients_per_node: clients, failed_submissions: tracker.failures.withLock { $0 },
+            clients_per_node: clients, submit_batch: submitBatch, failed_submissions: tracker.failures.withLock { $0 },
             etcd_client_received_bytes_per_s: ((etcdAfter.received - etcdBefore.received) / duration).rounded(),
             etcd_client_sent_bytes_per_s: ((etcdAfter.sent - etcdBefore.sent) / duration).rounded(),
             etcd_db_growth_bytes: Int64(etcdAfter.database - etcdBefore.database), failover_ms: failoverMilliseconds, lease_ttl_s: 3,

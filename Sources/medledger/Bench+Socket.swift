@@ -22,7 +22,8 @@ enum SocketSubmitter {
     /// connections over `ports`; calls `sent(index, acknowledged, seconds)` for each.
     /// With `rate`, envelope i is sent no earlier than `i / rate` seconds after the start (offered
     /// load); without, as fast as the connections go.
-    static func submit(_ envelopes: [[UInt8]], ports: [Int], connectionsPerPort: Int, rate: Double? = nil,
+    /// With `batch` > 1, each request carries up to `batch` envelopes (`POST /v1/transactions/batch`).
+    static func submit(_ envelopes: [[UInt8]], ports: [Int], connectionsPerPort: Int, rate: Double? = nil, batch: Int = 1,
                        began: @escaping @Sendable (Int) -> Void, sent: @escaping @Sendable (Int, Bool, Double) -> Void) async {
         let start = Date().timeIntervalSince1970
         let threads = ports.count * connectionsPerPort
@@ -34,25 +35,38 @@ enum SocketSubmitter {
                 Thread.detachNewThread {
                     var connection = Connection(port: port)
                     while true {
-                        let index = shared.next.withLock { value -> Int in
-                            defer { value += 1 }
+                        let first = shared.next.withLock { value -> Int in
+                            defer { value += batch }
                             return value
                         }
-                        guard index < envelopes.count else { break }
+                        guard first < envelopes.count else { break }
+                        let indices = first..<min(first + batch, envelopes.count)
                         if let rate {
-                            let wait = start + Double(index) / rate - Date().timeIntervalSince1970
+                            let wait = start + Double(indices.last!) / rate - Date().timeIntervalSince1970
                             if wait > 0.0002 { usleep(UInt32(wait * 1_000_000)) }
                         }
-                        began(index)
+                        for index in indices { began(index) }
                         let start = Date().timeIntervalSince1970
-                        var status = connection?.post(envelopes[index]) ?? 0
+                        let post = { (connection: inout Connection?) -> (status: Int, accepted: [Bool]) in
+                            guard batch > 1 else {
+                                let status = connection?.post(envelopes[indices.lowerBound]) ?? 0
+                                return (status, [status == 202 || status == 200])
+                            }
+                            let body = EnvelopeBatch(Array(envelopes[indices])).encoded
+                            guard let (status, answer) = connection?.post(body, path: "/v1/transactions/batch", contentType: EnvelopeBatch.mediaType) else { return (0, []) }
+                            return (status, Self.accepted(answer, count: indices.count))
+                        }
+                        var (status, accepted) = post(&connection)
                         if status == 0 || status == 503 {
                             // Closed, unreachable or overloaded: one more try on a new connection.
                             usleep(100_000)
                             connection = Connection(port: port)
-                            status = connection?.post(envelopes[index]) ?? 0
+                            (status, accepted) = post(&connection)
                         }
-                        sent(index, status == 202 || status == 200, Date().timeIntervalSince1970 - start)
+                        let seconds = Date().timeIntervalSince1970 - start
+                        for (offset, index) in indices.enumerated() {
+                            sent(index, offset < accepted.count && accepted[offset], seconds)
+                        }
                     }
                     connection?.close()
                     let done = shared.running.withLock { state -> CheckedContinuation<Void, Never>? in
@@ -63,6 +77,18 @@ enum SocketSubmitter {
                 }
             }
         }
+    }
+
+    /// Which envelopes of a batch the node holds for ordering (`"status":"pending"`), in order.
+    static func accepted(_ body: [UInt8], count: Int) -> [Bool] {
+        struct Answer: Decodable {
+            struct Result: Decodable { var status: String }
+            var results: [Result]
+        }
+        guard let answer = try? JSONDecoder().decode(Answer.self, from: Data(body)), answer.results.count == count else {
+            return Array(repeating: false, count: count)
+        }
+        return answer.results.map { $0.status == "pending" }
     }
 
     /// One keep-alive connection to 127.0.0.1:`port`.
@@ -96,34 +122,40 @@ enum SocketSubmitter {
 
         func close() { Glibc.close(descriptor) }
 
-        /// Sends one POST and returns the response status (0 when the connection failed).
+        /// Sends one envelope and returns the response status (0 when the connection failed).
         mutating func post(_ body: [UInt8]) -> Int {
-            let head = "POST /v1/transactions HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: application/octet-stream\r\nContent-Length: \(body.count)\r\n\r\n"
+            post(body, path: "/v1/transactions", contentType: "application/octet-stream")?.status ?? 0
+        }
+
+        /// Sends one POST and returns the response status and body (nil when the connection failed).
+        mutating func post(_ body: [UInt8], path: String, contentType: String) -> (status: Int, body: [UInt8])? {
+            let head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n\r\n"
             let request = Array(head.utf8) + body
             var offset = 0
             while offset < request.count {
                 let written = request[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                guard written > 0 else { return 0 }
+                guard written > 0 else { return nil }
                 offset += written
             }
             // Read the head, then exactly Content-Length bytes of body.
             var headEnd: Int?
             while headEnd == nil {
                 if let end = Self.find([13, 10, 13, 10], in: buffer) { headEnd = end; break }
-                guard fill() else { return 0 }
+                guard fill() else { return nil }
             }
             let headText = String(decoding: buffer[..<headEnd!], as: UTF8.self)
             let lines = headText.split(separator: "\r\n")
             guard let statusLine = lines.first, statusLine.split(separator: " ").count >= 2,
-                  let status = Int(statusLine.split(separator: " ")[1]) else { return 0 }
+                  let status = Int(statusLine.split(separator: " ")[1]) else { return nil }
             var length = 0
             for line in lines.dropFirst() where line.lowercased().hasPrefix("content-length:") {
                 length = Int(line.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces)) ?? 0
             }
             let total = headEnd! + 4 + length
-            while buffer.count < total { guard fill() else { return 0 } }
+            while buffer.count < total { guard fill() else { return nil } }
+            let answer = Array(buffer[(headEnd! + 4)..<total])
             buffer.removeFirst(total)
-            return status
+            return (status, answer)
         }
 
         mutating func fill() -> Bool {

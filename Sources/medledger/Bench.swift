@@ -89,6 +89,9 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .long, help: "With --network: concurrent submitters (keep-alive connections) per node; 64 measured best on 2 cores (16: 377, 32: 764, 64: 1,328, 128: 740 tx/s).")
     var clients = 64
 
+    @Option(name: .customLong("submit-batch"), help: "With --network: envelopes per submission request (1: POST /v1/transactions; more: POST /v1/transactions/batch, at most 1000).")
+    var submitBatch = 1
+
     func run() async throws {
         if queries { return try await runQueries() }
         if auth { return try await runAuth() }

@@ -193,6 +193,55 @@ struct AccessTests {
         try await world.stop()
     }
 
+    /// A batch is only the transport: each envelope is admitted on its own (one refusal does not
+    /// refuse the others, each refusal has its code), the answer is in body order, and a body that
+    /// is not a batch admits nothing.
+    @Test func aBatchAdmitsEachEnvelopeOnItsOwn() async throws {
+        let world = try await World()
+        let node = world.harness.node
+        let first = try world.harness.sign("st-mary/collector", .register(udi: Fixtures.udi(311), attributes: Fixtures.attributes()))
+        let second = try world.harness.sign("north-general/collector", .register(udi: Fixtures.udi(312), attributes: Fixtures.attributes()))
+        let stranger = try await Self.unregistered(world, role: .collector)
+        let action = DeviceAction.register(udi: Fixtures.udi(313), attributes: Fixtures.attributes())
+        let forged = stranger.transaction(network: node.network, contract: "devices", action: action.name, arguments: action.arguments).envelope
+        let garbage: [UInt8] = [0xde, 0xad, 0xbe, 0xef]
+        let body = EnvelopeBatch([first.encoded, second.encoded, first.encoded, forged.encoded, garbage]).encoded
+
+        struct Answer: Decodable {
+            struct Result: Decodable { var id: Hash256; var status: String; var code: String? }
+            var results: [Result]
+        }
+        let answer = try await world.api.send("/v1/transactions/batch", method: "POST", body: Data(body), contentType: EnvelopeBatch.mediaType)
+        #expect(answer.status == 200, "\(answer.text)")
+        let results = try JSONDecoder().decode(Answer.self, from: answer.body).results
+        #expect(results.map(\.id) == [first.id, second.id, first.id, forged.id, Hash256.of(garbage)])
+        #expect(results.map(\.status) == ["pending", "pending", "refused", "refused", "refused"])
+        #expect(results.map(\.code) == [nil, nil, "duplicate_transaction", "unknown_member", "malformed_encoding"])
+        for envelope in [first, second] {
+            guard case .committed = try await node.waitForCommit(envelope.id, timeout: .seconds(30)) else {
+                Issue.record("an admitted envelope of the batch did not commit")
+                continue
+            }
+        }
+
+        // Not a batch, or too many: 4xx with a code, and nothing of it admitted.
+        let third = try world.harness.sign("st-mary/collector", .register(udi: Fixtures.udi(314), attributes: Fixtures.attributes()))
+        let valid = EnvelopeBatch([third.encoded]).encoded
+        let malformed: [[UInt8]] = [valid + [0], Array(valid.dropLast()), Array("MLTB".utf8) + [0, 0, 0, 0], third.encoded,
+                                    Array("MLTB".utf8) + [0, 0, 0x03, 0xE9] + [UInt8](repeating: 0, count: 4004)]
+        for bytes in malformed {
+            let refused = try await world.api.send("/v1/transactions/batch", method: "POST", body: Data(bytes), contentType: EnvelopeBatch.mediaType)
+            #expect(refused.status == 400 && refused.code == "malformed_encoding", "\(refused.status) \(refused.text)")
+        }
+        // A declared length over the limit is refused before any body byte is sent.
+        let connection = try #require(RawConnection(port: world.api.port, receiveTimeout: 5))
+        connection.send("POST /v1/transactions/batch HTTP/1.1\r\nHost: x\r\nContent-Type: \(EnvelopeBatch.mediaType)\r\nContent-Length: \(APIServer.maxBatchBytes + 1)\r\n\r\n")
+        #expect(connection.status() == 413)
+        #expect(try node.status(of: third.id) == .unknown)
+        #expect(node.pendingCount == 0)
+        try await world.stop()
+    }
+
     /// A certificate the st-mary CA issued but the ledger never registered, made by `medledger issue`.
     static func unregistered(_ world: World, role: Role) async throws -> SigningIdentity {
         let name = "unregistered-\(role.rawValue)"

@@ -36,6 +36,26 @@ struct CodecTests {
     }
 
     /// The numbers stored on the ledger for refusal codes never change.
+    /// `POST /v1/transactions/batch`: "MLTB" ‖ u32 count ‖ count × (u32 length ‖ bytes), docs/formats.md §4.3.
+    @Test func envelopeBatchKnownAnswerAndBounds() throws {
+        let batch = EnvelopeBatch([[0x01], [0x02, 0x03]])
+        #expect(batch.encoded == Array("MLTB".utf8) + [0, 0, 0, 2, 0, 0, 0, 1, 0x01, 0, 0, 0, 2, 0x02, 0x03])
+        #expect(try EnvelopeBatch(decoding: batch.encoded) == batch)
+        let refused: [[UInt8]] = [
+            Array("MLTB".utf8) + [0, 0, 0, 0],                                  // empty
+            Array("MLTB".utf8) + [0, 0, 0x03, 0xE9] + [UInt8](repeating: 0, count: 1001 * 4),  // 1,001 > maxCount
+            Array("MLTB".utf8) + [0xFF, 0xFF, 0xFF, 0xFF],                       // a count its bytes cannot hold
+            Array("MLTB".utf8) + [0, 0, 0, 1, 0, 0, 0, 2, 0x01],                 // truncated envelope
+            batch.encoded + [0x00],                                              // trailing byte
+            Array("MLQE".utf8) + [0, 0, 0, 1, 0, 0, 0, 1, 0x01],                 // another format's magic
+        ]
+        for bytes in refused {
+            #expect(throws: LedgerError.self, "\(bytes.prefix(12))") { try EnvelopeBatch(decoding: bytes) }
+        }
+        let full = EnvelopeBatch([[UInt8]](repeating: [0x07], count: EnvelopeBatch.maxCount))
+        #expect(try EnvelopeBatch(decoding: full.encoded).envelopes.count == 1_000)
+    }
+
     @Test func ledgerStatusNumbersAreStable() {
         #expect(LedgerError.Code.malformedEncoding.ledgerStatus == 1)
         #expect(LedgerError.Code.badSignature.ledgerStatus == 2)

@@ -23,6 +23,8 @@ public enum FuzzHarness {
         case genesisCharter, genesisApproval
         // What nodes read from the shared ordering store: a queue entry, a published checkpoint.
         case queueEntry, publishedCheckpoint
+        // The body of a batch submission (any client reaches it unauthenticated).
+        case envelopeBatch
     }
 
     /// How many individual decoders there are; selector value `decoderCount` runs them all.
@@ -96,6 +98,10 @@ public enum FuzzHarness {
             if let charter = check(GenesisCharter.self, bytes) { _ = check(GenesisConfig.self, charter.draft) }
         case .genesisApproval: _ = check(GenesisApproval.self, bytes)
         case .queueEntry: checkQueueEntry(bytes)
+        case .envelopeBatch:
+            if let batch = check(EnvelopeBatch.self, bytes) {
+                for envelope in batch.envelopes { run(.envelope, envelope) }
+            }
         case .publishedCheckpoint:
             if let checkpoint = check(PublishedCheckpoint.self, bytes), let statement = try? checkpoint.statement() {
                 guard statement.body == checkpoint.body else { fatalError("PublishedCheckpoint: an accepted body is not the canonical MLC1 encoding of its statement") }

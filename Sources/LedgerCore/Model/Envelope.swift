@@ -39,3 +39,42 @@ public struct Envelope: BinaryCodable, Hashable {
         try TransactionPayload(decoding: payloadBytes)
     }
 }
+
+/// Envelopes submitted together (`POST /v1/transactions/batch`, docs/formats.md §4.3):
+/// `"MLTB" ‖ u32 count (1…maxCount) ‖ count × bytes envelope`. Each envelope is admitted on its own;
+/// the batch is only the transport (one request for many, as a collector drains its outbox).
+public struct EnvelopeBatch: BinaryCodable, Hashable {
+    /// Most envelopes in one batch (the submission queue writes at most 1,000 per entry).
+    public static let maxCount = 1_000
+    static let magic = Array("MLTB".utf8)
+    /// The body's media type.
+    public static let mediaType = "application/vnd.medledger.envelopes"
+
+    public var envelopes: [[UInt8]]
+
+    public init(_ envelopes: [[UInt8]]) {
+        self.envelopes = envelopes
+    }
+
+    public func encode(to writer: inout BinaryWriter) {
+        writer.writeRaw(Self.magic)
+        writer.write(UInt32(envelopes.count))
+        for envelope in envelopes { writer.writeBytes(envelope) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(LedgerError) {
+        guard try reader.readRaw(count: 4, "batch magic") == Self.magic else {
+            throw LedgerError(.malformedEncoding, "batch: expected magic MLTB")
+        }
+        let count = Int(try reader.readUInt32("batch count"))
+        guard (1...Self.maxCount).contains(count) else {
+            throw LedgerError(.malformedEncoding, "batch: \(count) envelopes; a batch holds 1…\(Self.maxCount)")
+        }
+        // Each envelope takes at least its 4-byte length: a count beyond that is a lie, not a reason to reserve.
+        guard count * 4 <= reader.remaining else { throw LedgerError(.malformedEncoding, "batch: count exceeds its bytes") }
+        var envelopes: [[UInt8]] = []
+        envelopes.reserveCapacity(count)
+        for _ in 0..<count { envelopes.append(try reader.readBytes("batch envelope", maxLength: reader.remaining)) }
+        self.envelopes = envelopes
+    }
+}
