@@ -9,12 +9,9 @@ extension APIServer {
     /// The envelope in a submission body (binary, or `{"envelope": "<base64>"}`). A body that is too
     /// large or not an envelope is refused like any other submission: with a code, and audited.
     static func envelope(_ request: inout Request, node: LedgerNode) async throws(LedgerError) -> [UInt8] {
-        let body = try await submissionBody(&request, node: node, limit: Int(node.config.maxTransactionBytes) * 2 + 1024)
-        do {
-            return try envelopeBytes(body, contentType: request.headers[.contentType] ?? "")
-        } catch {
-            node.recordRefusal(error, bytes: [])
-            throw error
+        let contentType = request.headers[.contentType] ?? ""
+        return try await submission(&request, node: node, limit: Int(node.config.maxTransactionBytes) * 2 + 1024) { body throws(LedgerError) in
+            try envelopeBytes(body, contentType: contentType)
         }
     }
 
@@ -24,31 +21,35 @@ extension APIServer {
     /// The envelopes of a batch submission (``EnvelopeBatch``), refused and audited like a single
     /// body when too large or malformed (then none of them is admitted).
     static func batch(_ request: inout Request, node: LedgerNode) async throws(LedgerError) -> [[UInt8]] {
-        let body = try await submissionBody(&request, node: node, limit: maxBatchBytes)
-        do {
-            return try EnvelopeBatch(decoding: [UInt8](buffer: body)).envelopes
-        } catch {
-            node.recordRefusal(error, bytes: [])
-            throw error
+        try await submission(&request, node: node, limit: maxBatchBytes) { body throws(LedgerError) in
+            try EnvelopeBatch(decoding: [UInt8](buffer: body)).envelopes
         }
     }
 
     /// A submission's body, at most `limit` bytes (a declared length over it is refused before any
-    /// byte is awaited); a refusal is audited.
-    static func submissionBody(_ request: inout Request, node: LedgerNode, limit: Int) async throws(LedgerError) -> ByteBuffer {
+    /// byte is awaited), as `decode` reads it; every refusal is audited.
+    static func submission<T>(_ request: inout Request, node: LedgerNode, limit: Int,
+                              decode: (ByteBuffer) throws(LedgerError) -> T) async throws(LedgerError) -> T {
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             let refusal = LedgerError(.payloadTooLarge, "the request body exceeds \(limit) bytes")
             node.recordRefusal(refusal, bytes: [])
             throw refusal
         }
+        let body: ByteBuffer
         do {
-            return try await request.collectBody(upTo: limit)
+            body = try await request.collectBody(upTo: limit)
         } catch {
             let refusal = (error as? any HTTPResponseError)?.status == .contentTooLarge
                 ? LedgerError(.payloadTooLarge, "the request body exceeds \(limit) bytes")
                 : LedgerError(.malformedEncoding, "the request body could not be read")
             node.recordRefusal(refusal, bytes: [])
             throw refusal
+        }
+        do {
+            return try decode(body)
+        } catch {
+            node.recordRefusal(error, bytes: [])
+            throw error
         }
     }
 

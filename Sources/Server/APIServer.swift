@@ -138,7 +138,7 @@ public enum APIServer {
                 return pendingResponse(id)
             }
         }
-        // Submit many: `array<bytes>` of envelopes (docs/formats.md §4.3), each admitted on its own
+        // Submit many: an `EnvelopeBatch` (docs/formats.md §4.3), each envelope admitted on its own
         // exactly as if submitted alone (refusals coded and audited one by one); the answer comes
         // once every admitted one is held by the ordering service, in body order.
         api.post("/v1/transactions/batch", .submitTransactions) { request, _, _ in
