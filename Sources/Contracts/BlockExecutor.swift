@@ -67,8 +67,13 @@ public struct BlockExecution: Sendable {
 public struct BlockExecutor: Sendable {
     public let contracts: [any Contract]
 
-    public init(contracts: [any Contract] = [GovernanceContract(), DeviceContract(), ResearchContract()]) {
+    public init(contracts: [any Contract]) {
         self.contracts = contracts
+    }
+
+    /// Every built-in contract, with `research` answering research queries.
+    public init(research: ResearchContract = ResearchContract()) {
+        self.init(contracts: [GovernanceContract(), DeviceContract(), research, RecordsContract(), ConsentContract()])
     }
 
     public func contract(named name: String) -> (any Contract)? {

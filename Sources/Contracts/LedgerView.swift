@@ -29,6 +29,22 @@ public enum StateKey {
     public static func researchBudget(_ fingerprint: Hash256) -> String { "rbud/" + fingerprint.hex }
     /// The current epoch of the network noise secret, wrapped to the nodes (``NoiseKeyEpoch``).
     public static let noiseKey = "rnk"
+    /// A member's key-agreement public key (``EncryptionKey``).
+    public static func encryptionKey(_ fingerprint: Hash256) -> String { "ek/" + fingerprint.hex }
+    /// A patient record's anchor (``RecordAnchor``), by the SHA-256 of its sealed blob.
+    public static func record(_ id: Hash256) -> String { "rec/" + id.hex }
+    /// A patient enrolled at a hospital (``PatientEntry``), by pseudonym.
+    public static func patient(_ pseudonym: Hash256) -> String { "pat/" + pseudonym.hex }
+    /// A patient's consent rules (``ConsentState``).
+    public static func consent(_ pseudonym: Hash256) -> String { "cns/" + pseudonym.hex }
+    /// One entry of a patient's disclosure log (``ConsentDecision``).
+    public static func disclosure(_ pseudonym: Hash256, _ decision: Hash256) -> String { disclosurePrefix(pseudonym) + decision.hex }
+    public static func disclosurePrefix(_ pseudonym: Hash256) -> String { "dis/" + pseudonym.hex + "/" }
+    /// A break-glass access awaiting the holder's review; the value is the patient's pseudonym.
+    public static func breakGlassQueue(_ organization: String, _ decision: Hash256) -> String { breakGlassQueuePrefix(organization) + decision.hex }
+    public static func breakGlassQueuePrefix(_ organization: String) -> String { "bgq/" + organization + "/" }
+    /// The review of a break-glass access (``BreakGlassReview``).
+    public static func breakGlassReview(_ decision: Hash256) -> String { "bgr/" + decision.hex }
 }
 
 /// The writes of one transaction or block: key → new value, `nil` meaning deleted.

@@ -45,6 +45,14 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A genesis approval for another draft than the one being sealed (never a ledger status:
         /// on the ledger such an approval is simply a bad signature).
         public static let draftMismatch = Code(rawValue: "draft_mismatch")
+        /// No record is anchored under this id.
+        public static let unknownRecord = Code(rawValue: "unknown_record")
+        /// A record with this id (the hash of its ciphertext) is already anchored.
+        public static let recordExists = Code(rawValue: "record_exists")
+        /// The record was erased (crypto-shredded): nothing about it is decided or served any more.
+        public static let recordErased = Code(rawValue: "record_erased")
+        /// No patient is enrolled under this pseudonym.
+        public static let unknownPatient = Code(rawValue: "unknown_patient")
         public static let io = Code(rawValue: "io_error")
         public static let `internal` = Code(rawValue: "internal_error")
         /// An API request without valid request credentials (never a ledger status).
@@ -78,7 +86,7 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
             .timestampSkew, .wrongNetwork, .invalidUDI, .unknownDevice, .deviceExists,
             .deviceDecommissioned, .missingField, .invalidArgument, .unknownAction, .unknownProposal,
             .proposalClosed, .alreadyApproved, .internal, .invalidConfiguration, .budgetExhausted, .notFound,
-            .answerMismatch, .insufficientApprovals,
+            .answerMismatch, .insufficientApprovals, .unknownRecord, .recordExists, .recordErased, .unknownPatient,
         ]
     }
 

@@ -19,8 +19,9 @@ public struct TestNetwork: Sendable {
     public let executor = BlockExecutor()
 
     /// Hospitals `st-mary` and `north-general`, research `research`, regulator `regulator`,
-    /// each with the default members (`<org>/admin`, `<org>/node`, …).
-    public init(config: NetworkConfig = NetworkConfig(), time: Int64 = 1_760_000_000_000) throws {
+    /// each with the default members (`<org>/admin`, `<org>/node`, …) and `extraMembers`
+    /// (`"<org>/<name>": role`).
+    public init(config: NetworkConfig = NetworkConfig(), time: Int64 = 1_760_000_000_000, extraMembers: [String: Role] = [:]) throws {
         self.time = time
         let now = Date(timeIntervalSince1970: Double(time) / 1000)
         let organizations: [(String, OrganizationKind)] = [
@@ -32,7 +33,8 @@ public struct TestNetwork: Sendable {
             let authority = try CertificateAuthority.create(organization: id, now: now)
             authorities[id] = authority
             orgs.append(Organization(id: id, name: id.capitalized, kind: kind, rootCertificate: authority.certificate.derBytes))
-            for (name, role) in NetworkSpec.defaultMembers(kind) {
+            let extra = extraMembers.filter { $0.key.hasPrefix(id + "/") }.map { (name: String($0.key.dropFirst(id.count + 1)), role: $0.value) }
+            for (name, role) in NetworkSpec.defaultMembers(kind) + extra.sorted(by: { $0.name < $1.name }) {
                 let identity = try Self.issue(authority, name: "\(id)/\(name)", role: role, now: now)
                 identities["\(id)/\(name)"] = identity
                 registrations.append(MemberRegistration(certificate: identity.certificate.derBytes))

@@ -88,7 +88,7 @@ public enum ChainVerifier {
         var previous: BlockHeader?
         var frontier = MerkleFrontier()
         var network = Hash256.zero
-        let executor = BlockExecutor(contracts: [GovernanceContract(), DeviceContract(), ResearchContract(oracle: research)])
+        let executor = BlockExecutor(research: ResearchContract(oracle: research))
         var derived = Derived()
         try research.notePastQuestions { limit, before in try snapshot.researchTransactions(limit: limit, beforeSequence: before) }
         for height in 0...tipHeight {

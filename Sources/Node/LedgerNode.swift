@@ -123,7 +123,7 @@ public final class LedgerNode: Sendable {
         self.network = genesis.header.hash
         let oracle = NodeResearchOracle(network: genesis.header.hash)
         self.researchOracle = oracle
-        self.executor = BlockExecutor(contracts: [GovernanceContract(), DeviceContract(), ResearchContract(oracle: oracle)])
+        self.executor = BlockExecutor(research: ResearchContract(oracle: oracle))
         if let stored = try store.block(at: 0) {
             guard stored.header.hash == genesis.header.hash else {
                 throw LedgerError(.invalidConfiguration, "the database holds a different network (genesis \(stored.header.hash.hex.prefix(16))…, expected \(genesis.header.hash.hex.prefix(16))…)")

@@ -119,7 +119,7 @@ public enum AccessDecision: Sendable, Hashable {
 /// Standing of a principal, first match wins:
 /// 1. **researcher** — role `researcher` (of any organisation).
 /// 2. **oversight** — role `auditor` or `node` (of any organisation), or any member of a `regulator`.
-/// 3. **patient** — role `patient`: nothing beyond the chain head and consistency proofs.
+/// 3. **patient** — role `patient` or `delegate`: nothing beyond the chain head and consistency proofs.
 /// 4. **coordinator** — role `admin` of a `research` organisation.
 /// 5. **hospital staff** — any other member of a `hospital` (admin, collector, device, clinician).
 /// 6. **member** — anyone else (e.g. a manufacturer's admin).
@@ -131,7 +131,7 @@ public enum AccessPolicy {
     public static func standing(of principal: Principal) -> Standing {
         if principal.role == .researcher { return .researcher }
         if principal.role == .auditor || principal.role == .node || principal.organizationKind == .regulator { return .oversight }
-        if principal.role == .patient { return .patient }
+        if principal.role == .patient || principal.role == .delegate { return .patient }
         if principal.role == .admin && principal.organizationKind == .research { return .coordinator }
         if principal.organizationKind == .hospital { return .hospitalStaff }
         return .member

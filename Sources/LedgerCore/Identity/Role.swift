@@ -12,6 +12,8 @@ public enum Role: String, Sendable, Hashable, CaseIterable, Codable, Comparable 
     case auditor
     case clinician
     case patient
+    /// Acts for a patient (a parent, a guardian): grants and revokes consent, reads their records.
+    case delegate
 
     public static func < (lhs: Role, rhs: Role) -> Bool { lhs.rawValue < rhs.rawValue }
 }

@@ -1,0 +1,102 @@
+public import Crypto
+import Foundation
+
+/// A patient record as it leaves the client: `"MLR1" ‖ nonce (12) ‖ AES-256-GCM ciphertext ‖ tag (16)`,
+/// the 4-byte header authenticated as associated data. Its SHA-256 is the record id; the key is a
+/// fresh 256-bit data key per record (docs/formats.md §17.1).
+public enum SealedRecord {
+    public static let magic: [UInt8] = Array("MLR1".utf8)
+    public static let overhead = 4 + 12 + 16
+
+    public static func seal(_ plaintext: some DataProtocol, key: SymmetricKey, nonce: AES.GCM.Nonce = AES.GCM.Nonce()) throws(LedgerError) -> [UInt8] {
+        guard key.bitCount == 256 else { throw LedgerError(.invalidArgument, "a record data key is 256 bits") }
+        do {
+            let box = try AES.GCM.seal(plaintext, using: key, nonce: nonce, authenticating: magic)
+            var blob = magic
+            blob.reserveCapacity(overhead + box.ciphertext.count)
+            blob.append(contentsOf: box.nonce)
+            blob.append(contentsOf: box.ciphertext)
+            blob.append(contentsOf: box.tag)
+            return blob
+        } catch {
+            throw LedgerError(.internal, "record encryption failed")
+        }
+    }
+
+    /// The plaintext, or `verification_failed` when the blob was altered or the key is not its key.
+    public static func open(_ blob: [UInt8], key: SymmetricKey) throws(LedgerError) -> [UInt8] {
+        guard blob.count >= overhead, Array(blob.prefix(4)) == magic else {
+            throw LedgerError(.malformedEncoding, "a sealed record starts with MLR1 and holds at least \(overhead) bytes")
+        }
+        do {
+            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: blob[4..<16]), ciphertext: blob[16..<(blob.count - 16)],
+                                            tag: blob[(blob.count - 16)...])
+            return Array(try AES.GCM.open(box, using: key, authenticating: magic))
+        } catch {
+            throw LedgerError(.verificationFailed, "the sealed record does not authenticate under this data key")
+        }
+    }
+}
+
+/// A 256-bit data key wrapped for a key-agreement public key with HPKE (RFC 9180 base mode,
+/// DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM): `enc (65) ‖ ciphertext (32) ‖ tag (16)`.
+/// The HPKE `info` names what the key is for, so a wrap made for one record or reader never
+/// opens as another's (docs/formats.md §17.2).
+public enum KeyWrap {
+    public static let ciphersuite = HPKE.Ciphersuite.P256_SHA256_AES_GCM_256
+
+    /// The holder's wrap of a record's data key, carried in the anchor.
+    public static func holderInfo(record: Hash256) -> [UInt8] {
+        Array("MedLedger record key v1".utf8) + record.bytes
+    }
+
+    /// The holder's re-wrap for a reader under a recorded grant (never on the ledger).
+    public static func readerInfo(record: Hash256, decision: Hash256) -> [UInt8] {
+        Array("MedLedger access key v1".utf8) + record.bytes + decision.bytes
+    }
+
+    public static func wrap(_ key: SymmetricKey, for recipient: P256.KeyAgreement.PublicKey, info: [UInt8]) throws(LedgerError) -> [UInt8] {
+        guard key.bitCount == 256 else { throw LedgerError(.invalidArgument, "a record data key is 256 bits") }
+        do {
+            var sender = try HPKE.Sender(recipientKey: recipient, ciphersuite: ciphersuite, info: Data(info))
+            let sealed = try key.withUnsafeBytes { bytes in try sender.seal(Data(bytes)) }
+            return Array(sender.encapsulatedKey) + Array(sealed)
+        } catch {
+            throw LedgerError(.internal, "key wrapping failed")
+        }
+    }
+
+    public static func unwrap(_ wrapped: [UInt8], with privateKey: P256.KeyAgreement.PrivateKey, info: [UInt8]) throws(LedgerError) -> SymmetricKey {
+        guard wrapped.count == RecordPut.wrappedKeyLength else {
+            throw LedgerError(.malformedEncoding, "a wrapped key is \(RecordPut.wrappedKeyLength) bytes, got \(wrapped.count)")
+        }
+        do {
+            var recipient = try HPKE.Recipient(privateKey: privateKey, ciphersuite: ciphersuite, info: Data(info),
+                                               encapsulatedKey: Data(wrapped[0..<65]))
+            let key = try recipient.open(Data(wrapped[65...]))
+            return SymmetricKey(data: key)
+        } catch {
+            throw LedgerError(.verificationFailed, "the wrapped key does not open with this key for this purpose")
+        }
+    }
+
+    /// Whether `bytes` is an X9.63 P-256 public key on the curve.
+    public static func isValidPublicKey(_ bytes: [UInt8]) -> Bool {
+        bytes.count == RecordPut.publicKeyLength && (try? P256.KeyAgreement.PublicKey(x963Representation: bytes)) != nil
+    }
+}
+
+/// A patient's pseudonym at one hospital: HMAC-SHA256 under the hospital's pseudonym secret of
+/// `"MedLedger patient v1" ‖ 0x00 ‖ hospital id ‖ 0x00 ‖ identifier` (the identifier as the
+/// hospital knows it: an MRN, a national number). Without the secret a pseudonym cannot be linked
+/// to a person, nor one hospital's pseudonym to another's (docs/patient-data.md).
+public enum PatientPseudonym {
+    public static func derive(identifier: String, hospital: String, secret: SymmetricKey) -> Hash256 {
+        var message = Array("MedLedger patient v1".utf8)
+        message.append(0)
+        message.append(contentsOf: hospital.utf8)
+        message.append(0)
+        message.append(contentsOf: identifier.utf8)
+        return Hash256(unchecked: Array(HMAC<SHA256>.authenticationCode(for: message, using: secret)))
+    }
+}
