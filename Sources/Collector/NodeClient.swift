@@ -118,6 +118,20 @@ public struct NodeClient: Sendable {
         return components.percentEncodedQuery.map { path + "?" + $0 } ?? path
     }
 
+    /// POST `body` to `path` with a signed `Authorization` header (the signature covers the body's
+    /// hash) and decode the JSON answer.
+    public func postSigned<T: Decodable>(_ path: String, body: [UInt8], contentType: String = "application/octet-stream") async throws -> T {
+        guard let signer else { throw LedgerError(.unauthenticated, "a signed POST needs a signer") }
+        let url = baseURL.appendingPathComponent(path)
+        var request = URLRequest(url: url)
+        request.httpMethod = "POST"
+        request.setValue(contentType, forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(body)
+        request.setValue(RequestSignature.authorization(identity: signer.identity, network: signer.network, method: "POST",
+                                                        target: Self.target(of: url), body: body), forHTTPHeaderField: "Authorization")
+        return try await send(request)
+    }
+
     /// Adds the signed `Authorization` header to a read (a fresh time and nonce each call).
     public func signed(_ request: URLRequest) -> URLRequest {
         guard let signer, let url = request.url, (request.httpMethod ?? "GET") == "GET" else { return request }

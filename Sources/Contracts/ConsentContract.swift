@@ -4,6 +4,8 @@ public import LedgerCore
 /// is an ordered transaction whose result is written to the patient's disclosure log.
 ///
 /// Actions:
+/// - `register(certificate)`: a hospital admin registers a patient's or delegate's certificate
+///   (issued by its CA) at once, without a governance vote.
 /// - `enrol(pseudonym, member)`: a hospital admin binds a pseudonym to a patient identity (role
 ///   `patient`, issued by the same hospital).
 /// - `delegate(pseudonym, member, add)`: the patient or the hospital's admin adds or removes a
@@ -30,6 +32,19 @@ public struct ConsentContract: Contract {
         let creator = try context.requireCreator()
         try Self.validate(action, creator: creator)
         switch action {
+        case .register(let der):
+            guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
+                throw LedgerError(.forbidden, "only hospitals register patients and delegates; \(creator.organization) is not a hospital")
+            }
+            let certificate = try GovernanceContract().memberCertificate(MemberRegistration(certificate: der), &context)
+            guard certificate.organization == creator.organization else {
+                throw LedgerError(.forbidden, "an admin registers only certificates of its own organisation")
+            }
+            guard certificate.role == .patient || certificate.role == .delegate else {
+                throw LedgerError(.forbidden, "only patients and delegates are registered directly; a \(certificate.role.rawValue) is admitted by governance")
+            }
+            context.put(StateKey.member(certificate.fingerprint), Member(certificate: certificate))
+
         case .enrol(let pseudonym, let fingerprint):
             guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
                 throw LedgerError(.forbidden, "only hospitals enrol patients; \(creator.organization) is not a hospital")
@@ -173,8 +188,8 @@ public struct ConsentContract: Contract {
 
     static func validate(_ action: ConsentAction, creator: Member) throws(LedgerError) {
         switch action {
-        case .enrol:
-            guard creator.role == .admin else { throw LedgerError(.forbidden, "only a hospital admin enrols patients") }
+        case .register, .enrol:
+            guard creator.role == .admin else { throw LedgerError(.forbidden, "only a hospital admin registers and enrols patients") }
         case .delegate:
             guard creator.role == .admin || creator.role == .patient else {
                 throw LedgerError(.forbidden, "only the patient or a hospital admin changes delegates")

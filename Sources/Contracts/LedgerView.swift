@@ -33,6 +33,9 @@ public enum StateKey {
     public static func encryptionKey(_ fingerprint: Hash256) -> String { "ek/" + fingerprint.hex }
     /// A patient record's anchor (``RecordAnchor``), by the SHA-256 of its sealed blob.
     public static func record(_ id: Hash256) -> String { "rec/" + id.hex }
+    /// The index of a patient's records (empty value): `prec/<pseudonym>/<record id>`.
+    public static func patientRecord(_ pseudonym: Hash256, _ id: Hash256) -> String { patientRecordPrefix(pseudonym) + id.hex }
+    public static func patientRecordPrefix(_ pseudonym: Hash256) -> String { "prec/" + pseudonym.hex + "/" }
     /// A patient enrolled at a hospital (``PatientEntry``), by pseudonym.
     public static func patient(_ pseudonym: Hash256) -> String { "pat/" + pseudonym.hex }
     /// A patient's consent rules (``ConsentState``).

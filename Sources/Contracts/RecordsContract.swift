@@ -49,6 +49,7 @@ public struct RecordsContract: Contract {
             }
             context.put(StateKey.record(put.id), RecordAnchor(put: put, holder: creator.organization, storedBy: creator.fingerprint,
                                                               storedAt: context.blockTime))
+            context.put(StateKey.patientRecord(put.patient, put.id), bytes: [])
 
         case .erase(let id, _):
             var anchor = try context.liveRecord(id)

@@ -323,6 +323,7 @@ extension LedgerNode {
         }
         applyToDeviceTable(assembled.execution.writes, height: header.height, time: header.timestamp)
         settleResearch(assembled.execution.writes)
+        shredErased(assembled.execution.writes)
         let reloaded = Self.changesCaches(assembled.execution.writes) ? try Self.loadMembership(store) : nil
         let now = Date().timeIntervalSince1970
         var latencies: [Double] = []

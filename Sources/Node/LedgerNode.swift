@@ -34,6 +34,10 @@ public final class LedgerNode: Sendable {
     let executor: BlockExecutor
     /// Noise secrets and exact aggregates for checking research answers (see ``NodeResearchOracle``).
     public let researchOracle: NodeResearchOracle
+    /// This node's off-chain patient records and their vault keys (nil: it keeps none).
+    public let records: RecordStore?
+    /// This node's organisation (from its certificate): the holder of the records in ``records``.
+    public let organization: String
     let logger: Logger
 
     struct Chain {
@@ -113,12 +117,17 @@ public final class LedgerNode: Sendable {
         }
         try SecureFile.restrictDirectory(directory)
         let store = try LedgerStore(path: databasePath ?? directory + "/" + NetworkDefinition.databaseFileName)
-        try self.init(store: store, genesis: genesis, identity: identity, ordering: ordering, logger: logger)
+        // Beside its database: two nodes sharing a directory (tests) keep apart.
+        let records = try RecordStore(path: databasePath.map { $0 + ".records" } ?? directory + "/records")
+        try self.init(store: store, genesis: genesis, identity: identity, ordering: ordering, records: records, logger: logger)
     }
 
-    public init(store: LedgerStore, genesis: Block, identity: SigningIdentity, ordering: OrderingMode = .solo, logger: Logger) throws {
+    public init(store: LedgerStore, genesis: Block, identity: SigningIdentity, ordering: OrderingMode = .solo, records: RecordStore? = nil,
+                logger: Logger) throws {
         self.store = store
         self.identity = identity
+        self.records = records
+        self.organization = (try? MemberCertificate(der: identity.certificate.derBytes, root: nil, organization: nil))?.organization ?? ""
         self.logger = logger
         self.network = genesis.header.hash
         let oracle = NodeResearchOracle(network: genesis.header.hash)
@@ -157,6 +166,7 @@ public final class LedgerNode: Sendable {
         metrics.blockCommitted(height: tip.height, committed: 0, rejectedCodes: [], latencies: [], pending: 0)
         metrics.certificate(notAfter: Double(certificateNotAfter))
         loadNoiseSecret()
+        shredErasedRecords()
         // A submission the log could not take releases its claim, so that the client may resubmit it.
         replication?.submissions.onRelease { [weak self] ids in
             self?.chain.withLock { state in for id in ids { state.pending.removeValue(forKey: id) } }

@@ -37,7 +37,7 @@ public struct NetworkSpec: Sendable {
     /// The founding members each kind of organisation gets.
     public static func defaultMembers(_ kind: OrganizationKind) -> [(name: String, role: Role)] {
         switch kind {
-        case .hospital: [("admin", .admin), ("node", .node), ("collector", .collector)]
+        case .hospital: [("admin", .admin), ("node", .node), ("collector", .collector), ("clinician", .clinician)]
         case .research: [("admin", .admin), ("node", .node), ("researcher", .researcher)]
         case .regulator: [("admin", .admin), ("node", .node), ("auditor", .auditor)]
         case .manufacturer: [("admin", .admin), ("node", .node)]

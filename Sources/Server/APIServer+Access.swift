@@ -30,7 +30,9 @@ extension APIServer {
                 var request = request
                 var caller: Principal?
                 if route.authentication == .signedRequest {
-                    do throws(LedgerError) { caller = try await authenticator.authenticate(&request) } catch { return unauthenticated(error) }
+                    do throws(LedgerError) { caller = try await authenticator.authenticate(&request, bodyLimit: route.bodyLimit) } catch {
+                        return unauthenticated(error)
+                    }
                 }
                 switch AccessPolicy.decide(caller, route) {
                 case .allow: return try await handler(request, context, caller)

@@ -59,8 +59,9 @@ public enum APIServer {
             .badRequest
         case .badSignature, .unauthenticated, .replayedRequest: .unauthorized
         case .unknownMember, .unknownOrganization, .certificateExpired, .certificateRevoked, .forbidden: .forbidden
-        case .notFound, .unknownDevice, .unknownProposal: .notFound
-        case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned: .conflict
+        case .notFound, .unknownDevice, .unknownProposal, .unknownRecord, .unknownPatient: .notFound
+        case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned, .recordExists: .conflict
+        case .recordErased: .gone
         case .payloadTooLarge: .contentTooLarge
         case .budgetExhausted: .tooManyRequests
         case .overloaded, .unavailable, .diverged: .serviceUnavailable
@@ -261,6 +262,7 @@ public enum APIServer {
             }
         }
         addResearchRoutes(to: api, node: node)
+        addRecordRoutes(to: api, node: node)
         api.get("/v1/refusals", .refusals) { request, _, caller in
             await handle {
                 let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 100

@@ -22,6 +22,15 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     case inclusionProof
     case researchBudget
     case researchLog
+    case storeRecord
+    case record
+    case recordKey
+    case recordBlob
+    case accessDecision
+    case patientRecords
+    case patientConsent
+    case disclosures
+    case breakGlassQueue
 
     /// Method and path template, as in README.md.
     public var template: String {
@@ -45,7 +54,21 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
         case .inclusionProof: "GET /v1/proofs/inclusion/{id}"
         case .researchBudget: "GET /v1/research/budget/{member}"
         case .researchLog: "GET /v1/research/log"
+        case .storeRecord: "POST /v1/records"
+        case .record: "GET /v1/records/{id}"
+        case .recordKey: "GET /v1/records/{id}/key"
+        case .recordBlob: "GET /v1/records/{id}/blob"
+        case .accessDecision: "GET /v1/records/{id}/decision"
+        case .patientRecords: "GET /v1/patients/{pseudonym}/records"
+        case .patientConsent: "GET /v1/patients/{pseudonym}/consent"
+        case .disclosures: "GET /v1/patients/{pseudonym}/disclosures"
+        case .breakGlassQueue: "GET /v1/break-glass"
         }
+    }
+
+    /// The largest signed request body the route reads.
+    public var bodyLimit: Int {
+        self == .storeRecord ? SealedRecord.maxUploadBytes : RequestAuthenticator.maxBodyBytes
     }
 
     /// Whether a node that diverged from the network still answers the route: only what tells an
@@ -90,6 +113,9 @@ public enum AccessResource: Sendable, Hashable {
     case transactionCreatedBy(organization: String?)
     /// A researcher's budget.
     case budgetOf(Hash256)
+    /// A patient's records, consent or disclosure log: the hospital the patient is enrolled at, and
+    /// whether the caller is the patient or one of their delegates.
+    case patient(hospital: String, speaksForPatient: Bool)
 }
 
 /// What a caller may see of a route.
@@ -221,6 +247,37 @@ public enum AccessPolicy {
             case .researcher: return .allow(.own(principal.member))
             default: return deny
             }
+
+        case .storeRecord:
+            // The handler also requires the caller's organisation to be this node's.
+            let writers: Set<Role> = [.admin, .collector, .clinician]
+            return standing == .hospitalStaff && writers.contains(principal.role) ? .allow(.organization(principal.organization)) : deny
+
+        case .recordKey, .recordBlob, .accessDecision:
+            // The authorisation is the recorded decision: the handler checks that the caller is its
+            // reader (for a decision, or one who may read the patient's disclosure log).
+            return .allow(.own(principal.member))
+
+        case .record, .patientRecords, .patientConsent, .disclosures:
+            // Metadata only (hashes, sizes, categories, times, who asked): the patient and their
+            // delegates; the patient's hospital (its admins for consent and the disclosure log);
+            // oversight. Researchers and other organisations' staff see none of it.
+            let hospitalRoles: Set<Role> = route == .record || route == .patientRecords ? [.admin, .clinician, .collector] : [.admin]
+            switch (standing, resource) {
+            case (.oversight, _): return .allow(.everything)
+            case (.patient, .route), (.hospitalStaff, .route) where hospitalRoles.contains(principal.role) || standing == .patient:
+                return .allow(.own(principal.member))
+            case (.patient, .patient(_, let speaks)):
+                return speaks ? .allow(.own(principal.member)) : .forbidden("\(principal.name) may read only its own patient data")
+            case (.hospitalStaff, .patient(let hospital, _)) where hospitalRoles.contains(principal.role):
+                return hospital == principal.organization ? .allow(.organization(hospital))
+                    : .forbidden("the patient is enrolled at \(hospital); \(principal.organization) may not read it")
+            default: return deny
+            }
+
+        case .breakGlassQueue:
+            if standing == .oversight { return .allow(.everything) }
+            return standing == .hospitalStaff && isAdmin ? .allow(.organization(principal.organization)) : deny
         }
     }
 }

@@ -30,11 +30,24 @@ public final class RequestAuthenticator: Sendable {
 
     /// The principal of `request`, nil when it carries no `Authorization` header.
     /// Collects the body (at most ``maxBodyBytes``) into the request to hash it.
-    public func authenticate(_ request: inout Request) async throws(LedgerError) -> Principal? {
+    ///
+    /// A route that takes larger bodies (`bodyLimit` above ``maxBodyBytes``: record uploads) reads
+    /// one only from a registered, current member whose declared length fits, so an outsider
+    /// cannot make the node buffer megabytes before its signature is checked.
+    public func authenticate(_ request: inout Request, bodyLimit: Int = RequestAuthenticator.maxBodyBytes) async throws(LedgerError) -> Principal? {
         let values = request.headers[values: .authorization]
         guard !values.isEmpty else { return nil }
         guard values.count == 1 else { throw LedgerError(.unauthenticated, "send exactly one Authorization header") }
         let credentials = try RequestSignature.parse(values[0])
+        if bodyLimit > Self.maxBodyBytes {
+            guard let credential = node.credential(for: credentials.member), Self.isCurrent(credential.member, active: credential.organizationActive,
+                                                                                            now: Clock.nowMilliseconds()) else {
+                throw LedgerError(.unknownMember, "certificate \(credentials.member.hex.prefix(16))… is not a current member of this network")
+            }
+            if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > bodyLimit {
+                throw LedgerError(.payloadTooLarge, "this request body may be at most \(bodyLimit) bytes")
+            }
+        }
         let bodyHash: Hash256
         if request.method == .get || request.method == .head {
             // A GET carries no body: it is never collected, so the request keeps the connection's
@@ -44,8 +57,8 @@ public final class RequestAuthenticator: Sendable {
             }
             bodyHash = Hash256.of([UInt8]())
         } else {
-            do { bodyHash = Hash256.of(try await request.collectBody(upTo: Self.maxBodyBytes).readableBytesView) } catch {
-                throw LedgerError(.payloadTooLarge, "a signed request body may be at most \(Self.maxBodyBytes) bytes")
+            do { bodyHash = Hash256.of(try await request.collectBody(upTo: max(bodyLimit, Self.maxBodyBytes)).readableBytesView) } catch {
+                throw LedgerError(.payloadTooLarge, "this request body may be at most \(max(bodyLimit, Self.maxBodyBytes)) bytes")
             }
         }
         return try verify(credentials, method: request.method.rawValue, target: request.head.path ?? "",
@@ -56,8 +69,11 @@ public final class RequestAuthenticator: Sendable {
     /// valid at `now` (for responses that outlive their request, such as the event stream).
     public static func isCurrent(_ principal: Principal, node: LedgerNode, now: Int64) -> Bool {
         guard let credential = node.credential(for: principal.member) else { return false }
-        let member = credential.member
-        return credential.organizationActive && member.revokedAt == nil && member.certificate.notBefore <= now && now <= member.certificate.notAfter
+        return isCurrent(credential.member, active: credential.organizationActive, now: now)
+    }
+
+    static func isCurrent(_ member: Member, active: Bool, now: Int64) -> Bool {
+        active && member.revokedAt == nil && member.certificate.notBefore <= now && now <= member.certificate.notAfter
     }
 
     /// The checks after parsing; `now` is the node's clock in ms since the epoch.

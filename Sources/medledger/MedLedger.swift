@@ -12,7 +12,7 @@ struct MedLedger: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Demo.self, Init.self, Org.self, Network.self, Node.self, Collector.self, DeviceCommand.self, Verify.self, Proof.self, VerifyProof.self,
-            Governance.self, Issue.self, Export.self, Query.self, PrivacyCommand.self, APICommand.self, AuthHeader.self, Bench.self,
+            Governance.self, Issue.self, Export.self, Query.self, RecordsCommand.self, ConsentCommand.self, AccessCommand.self, PrivacyCommand.self, APICommand.self, AuthHeader.self, Bench.self,
         ]
     )
 }

@@ -21,6 +21,11 @@ struct AccessTests {
         let deviceB = Fixtures.udi(202)  // north-general
         let transactionA: Hash256
         let transactionB: Hash256
+        /// A St Mary's patient's pseudonym, one record of theirs, and a (denied) decision about it
+        /// taken for St Mary's clinician.
+        let pseudonym = Hash256.of(Array("patient".utf8))
+        let record: Hash256
+        let decision: Hash256
 
         init() async throws {
             harness = try NodeHarness()
@@ -32,6 +37,31 @@ struct AccessTests {
                 guard case .committed = try await harness.commit(envelope) else { throw LedgerError(.internal, "setup did not commit") }
             }
             _ = try await harness.node.answerQuery(try ResearchNodeTests.ask(harness, .count, epsilon: 100_000).encoded)
+            let authority = try OrganizationDirectory.authority(in: NetworkDefinition.organizationPath("st-mary", in: harness.directory), organization: "st-mary")
+            let patientKey = P256.Signing.PrivateKey()
+            let patient = try authority.issue(name: "st-mary/patient-1", role: .patient, publicKey: patientKey.publicKey)
+            let blob = try SealedRecord.seal([1, 2, 3], key: SymmetricKey(size: .bits256))
+            let (record, holderKey) = try harness.node.acceptRecord(blob)
+            self.record = record
+            let put = RecordAction.put(RecordPut(id: record, size: UInt64(blob.count), category: "report", device: nil, patient: pseudonym,
+                                                 holderKey: holderKey, wrappedKey: try KeyWrap.wrap(SymmetricKey(size: .bits256),
+                                                                                                    for: .init(x963Representation: holderKey),
+                                                                                                    info: KeyWrap.holderInfo(record: record))))
+            let request = ConsentAction.request(record: record, purpose: .treatment)
+            let steps: [(String, String, String, [UInt8])] = [
+                ("st-mary/admin", "consent", "register", ConsentAction.register(certificate: patient.derBytes).arguments),
+                ("st-mary/admin", "consent", "enrol", ConsentAction.enrol(patient: pseudonym, member: patient.fingerprint).arguments),
+                ("st-mary/collector", "records", put.name, put.arguments),
+                ("st-mary/clinician", "records", "register_key", RecordAction.registerKey(Array(P256.KeyAgreement.PrivateKey().publicKey.x963Representation)).arguments),
+                ("st-mary/clinician", "consent", request.name, request.arguments),
+            ]
+            var last = Hash256.zero
+            for (signer, contract, action, arguments) in steps {
+                let envelope = try harness.identity(signer).transaction(network: harness.node.network, contract: contract, action: action, arguments: arguments).envelope
+                guard case .committed = try await harness.commit(envelope) else { throw LedgerError(.internal, "setup \(contract).\(action) did not commit") }
+                last = envelope.id
+            }
+            decision = last
             api = try await APIHarness(harness)
         }
 
@@ -85,6 +115,15 @@ struct AccessTests {
             ("/v1/research/budget/\(researcherID.hex)", Self.oversight + [Self.researcher, Self.coordinator]),
             ("/v1/research/budget/\(auditorID.hex)", Self.oversight + [Self.coordinator]),
             ("/v1/research/log", Self.oversight + [Self.researcher, Self.coordinator]),
+            ("/v1/records/\(world.record.hex)", Self.oversight + Self.hospitalA),
+            // Only the decision's reader (St Mary's clinician, not in this list) passes, and only with a grant.
+            ("/v1/records/\(world.record.hex)/key?decision=\(world.decision.hex)", []),
+            ("/v1/records/\(world.record.hex)/blob?decision=\(world.decision.hex)", []),
+            ("/v1/records/\(world.record.hex)/decision?decision=\(world.decision.hex)", Self.oversight + ["st-mary/admin"]),
+            ("/v1/patients/\(world.pseudonym.hex)/records", Self.oversight + Self.hospitalA),
+            ("/v1/patients/\(world.pseudonym.hex)/consent", Self.oversight + ["st-mary/admin"]),
+            ("/v1/patients/\(world.pseudonym.hex)/disclosures", Self.oversight + ["st-mary/admin"]),
+            ("/v1/break-glass", Self.oversight + ["st-mary/admin"]),
         ]
         // Every signed-request route of the API appears in the walk.
         let walked = Set(table.map { target, _ in String(target.split(separator: "?")[0]) })

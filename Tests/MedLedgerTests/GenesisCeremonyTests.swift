@@ -186,7 +186,7 @@ struct PermissiveGenesis: Contract {
                 }
             }
         }
-        #expect(keysSeen == 4 + 4 + 4 + 3 + 3 + 3 + 4 + 4, "CA and three members per founder, members only per node directory, the quick start's two")
+        #expect(keysSeen == 5 + 5 + 4 + 4 + 4 + 3 + 5 + 5, "CA and the members per founder (four for a hospital, three for research), members only per node directory, the quick start's two hospitals")
         // The public bundle and the network's public files carry no key.
         for file in founders.all.map({ $0.path + "/" + OrganizationBundle.path }) + [founders.root + "/north-node/network.json"] {
             #expect(!String(decoding: try SecureFile.read(file), as: UTF8.self).contains("PRIVATE KEY"))

@@ -111,8 +111,8 @@ struct ConsentContractTests {
 
         init() throws {
             net = try TestNetwork(extraMembers: [
-                "st-mary/patient": .patient, "st-mary/delegate": .delegate, "st-mary/clinician": .clinician,
-                "st-mary/clinician2": .clinician, "north-general/clinician": .clinician, "north-general/patient": .patient,
+                "st-mary/patient": .patient, "st-mary/delegate": .delegate,
+                "st-mary/clinician2": .clinician, "north-general/patient": .patient,
             ])
             readingsDevice = Fixtures.udi(1)
             try expectCommitted(net.apply(net.device("st-mary/collector", .register(udi: readingsDevice, attributes: Fixtures.attributes()))))
@@ -322,6 +322,30 @@ struct ConsentContractTests {
             #expect(result.first??.code == code, "\(label): expected \(code), got \(String(describing: result.first ?? nil))")
         }
         #expect(clinic.net.ledger.state == before)
+    }
+
+    @Test func aHospitalRegistersItsOwnPatientsAndDelegatesWithoutAVote() throws {
+        var clinic = try Clinic()
+        let now = Date(timeIntervalSince1970: Double(clinic.net.time) / 1000)
+        let patient = try TestNetwork.issue(clinic.net.authorities["st-mary"]!, name: "st-mary/p2", role: .patient, now: now)
+        let clinician = try TestNetwork.issue(clinic.net.authorities["st-mary"]!, name: "st-mary/c2", role: .clinician, now: now)
+        let register = ConsentAction.register(certificate: patient.certificate.derBytes)
+        #expect(clinic.net.apply(clinic.consent("north-general/admin", register)).first??.code == .forbidden)
+        #expect(clinic.net.apply(clinic.consent("st-mary/collector", register)).first??.code == .forbidden)
+        #expect(clinic.net.apply(clinic.consent("st-mary/admin", .register(certificate: clinician.certificate.derBytes))).first??.code == .forbidden)
+        #expect(clinic.net.apply(clinic.consent("st-mary/admin", .register(certificate: [1, 2, 3]))).first??.code == .invalidCertificate)
+        try Self.expectCommitted(clinic.net.apply(clinic.consent("st-mary/admin", register)))
+        let member = try #require(try clinic.net.ledger.value(forKey: StateKey.member(patient.fingerprint)).map { try Member(decoding: $0) })
+        #expect(member.role == .patient && member.organization == "st-mary")
+        #expect(clinic.net.apply(clinic.consent("st-mary/admin", register)).first??.code == .invalidArgument)
+
+        // Enrolled under a pseudonym, the new patient controls its own consent.
+        let pseudonym = PatientPseudonym.derive(identifier: "MRN-8", hospital: "st-mary", secret: SymmetricKey(size: .bits256))
+        try Self.expectCommitted(clinic.net.apply(clinic.consent("st-mary/admin", .enrol(patient: pseudonym, member: patient.fingerprint))))
+        let action = ConsentAction.grant(patient: pseudonym, terms: ConsentTerms(effect: .permit, grantee: .organization("st-mary"), purposes: [.treatment]))
+        let grant = patient.transaction(network: clinic.net.network, contract: ConsentContract.name, action: action.name,
+                                        arguments: action.arguments, timestamp: clinic.net.time).envelope
+        try Self.expectCommitted(clinic.net.apply(grant))
     }
 
     @Test func anErasedRecordIsDecidedNoMoreButItsAnchorStays() throws {

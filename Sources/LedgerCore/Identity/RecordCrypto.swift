@@ -7,6 +7,8 @@ import Foundation
 public enum SealedRecord {
     public static let magic: [UInt8] = Array("MLR1".utf8)
     public static let overhead = 4 + 12 + 16
+    /// The largest sealed record a node accepts in one upload by default.
+    public static let maxUploadBytes = 64 << 20
 
     public static func seal(_ plaintext: some DataProtocol, key: SymmetricKey, nonce: AES.GCM.Nonce = AES.GCM.Nonce()) throws(LedgerError) -> [UInt8] {
         guard key.bitCount == 256 else { throw LedgerError(.invalidArgument, "a record data key is 256 bits") }

@@ -504,6 +504,9 @@ public enum RecordAction: Sendable, Hashable {
 public enum ConsentAction: Sendable, Hashable {
     public static let maxReasonLength = 512
 
+    /// A hospital admin registers a patient's or a delegate's certificate, issued by the
+    /// hospital's CA, at once: people who speak only for themselves need no governance vote.
+    case register(certificate: [UInt8])
     /// A hospital admin binds a pseudonym to the patient's member identity.
     case enrol(patient: Hash256, member: Hash256)
     /// The patient (or the hospital's admin) adds or removes a delegate.
@@ -521,6 +524,7 @@ public enum ConsentAction: Sendable, Hashable {
 
     public var name: String {
         switch self {
+        case .register: "register"
         case .enrol: "enrol"
         case .delegate: "delegate"
         case .grant: "grant"
@@ -534,6 +538,8 @@ public enum ConsentAction: Sendable, Hashable {
     public var arguments: [UInt8] {
         var writer = BinaryWriter()
         switch self {
+        case .register(let certificate):
+            writer.writeBytes(certificate)
         case .enrol(let patient, let member):
             writer.write(patient)
             writer.write(member)
@@ -564,6 +570,7 @@ public enum ConsentAction: Sendable, Hashable {
     public init(action: String, arguments: [UInt8]) throws(LedgerError) {
         var reader = BinaryReader(arguments)
         switch action {
+        case "register": self = .register(certificate: try reader.readBytes("certificate", maxLength: 16_384))
         case "enrol": self = .enrol(patient: try reader.readHash("patient"), member: try reader.readHash("member"))
         case "delegate": self = .delegate(patient: try reader.readHash("patient"), member: try reader.readHash("member"), add: try reader.readBool("add"))
         case "grant": self = .grant(patient: try reader.readHash("patient"), terms: try ConsentTerms(from: &reader))

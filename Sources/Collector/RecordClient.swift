@@ -1,0 +1,79 @@
+public import Crypto
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+public import LedgerCore
+
+/// The client side of patient records (docs/patient-data.md): what `medledger records` and
+/// `medledger access` do. Plaintext and data keys exist only here; the node sees ciphertext, the
+/// ledger sees hashes and wrapped keys.
+public struct RecordClient: Sendable {
+    public let node: NodeClient
+    public let identity: SigningIdentity
+    public let network: Hash256
+
+    public init(node: NodeClient, identity: SigningIdentity, network: Hash256) {
+        self.node = node
+        self.identity = identity
+        self.network = network
+    }
+
+    struct Stored: Decodable {
+        var id: Hash256
+        var size: Int
+        var holder_key: String
+    }
+
+    public struct Released: Decodable, Sendable {
+        public var record: Hash256
+        public var decision: Hash256
+        public var wrapped_key: String
+        public var expires_at: Int64?
+    }
+
+    /// Seals `plaintext` under a fresh data key, uploads the blob to the hospital's node, wraps the
+    /// key for the vault key the node answers with, and anchors the record; returns its id and the
+    /// anchoring transaction's outcome.
+    public func put(_ plaintext: [UInt8], patient: Hash256, category: String, device: String? = nil,
+                    wait: Int = 30) async throws -> (record: Hash256, status: NodeClient.Status) {
+        let key = SymmetricKey(size: .bits256)
+        let blob = try SealedRecord.seal(plaintext, key: key)
+        let stored: Stored = try await node.postSigned("v1/records", body: blob)
+        guard stored.id == Hash256.of(blob), let holderBytes = Hex.decode(stored.holder_key),
+              let holderKey = try? P256.KeyAgreement.PublicKey(x963Representation: holderBytes) else {
+            throw LedgerError(.verificationFailed, "the node answered another record id or no valid vault key")
+        }
+        let put = RecordPut(id: stored.id, size: UInt64(blob.count), category: category, device: device, patient: patient,
+                            holderKey: holderBytes, wrappedKey: try KeyWrap.wrap(key, for: holderKey, info: KeyWrap.holderInfo(record: stored.id)))
+        let status = try await submit(contract: "records", action: RecordAction.put(put).name, arguments: RecordAction.put(put).arguments, wait: wait)
+        return (stored.id, status)
+    }
+
+    /// Fetches the record's blob and its data key under `decision` (a grant to this identity),
+    /// checks the blob against the record id before anything else, and decrypts it.
+    public func open(record: Hash256, decision: Hash256, encryptionKey: P256.KeyAgreement.PrivateKey) async throws -> [UInt8] {
+        let released: Released = try await node.get("v1/records/\(record.hex)/key", query: [URLQueryItem(name: "decision", value: decision.hex)])
+        let (status, body) = try await node.raw("/v1/records/\(record.hex)/blob?decision=\(decision.hex)")
+        guard status == 200 else {
+            throw (try? JSONDecoder().decode(NodeClient.ErrorBody.self, from: body)).map {
+                LedgerError(LedgerError.Code(rawValue: $0.error.code), $0.error.message)
+            } ?? LedgerError(.io, "HTTP \(status) fetching the blob")
+        }
+        let blob = [UInt8](body)
+        guard Hash256.of(blob) == record else {
+            throw LedgerError(.verificationFailed, "the blob served is not record \(record.hex.prefix(16))… (its hash differs): not decrypted")
+        }
+        guard released.record == record, released.decision == decision, let wrapped = Hex.decode(released.wrapped_key) else {
+            throw LedgerError(.malformedEncoding, "the key answer is for another record or decision")
+        }
+        let key = try KeyWrap.unwrap(wrapped, with: encryptionKey, info: KeyWrap.readerInfo(record: record, decision: decision))
+        return try SealedRecord.open(blob, key: key)
+    }
+
+    /// Signs and submits a transaction, waiting up to `wait` seconds for its outcome.
+    public func submit(contract: String, action: String, arguments: [UInt8], wait: Int = 30) async throws -> NodeClient.Status {
+        let (_, envelope) = identity.transaction(network: network, contract: contract, action: action, arguments: arguments)
+        return try await node.submit(envelope.encoded, wait: wait)
+    }
+}

@@ -1,0 +1,207 @@
+import Testing
+import Crypto
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import LedgerCore
+import Contracts
+import Collector
+import Node
+
+/// Patient records end to end over the real HTTP API of a node: upload, anchor, consent, decision,
+/// key release, decryption — and every way around it refused.
+struct PatientRecordAPITests {
+    /// A demo network's node and API, a patient registered and enrolled at St Mary's, and
+    /// encryption keys for two clinicians.
+    final class Ward: Sendable {
+        let harness: NodeHarness
+        let api: APIHarness
+        let patient: SigningIdentity
+        let pseudonym = PatientPseudonym.derive(identifier: "MRN-42", hospital: "st-mary", secret: SymmetricKey(size: .bits256))
+        let keys: [String: P256.KeyAgreement.PrivateKey]
+
+        init() async throws {
+            harness = try NodeHarness()
+            api = try await APIHarness(harness)
+            let authority = try OrganizationDirectory.authority(in: NetworkDefinition.organizationPath("st-mary", in: harness.directory),
+                                                                 organization: "st-mary")
+            let key = P256.Signing.PrivateKey()
+            patient = SigningIdentity(privateKey: key, certificate: try authority.issue(name: "st-mary/patient-42", role: .patient, publicKey: key.publicKey))
+            var keys: [String: P256.KeyAgreement.PrivateKey] = [:]
+            for name in ["st-mary/clinician", "north-general/clinician", "medtech-research/researcher"] { keys[name] = P256.KeyAgreement.PrivateKey() }
+            keys["patient"] = P256.KeyAgreement.PrivateKey()
+            self.keys = keys
+            let admin = try harness.identity("st-mary/admin")
+            try await expectCommitted(client(admin).submit(contract: "consent", action: "register",
+                                                           arguments: ConsentAction.register(certificate: patient.certificate.derBytes).arguments))
+            try await expectCommitted(client(admin).submit(contract: "consent", action: "enrol",
+                                                           arguments: ConsentAction.enrol(patient: pseudonym, member: patient.fingerprint).arguments))
+            for (name, key) in keys {
+                let identity = name == "patient" ? patient : try harness.identity(name)
+                try await expectCommitted(client(identity).submit(contract: "records", action: "register_key",
+                                                                  arguments: RecordAction.registerKey(Array(key.publicKey.x963Representation)).arguments))
+            }
+        }
+
+        func client(_ identity: SigningIdentity) -> RecordClient {
+            RecordClient(node: NodeClient(baseURL: api.base, signer: .init(identity: identity, network: harness.node.network)),
+                         identity: identity, network: harness.node.network)
+        }
+
+        func client(_ name: String) throws -> RecordClient { client(try harness.identity(name)) }
+
+        /// Submits a consent action and returns the committed decision (for requests) by its id.
+        func consent(_ identity: SigningIdentity, _ action: ConsentAction) async throws -> Hash256 {
+            let status = try await client(identity).submit(contract: "consent", action: action.name, arguments: action.arguments)
+            try expectCommitted(status)
+            return status.id
+        }
+
+        func stop() async throws {
+            await api.stop()
+            try await harness.stop()
+        }
+    }
+
+    static func expectCommitted(_ status: NodeClient.Status, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(status.status == "committed", "\(status.code ?? "") \(status.message ?? "")", sourceLocation: sourceLocation)
+        if status.status != "committed" { throw LedgerError(.internal, "not committed: \(status.code ?? "") \(status.message ?? "")") }
+    }
+
+    static func code(_ body: () async throws -> Void) async -> String? {
+        do { try await body(); return nil } catch let error as LedgerError { return error.code.rawValue } catch { return "\(error)" }
+    }
+
+    @Test func aGrantedReaderDecryptsAndNobodyElseObtainsAReadableRecord() async throws {
+        let ward = try await Ward()
+        let plaintext = Array("blood pressure 120/80 mmHg, MRN-42".utf8)
+        let (record, status) = try await ward.client("st-mary/collector").put(plaintext, patient: ward.pseudonym, category: "report")
+        try Self.expectCommitted(status)
+
+        // Consent: St Mary's may read for treatment; North General's clinician asks and is denied.
+        _ = try await ward.consent(ward.patient, .grant(patient: ward.pseudonym, terms: ConsentTerms(effect: .permit, grantee: .organization("st-mary"),
+                                                                                                     purposes: [.treatment])))
+        let clinician = try ward.harness.identity("st-mary/clinician")
+        let granted = try await ward.consent(clinician, .request(record: record, purpose: .treatment))
+        let opened = try await ward.client(clinician).open(record: record, decision: granted, encryptionKey: ward.keys["st-mary/clinician"]!)
+        #expect(opened == plaintext)
+
+        let outsider = try ward.harness.identity("north-general/clinician")
+        let denied = try await ward.consent(outsider, .request(record: record, purpose: .treatment))
+        #expect(await Self.code { _ = try await ward.client(outsider).open(record: record, decision: denied, encryptionKey: ward.keys["north-general/clinician"]!) } == "forbidden")
+        // Someone else's grant is no grant.
+        #expect(await Self.code { _ = try await ward.client(outsider).open(record: record, decision: granted, encryptionKey: ward.keys["north-general/clinician"]!) } == "forbidden")
+        // A researcher without any decision, and a made-up decision id.
+        #expect(await Self.code { _ = try await ward.client("medtech-research/researcher").open(record: record, decision: .of([9]), encryptionKey: ward.keys["medtech-research/researcher"]!) } == "not_found")
+        // Even the granted reader cannot open it with another key: the wrap is for its registered one.
+        #expect(await Self.code { _ = try await ward.client(clinician).open(record: record, decision: granted, encryptionKey: P256.KeyAgreement.PrivateKey()) } == "verification_failed")
+
+        // Anchors and the disclosure log: the patient and the hospital, not other organisations.
+        let patientClient = ward.client(ward.patient).node
+        struct Decision: Decodable { var id: Hash256; var granted: Bool; var basis: String; var reader_name: String? }
+        let log: [Decision] = try await patientClient.get("v1/patients/\(ward.pseudonym.hex)/disclosures")
+        #expect(log.map(\.id).sorted() == [granted, denied].sorted())
+        #expect(log.first { $0.id == denied }?.basis == "no_consent")
+        #expect(log.first { $0.id == granted }?.reader_name == "st-mary/clinician")
+        let adminLog: [Decision] = try await ward.client("st-mary/admin").node.get("v1/patients/\(ward.pseudonym.hex)/disclosures")
+        #expect(adminLog.count == 2)
+        for name in ["north-general/admin", "medtech-research/researcher", "st-mary/collector"] {
+            let answer = try await ward.client(name).node.raw("/v1/patients/\(ward.pseudonym.hex)/disclosures")
+            #expect(answer.status == 403, "\(name)")
+        }
+        for name in ["north-general/clinician", "medtech-research/researcher"] {
+            #expect(try await ward.client(name).node.raw("/v1/records/\(record.hex)").status == 403, "\(name)")
+        }
+        #expect(try await ward.client("st-mary/clinician").node.raw("/v1/records/\(record.hex)").status == 200)
+        #expect(try await ward.client(ward.patient).node.raw("/v1/patients/\(ward.pseudonym.hex)/records").status == 200)
+        // Without credentials: 401, whatever the route.
+        for path in ["/v1/records/\(record.hex)", "/v1/records/\(record.hex)/blob?decision=\(granted.hex)", "/v1/patients/\(ward.pseudonym.hex)/consent"] {
+            let (_, response) = try await URLSession.shared.data(from: URL(string: path, relativeTo: ward.api.base)!)
+            #expect((response as? HTTPURLResponse)?.statusCode == 401, "\(path)")
+        }
+
+        // Nothing readable on disk: no plaintext, no patient identifier, in any file of the node.
+        for planted in ["120/80", "MRN-42"] {
+            #expect(try Self.files(containing: Array(planted.utf8), under: ward.harness.directory).isEmpty, "\(planted)")
+        }
+        try await ward.stop()
+    }
+
+    @Test func uploadsAreForTheHoldersOwnMembersAndBadInputIsRefused() async throws {
+        let ward = try await Ward()
+        let blob = try SealedRecord.seal(Array("x".utf8), key: SymmetricKey(size: .bits256))
+        struct Stored: Decodable { var id: Hash256 }
+        for name in ["north-general/collector", "medtech-research/researcher", "device-regulator/auditor"] {
+            #expect(await Self.code { let _: Stored = try await ward.client(name).node.postSigned("v1/records", body: blob) } == "forbidden", "\(name)")
+        }
+        #expect(await Self.code { let _: Stored = try await ward.client("st-mary/collector").node.postSigned("v1/records", body: [1, 2, 3]) } == "malformed_encoding")
+        let stored: Stored = try await ward.client("st-mary/clinician").node.postSigned("v1/records", body: blob)
+        #expect(stored.id == Hash256.of(blob))
+
+        // An outsider's large body is refused before it is read; a member's oversized one by its declared length.
+        var request = URLRequest(url: ward.api.base.appendingPathComponent("v1/records"))
+        request.httpMethod = "POST"
+        request.httpBody = Data(count: 1 << 20)
+        request.setValue(RequestSignature.Credentials(member: .of([1]), time: Clock.nowMilliseconds(), nonce: [UInt8](repeating: 1, count: 16),
+                                                      signature: [UInt8](repeating: 0, count: 64)).headerValue, forHTTPHeaderField: "Authorization")
+        let (body, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 401, "\(String(decoding: body, as: UTF8.self))")
+        try await ward.stop()
+    }
+
+    @Test func aTamperedOrSwappedBlobIsDetectedBeforeDecryptionAndErasureShreds() async throws {
+        let ward = try await Ward()
+        let collector = try ward.client("st-mary/collector")
+        let (first, firstStatus) = try await collector.put(Array("glucose 5.4".utf8), patient: ward.pseudonym, category: "device_readings")
+        let (second, secondStatus) = try await collector.put(Array("glucose 7.9".utf8), patient: ward.pseudonym, category: "device_readings")
+        try Self.expectCommitted(firstStatus)
+        try Self.expectCommitted(secondStatus)
+        _ = try await ward.consent(ward.patient, .grant(patient: ward.pseudonym, terms: ConsentTerms(effect: .permit, grantee: .organization("st-mary"),
+                                                                                                     purposes: [.treatment])))
+        let clinician = try ward.harness.identity("st-mary/clinician")
+        let decision = try await ward.consent(clinician, .request(record: first, purpose: .treatment))
+        let store = try #require(ward.harness.node.records)
+        let blobPath = store.path + "/blobs/" + first.hex
+        let original = try SecureFile.read(blobPath)
+
+        // Swapped: the other record's blob in its place.
+        try Data(try SecureFile.read(store.path + "/blobs/" + second.hex)).write(to: URL(fileURLWithPath: blobPath))
+        #expect(await Self.code { _ = try await ward.client(clinician).open(record: first, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) } == "verification_failed")
+        // Tampered: one bit of the ciphertext.
+        var tampered = original
+        tampered[20] ^= 1
+        try Data(tampered).write(to: URL(fileURLWithPath: blobPath))
+        #expect(await Self.code { _ = try await ward.client(clinician).open(record: first, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) } == "verification_failed")
+        try Data(original).write(to: URL(fileURLWithPath: blobPath))
+        #expect(try await ward.client(clinician).open(record: first, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) == Array("glucose 5.4".utf8))
+
+        // Erasure: the patient asks; the holder destroys the vault key and blob; the anchor stays.
+        let vaultKey = try #require(try store.vaultKey(first))
+        _ = try await ward.client(ward.patient).submit(contract: "records", action: "erase",
+                                                       arguments: RecordAction.erase(record: first, reason: "GDPR art. 17").arguments)
+        #expect(!FileManager.default.fileExists(atPath: store.path + "/vault/" + first.hex))
+        #expect(!FileManager.default.fileExists(atPath: blobPath))
+        #expect(try Self.files(containing: Array(vaultKey.rawRepresentation), under: ward.harness.directory).isEmpty)
+        #expect(try Self.files(containing: original, under: ward.harness.directory).isEmpty)
+        #expect(try ward.harness.node.anchor(first)?.erasedAt != nil)
+        #expect(await Self.code { _ = try await ward.client(clinician).open(record: first, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) } == "record_erased")
+        // The other record is untouched.
+        #expect(try store.vaultKey(second) != nil)
+        try await ward.stop()
+    }
+
+    /// Files under `directory` whose bytes contain `needle`.
+    static func files(containing needle: [UInt8], under directory: String) throws -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: directory)
+        var found: [String] = []
+        while let name = enumerator?.nextObject() as? String {
+            let path = directory + "/" + name
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  let data = FileManager.default.contents(atPath: path) else { continue }
+            if data.range(of: Data(needle)) != nil { found.append(name) }
+        }
+        return found
+    }
+}
