@@ -60,11 +60,12 @@ STATUS_TABLE = [
     "timestamp_skew", "wrong_network", "invalid_udi", "unknown_device", "device_exists",
     "device_decommissioned", "missing_field", "invalid_argument", "unknown_action", "unknown_proposal",
     "proposal_closed", "already_approved", "internal_error", "invalid_configuration", "budget_exhausted",
-    "not_found", "answer_mismatch", "insufficient_approvals",
+    "not_found", "answer_mismatch", "insufficient_approvals", "unknown_record", "record_exists", "record_erased",
+    "unknown_patient",
 ]
 STATUS_DUPLICATE = 1 + STATUS_TABLE.index("duplicate_transaction")
 
-ROLES = {"admin", "node", "collector", "device", "researcher", "auditor", "clinician", "patient"}
+ROLES = {"admin", "node", "collector", "device", "researcher", "auditor", "clinician", "patient", "delegate"}
 KINDS = {"hospital", "research", "regulator", "manufacturer"}
 DEVICE_WRITERS = {"admin", "collector"}
 MAX_CLOCK_SKEW = 86_400_000  # NetworkConfig.validate upper bound for clockSkewMilliseconds
@@ -517,6 +518,92 @@ def decode_device_action(action, arguments):
         raise DecodeError(f"devices contract has no action {action}")
     r.end(f"devices.{action} arguments")
     return result
+
+
+# -- patient data (docs/formats.md §17; RecordsContract.swift, ConsentContract.swift) --------------
+
+RECORD_WRITERS = {"admin", "collector", "clinician"}
+RECORD_READERS = {"admin", "clinician", "researcher", "auditor", "patient", "delegate"}
+PURPOSES = ["COC", "ETREAT", "HOPERAT", "HPAYMT", "HRESCH", "PATRQT", "PUBHLTH", "TREAT"]
+SEALED_RECORD_OVERHEAD = 4 + 12 + 16
+MAX_RECORD_SIZE = 1 << 30
+
+
+def p256_point_valid(data):
+    if len(data) != 65 or data[0] != 4:
+        return False
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(data))
+        return True
+    except ValueError:
+        return False
+
+
+def valid_category(c):
+    return 1 <= len(c.encode()) <= 64 and all(ch in "abcdefghijklmnopqrstuvwxyz0123456789_" for ch in c)
+
+
+def read_consent_terms(r):
+    effect = r.enum("consent effect", {"permit", "deny"})
+    tag = r.u8("grantee tag")
+    if tag == 1:
+        grantee = ("organization", r.string("grantee organization", 64))
+    elif tag == 2:
+        grantee = ("role", r.enum("grantee role", ROLES), r.opt_string("grantee organization", 64))
+    elif tag == 3:
+        grantee = ("member", r.hash("grantee member"))
+    else:
+        raise DecodeError(f"grantee: unknown tag {tag}")
+    categories = [r.string("consent categories") for _ in range(r.count("consent categories", 32))]
+    devices = [r.string("consent devices") for _ in range(r.count("consent devices", 32))]
+    purposes = [r.enum("consent purposes", set(PURPOSES)) for _ in range(r.count("consent purposes", len(PURPOSES)))]
+    expires = r.opt_i64("consent expiresAt")
+    return {"effect": effect, "grantee": grantee, "categories": categories, "devices": devices, "purposes": purposes,
+            "expires_at": expires}
+
+
+def decode_records_action(action, arguments):
+    r = Reader(arguments)
+    if action == "register_key":
+        result = {"key": r.raw(65, "encryption key")}
+    elif action == "put":
+        result = {"id": r.hash("record id"), "size": r.u64("record size"), "category": r.string("record category", 64),
+                  "device": r.opt_string("record device", 128), "patient": r.hash("record patient"),
+                  "holder_key": r.raw(65, "record holder key"), "wrapped_key": r.raw(65 + 32 + 16, "record wrapped key")}
+    elif action == "erase":
+        result = {"record": r.hash("record id"), "reason": r.string("erase reason", 512)}
+    else:
+        raise DecodeError(f"records contract has no action {action}")
+    r.end(f"records.{action} arguments")
+    return result
+
+
+def decode_consent_action(action, arguments):
+    r = Reader(arguments)
+    if action == "register":
+        result = {"certificate": r.bytes_("certificate", 16_384)}
+    elif action == "enrol":
+        result = {"patient": r.hash("patient"), "member": r.hash("member")}
+    elif action == "delegate":
+        result = {"patient": r.hash("patient"), "member": r.hash("member"), "add": r.boolean("add")}
+    elif action == "grant":
+        result = {"patient": r.hash("patient"), "terms": read_consent_terms(r)}
+    elif action == "revoke":
+        result = {"patient": r.hash("patient"), "rule": r.hash("rule")}
+    elif action == "request":
+        result = {"record": r.hash("record"), "purpose": r.enum("purpose", set(PURPOSES))}
+    elif action == "break_glass":
+        result = {"record": r.hash("record"), "reason": r.string("reason", 512)}
+    elif action == "review":
+        result = {"patient": r.hash("patient"), "decision": r.hash("decision"), "note": r.string("note", 512)}
+    else:
+        raise DecodeError(f"consent contract has no action {action}")
+    r.end(f"consent.{action} arguments")
+    return result
+
+
+def has_reason(text):
+    return any(not ch.isspace() for ch in text)
 
 
 def valid_event(event):
@@ -1788,6 +1875,10 @@ class Verifier:
                 self.check_governance(p, creator, block_time, tx_id, where)
             elif contract == "research":
                 self.check_research(p, creator, height, block_time, tx_id, write_set_hash, where)
+            elif contract == "records":
+                self.check_records(p, creator, where)
+            elif contract == "consent":
+                self.check_consent(p, creator, block_time, where)
             else:
                 raise Failure(f"committed, but there is no contract named {contract!r}", **where)
         except DecodeError as err:
@@ -1834,6 +1925,68 @@ class Verifier:
             problem = "decommissioning needs a reason"
         if problem:
             raise Failure(f"committed, but devices.{action} would be refused: {problem}", **where)
+
+    def check_records(self, p, creator, where):
+        """RecordsContract.validate: what a committed records transaction must satisfy without state."""
+        a = decode_records_action(p["action"], p["arguments"])
+        action = p["action"]
+        if action == "register_key" and not p256_point_valid(a["key"]):
+            raise Failure("committed records.register_key with a key that is not a P-256 point", **where)
+        if action == "put":
+            if creator.role not in RECORD_WRITERS or self.organizations[creator.organization]["kind"] != "hospital":
+                raise Failure(f"committed records.put by a {creator.role} of a non-hospital or a role that stores no records", **where)
+            if not valid_category(a["category"]):
+                raise Failure("committed records.put with an invalid category", **where)
+            if not SEALED_RECORD_OVERHEAD <= a["size"] <= MAX_RECORD_SIZE:
+                raise Failure("committed records.put with an impossible size", **where)
+            if not p256_point_valid(a["holder_key"]) or not p256_point_valid(a["wrapped_key"][:65]):
+                raise Failure("committed records.put whose holder key or encapsulated key is not a P-256 point", **where)
+            if a["device"] is not None and udi_error(a["device"]):
+                raise Failure("committed records.put naming an invalid device UDI", **where)
+        if action == "erase" and not has_reason(a["reason"]):
+            raise Failure("committed records.erase without a reason", **where)
+
+    def check_consent(self, p, creator, block_time, where):
+        """ConsentContract.validate, and the registered certificate's chain for consent.register."""
+        a = decode_consent_action(p["action"], p["arguments"])
+        action, role = p["action"], creator.role
+        kind = self.organizations[creator.organization]["kind"]
+        if action in ("register", "enrol"):
+            if role != "admin" or kind != "hospital":
+                raise Failure(f"committed consent.{action} by a {role} of a {kind}", **where)
+            if action == "register":
+                try:
+                    facts = member_facts(a["certificate"], root=self.organizations[creator.organization]["root"],
+                                         expected_org=creator.organization)
+                except CertificateError as err:
+                    raise Failure(f"committed consent.register: {err}", **where) from None
+                if facts.role not in ("patient", "delegate"):
+                    raise Failure(f"committed consent.register of a {facts.role}", **where)
+        elif action == "delegate":
+            if role not in ("admin", "patient"):
+                raise Failure(f"committed consent.delegate by a {role}", **where)
+        elif action in ("grant", "revoke"):
+            if role not in ("patient", "delegate"):
+                raise Failure(f"committed consent.{action} by a {role}", **where)
+            if action == "grant":
+                t = a["terms"]
+                if not t["purposes"] or t["purposes"] != sorted(set(t["purposes"])) or "ETREAT" in t["purposes"]:
+                    raise Failure("committed consent.grant with purposes that are empty, unsorted, repeated or ETREAT", **where)
+                if t["categories"] != sorted(set(t["categories"]), key=lambda c: c.encode()) or not all(map(valid_category, t["categories"])):
+                    raise Failure("committed consent.grant with invalid categories", **where)
+                if any(udi_error(d) for d in t["devices"]) or len(set(t["devices"])) != len(t["devices"]):
+                    raise Failure("committed consent.grant with invalid or repeated devices", **where)
+                if t["expires_at"] is not None and t["expires_at"] <= block_time:
+                    raise Failure("committed consent.grant that had expired at block time", **where)
+        elif action == "request":
+            if role not in RECORD_READERS or a["purpose"] == "ETREAT":
+                raise Failure(f"committed consent.request by a {role} or for ETREAT", **where)
+        elif action == "break_glass":
+            if role != "clinician" or kind != "hospital" or not has_reason(a["reason"]):
+                raise Failure("committed consent.break_glass by someone other than a hospital clinician, or without a reason", **where)
+        elif action == "review":
+            if role != "admin" or not has_reason(a["note"]):
+                raise Failure("committed consent.review by a non-admin or without a note", **where)
 
     def check_governance(self, p, creator, block_time, tx_id, where):
         action = p["action"]

@@ -16,8 +16,9 @@ struct Demo: AsyncParsableCommand {
             Creates (or reuses) a demo network in --data with fresh keys, as `medledger init` does: each \
             organisation in its own directory --data/orgs/ID, the founding ceremony run in-process. Starts \
             st-mary's node with solo ordering, runs one collector per hospital (each reading only its own \
-            organisation's directory) that registers devices and then sends event-driven updates, and serves \
-            the node API. Ctrl-C stops it cleanly.
+            organisation's directory) that registers devices and then sends event-driven updates, stores \
+            encrypted records of three simulated patients with their consents, and serves the node API. \
+            Ctrl-C stops it cleanly.
 
             Example:
               swift run -c release medledger demo --duration 60
@@ -83,6 +84,8 @@ struct Demo: AsyncParsableCommand {
             services.append(.init(service: service, successTerminationBehavior: .ignore))
         }
         services.append(.init(service: StatusService(node: node), successTerminationBehavior: .ignore))
+        services.append(.init(service: PatientDemoService(data: data, definition: definition, port: port, seed: created, logger: logger),
+                              successTerminationBehavior: .ignore))
         if let duration {
             services.append(.init(service: TimerService(duration: .milliseconds(Int(duration * 1000))),
                                   successTerminationBehavior: .gracefullyShutdownGroup))

@@ -436,7 +436,7 @@ struct AccessCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print("GRANTED (\(decision.basis)) until \(decision.expires_at.map(ConsentCommand.time) ?? "?"): decision \(status.id.hex)")
-            print("read it with: medledger records get \(id.hex) --decision \(status.id.hex) --network \(options.network) --identity \(options.identity) --out FILE")
+            print("read it with: medledger records get \(id.hex) --decision \(status.id.hex) --network \(options.network) --node \(options.node) --identity \(options.identity) --out FILE")
         } catch let error as LedgerError {
             throw UserError(error.userMessage)
         }

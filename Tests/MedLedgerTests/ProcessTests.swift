@@ -147,6 +147,28 @@ struct ProcessTests {
         let badFilter = try await ManagedProcess.medledger(["query", "count", "--where", "colour=red"] + researcher)
         #expect(badFilter.status != 0)
         #expect(badFilter.stderr.contains("unknown field colour"))
+        // The patient-data half, as the demo banner prints it: a grant, the record read and
+        // decrypted, a refusal, break-glass without a reason, the patient's disclosure log.
+        let seeded = try JSONDecoder().decode(PatientDemoSeed.self, from: Data(try SecureFile.read(directory + "/demo-patients.json")))
+        let (reportRecord, refusedRecord) = (seeded.patients[0].records[0].hex, seeded.patients[1].records[0].hex)
+        let common = ["--network", directory, "--node", url.absoluteString]
+        let access = try await ManagedProcess.medledger(["access", "request", "--identity", "st-mary/clinician", "--record", reportRecord, "--purpose", "TREAT"] + common)
+        #expect(access.status == 0 && access.stdout.contains("GRANTED (consent)"), "\(access.stdout) \(access.stderr)")
+        let decision = try #require(access.stdout.split(separator: "\n").first { $0.hasPrefix("GRANTED") }?.split(separator: " ").last)
+        let out = directory + "/report.txt"
+        let read = try await ManagedProcess.medledger(["records", "get", reportRecord, "--decision", String(decision), "--identity", "st-mary/clinician", "--out", out] + common)
+        #expect(read.status == 0, "\(read.stdout) \(read.stderr)")
+        #expect(String(decoding: try SecureFile.read(out), as: UTF8.self).hasPrefix("Synthetic discharge report for demo patient 1"))
+        let refusedAccess = try await ManagedProcess.medledger(["access", "request", "--identity", "north-general/clinician", "--record", refusedRecord] + common)
+        #expect(refusedAccess.status == 1 && refusedAccess.stdout.contains("DENIED (deny)"), "\(refusedAccess.stdout) \(refusedAccess.stderr)")
+        let noReason = try await ManagedProcess.medledger(["access", "break-glass", "--identity", "north-general/clinician", "--record", refusedRecord] + common)
+        #expect(noReason.status == 1 && noReason.stderr.contains("[missing_field]"), "\(noReason.stderr)")
+        let disclosures = try await ManagedProcess.medledger(["consent", "log", "--identity", "st-mary/patient-1"] + common)
+        #expect(disclosures.status == 0 && disclosures.stdout.contains("GRANTED  st-mary/clinician") && disclosures.stdout.contains("DENIED   north-general/clinician"),
+                "\(disclosures.stdout) \(disclosures.stderr)")
+        let stranger = try await ManagedProcess.medledger(["consent", "log", "--identity", "north-general/admin", "--pseudonym", seeded.patients[0].pseudonym.hex] + common)
+        #expect(stranger.status != 0 && stranger.stderr.contains("[forbidden]"), "\(stranger.stderr)")
+
         // Signed reads through the CLI, as the demo banner prints them, and through curl's header.
         let api = try await ManagedProcess.medledger(["api", "--network", directory, "--identity", "st-mary/admin", "--node", url.absoluteString,
                                                       "GET", "/v1/devices?owner=st-mary&limit=3"])
@@ -297,4 +319,13 @@ extension ProcessTests {
         node.send(SIGTERM)
         #expect(await node.waitForExit(timeout: .seconds(30)) == 0)
     }
+}
+
+/// What the demo writes to `demo-patients.json` (the fields the process test reads).
+struct PatientDemoSeed: Decodable {
+    struct Patient: Decodable {
+        var pseudonym: Hash256
+        var records: [Hash256]
+    }
+    var patients: [Patient]
 }
