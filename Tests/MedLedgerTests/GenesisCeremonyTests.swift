@@ -563,6 +563,18 @@ struct PermissiveGenesis: Contract {
         let approval = [UInt8](try Data(contentsOf: corpus.appendingPathComponent("50-genesis-approval")))
         #expect(FuzzHarness.targetName(of: approval) == "genesisApproval")
         #expect(try GenesisApproval(decoding: Array(approval.dropFirst())).signature.count == 64)
+        // The patient-data seeds decode as what their selector names.
+        for (name, target) in [("54-consent-state", "consentState"), ("55-consent-grant", "consentAction"), ("56-record-anchor", "recordAnchor")] {
+            let seed = [UInt8](try Data(contentsOf: corpus.appendingPathComponent(name)))
+            #expect(FuzzHarness.targetName(of: seed) == target, "\(name)")
+        }
+        #expect(try ConsentState(decoding: Array([UInt8](try Data(contentsOf: corpus.appendingPathComponent("54-consent-state"))).dropFirst())).rules.count == 1)
+        #expect(try RecordAnchor(decoding: Array([UInt8](try Data(contentsOf: corpus.appendingPathComponent("56-record-anchor"))).dropFirst())).holder == "st-mary")
+        if case .grant(_, let terms) = try ConsentAction(action: "grant", arguments: Array([UInt8](try Data(contentsOf: corpus.appendingPathComponent("55-consent-grant"))).dropFirst())) {
+            #expect(terms.purposes == [.research, .treatment])
+        } else {
+            Issue.record("55-consent-grant is not a grant")
+        }
         for name in ["39-all-header", "40-all-leaf"] {
             #expect(FuzzHarness.targetName(of: [UInt8](try Data(contentsOf: corpus.appendingPathComponent(name)))) == nil, "\(name) must run every decoder")
         }

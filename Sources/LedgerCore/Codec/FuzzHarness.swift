@@ -25,7 +25,12 @@ public enum FuzzHarness {
         case queueEntry, publishedCheckpoint
         // The body of a batch submission (any client reaches it unauthenticated).
         case envelopeBatch
+        // Patient data: the records and consent contracts' state and arguments (every action name).
+        case recordAnchor, patientEntry, consentState, consentDecision, breakGlassReview, recordAction, consentAction
     }
+
+    public static let recordActions = ["register_key", "put", "erase"]
+    public static let consentActions = ["register", "enrol", "delegate", "grant", "revoke", "request", "break_glass", "review"]
 
     /// How many individual decoders there are; selector value `decoderCount` runs them all.
     public static var decoderCount: Int { Target.allCases.count }
@@ -102,6 +107,13 @@ public enum FuzzHarness {
             if let batch = check(EnvelopeBatch.self, bytes) {
                 for envelope in batch.envelopes { run(.envelope, envelope) }
             }
+        case .recordAnchor: _ = check(RecordAnchor.self, bytes)
+        case .patientEntry: _ = check(PatientEntry.self, bytes)
+        case .consentState: _ = check(ConsentState.self, bytes)
+        case .consentDecision: _ = check(ConsentDecision.self, bytes)
+        case .breakGlassReview: _ = check(BreakGlassReview.self, bytes)
+        case .recordAction: for name in recordActions { checkAction(name, bytes, RecordAction.init(action:arguments:), \.arguments, \.name) }
+        case .consentAction: for name in consentActions { checkAction(name, bytes, ConsentAction.init(action:arguments:), \.arguments, \.name) }
         case .publishedCheckpoint:
             if let checkpoint = check(PublishedCheckpoint.self, bytes), let statement = try? checkpoint.statement() {
                 guard statement.body == checkpoint.body else { fatalError("PublishedCheckpoint: an accepted body is not the canonical MLC1 encoding of its statement") }
@@ -167,6 +179,23 @@ public enum FuzzHarness {
         }
         if deviceActions.contains(payload.action) {
             checkDeviceAction(payload.action, payload.arguments)
+        }
+        if payload.contract == "records" {
+            checkAction(payload.action, payload.arguments, RecordAction.init(action:arguments:), \.arguments, \.name)
+        }
+        if payload.contract == "consent" {
+            checkAction(payload.action, payload.arguments, ConsentAction.init(action:arguments:), \.arguments, \.name)
+        }
+    }
+
+    /// Whenever the arguments decode as action `name`, the action names itself so and re-encodes
+    /// to the same bytes, which decode to an equal action.
+    static func checkAction<A: Equatable>(_ name: String, _ bytes: [UInt8], _ decode: (String, [UInt8]) throws(LedgerError) -> A,
+                                          _ arguments: KeyPath<A, [UInt8]>, _ actionName: KeyPath<A, String>) {
+        guard let action = try? decode(name, bytes) else { return }
+        guard action[keyPath: actionName] == name, action[keyPath: arguments] == bytes,
+              (try? decode(name, action[keyPath: arguments])) == action else {
+            fatalError("FuzzHarness: \(A.self).\(name) decoded from \(describe(bytes)) but does not re-encode to the same bytes and action")
         }
     }
 
