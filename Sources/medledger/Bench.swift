@@ -22,6 +22,7 @@ struct Bench: AsyncParsableCommand {
               medledger bench --json --rate 2000 --transactions 20000   # latency at 2,000 tx/s offered
               medledger bench --queries --devices 1000000 --json        # research-query latency
               medledger bench --auth --repetitions 2000 --json          # cost of signed API reads
+              medledger bench --records --json                          # patient records: encryption, storage, decisions
               medledger bench --network --orgs 4 --etcd 3 --json --failover   # etcd ordering, real processes
             """
     )
@@ -55,6 +56,12 @@ struct Bench: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Measure what authenticating an API read costs (sign, verify, HTTP) against unauthenticated requests.")
     var auth = false
+
+    @Flag(name: .long, help: "Benchmark patient records: envelope encryption vs plain AES-GCM, records stored/s, access-decision latency at --rate (default 200/s).")
+    var records = false
+
+    @Option(name: .long, help: "With --records: bytes per record.")
+    var recordBytes = 64 * 1024
 
     struct Result: Encodable {
         var tx_count: Int
@@ -95,6 +102,7 @@ struct Bench: AsyncParsableCommand {
     func run() async throws {
         if queries { return try await runQueries() }
         if auth { return try await runAuth() }
+        if records { return try await runRecords() }
         if network { return try await runNetwork() }
         let (result, failure) = try await measureSolo()
         Output.json(result, pretty: !json)
