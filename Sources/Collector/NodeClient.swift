@@ -127,6 +127,8 @@ public struct NodeClient: Sendable {
         request.httpMethod = "POST"
         request.setValue(contentType, forHTTPHeaderField: "Content-Type")
         request.httpBody = Data(body)
+        // Lets the node check the signature before it reads a large body.
+        request.setValue(Hash256.of(body).hex, forHTTPHeaderField: "MedLedger-Body-SHA256")
         request.setValue(RequestSignature.authorization(identity: signer.identity, network: signer.network, method: "POST",
                                                         target: Self.target(of: url), body: body), forHTTPHeaderField: "Authorization")
         return try await send(request)

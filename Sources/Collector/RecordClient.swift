@@ -19,15 +19,19 @@ public struct RecordClient: Sendable {
         self.network = network
     }
 
-    struct Stored: Decodable {
-        var id: Hash256
-        var size: Int
-        var holder_key: String
+    public struct Stored: Decodable, Sendable {
+        public var blob: Hash256
+        public var record: Hash256
+        public var holder: String
+        public var size: Int
+        public var holder_key: String
     }
 
     public struct Released: Decodable, Sendable {
         public var record: Hash256
         public var decision: Hash256
+        public var blob: Hash256
+        public var holder: String
         public var wrapped_key: String
         public var expires_at: Int64?
     }
@@ -40,14 +44,15 @@ public struct RecordClient: Sendable {
         let key = SymmetricKey(size: .bits256)
         let blob = try SealedRecord.seal(plaintext, key: key)
         let stored: Stored = try await node.postSigned("v1/records", body: blob)
-        guard stored.id == Hash256.of(blob), let holderBytes = Hex.decode(stored.holder_key),
+        let hash = Hash256.of(blob)
+        guard stored.blob == hash, stored.record == RecordAnchor.recordID(holder: stored.holder, blob: hash), let holderBytes = Hex.decode(stored.holder_key),
               let holderKey = try? P256.KeyAgreement.PublicKey(x963Representation: holderBytes) else {
-            throw LedgerError(.verificationFailed, "the node answered another record id or no valid vault key")
+            throw LedgerError(.verificationFailed, "the node answered another blob hash or record id, or no valid vault key")
         }
-        let put = RecordPut(id: stored.id, size: UInt64(blob.count), category: category, device: device, patient: patient,
-                            holderKey: holderBytes, wrappedKey: try KeyWrap.wrap(key, for: holderKey, info: KeyWrap.holderInfo(record: stored.id)))
+        let put = RecordPut(id: hash, size: UInt64(blob.count), category: category, device: device, patient: patient,
+                            holderKey: holderBytes, wrappedKey: try KeyWrap.wrap(key, for: holderKey, info: KeyWrap.holderInfo(record: hash)))
         let status = try await submit(contract: "records", action: RecordAction.put(put).name, arguments: RecordAction.put(put).arguments, wait: wait)
-        return (stored.id, status)
+        return (stored.record, status)
     }
 
     /// Fetches the record's blob and its data key under `decision` (a grant to this identity),
@@ -61,11 +66,12 @@ public struct RecordClient: Sendable {
             } ?? LedgerError(.io, "HTTP \(status) fetching the blob")
         }
         let blob = [UInt8](body)
-        guard Hash256.of(blob) == record else {
-            throw LedgerError(.verificationFailed, "the blob served is not record \(record.hex.prefix(16))… (its hash differs): not decrypted")
-        }
-        guard released.record == record, released.decision == decision, let wrapped = Hex.decode(released.wrapped_key) else {
+        guard released.record == record, released.decision == decision, RecordAnchor.recordID(holder: released.holder, blob: released.blob) == record,
+              let wrapped = Hex.decode(released.wrapped_key) else {
             throw LedgerError(.malformedEncoding, "the key answer is for another record or decision")
+        }
+        guard Hash256.of(blob) == released.blob else {
+            throw LedgerError(.verificationFailed, "the blob served is not record \(record.hex.prefix(16))… (its hash differs): not decrypted")
         }
         let key = try KeyWrap.unwrap(wrapped, with: encryptionKey, info: KeyWrap.readerInfo(record: record, decision: decision))
         return try SealedRecord.open(blob, key: key)

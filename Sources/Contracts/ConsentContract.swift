@@ -8,8 +8,8 @@ public import LedgerCore
 ///   (issued by its CA) at once, without a governance vote.
 /// - `enrol(pseudonym, member)`: a hospital admin binds a pseudonym to a patient identity (role
 ///   `patient`, issued by the same hospital).
-/// - `delegate(pseudonym, member, add)`: the patient or the hospital's admin adds or removes a
-///   delegate (role `delegate`, same hospital).
+/// - `delegate(pseudonym, member, add)`: the patient appoints a delegate (role `delegate`, same
+///   hospital); the patient or the hospital's admin removes one.
 /// - `grant(pseudonym, terms)` / `revoke(pseudonym, rule)`: the patient or a delegate changes the rules.
 /// - `request(record, purpose)`: a reader asks; ``decide(rules:patient:anchor:reader:purpose:at:)`` decides.
 /// - `break_glass(record, reason)`: a hospital clinician's emergency access (ETREAT) without consent:
@@ -61,6 +61,11 @@ public struct ConsentContract: Contract {
             guard creator.fingerprint == entry.patient || (creator.role == .admin && creator.organization == entry.hospital) else {
                 throw LedgerError(.forbidden, "only the patient or an admin of \(entry.hospital) changes the patient's delegates")
             }
+            // Red-team finding: an admin could name a delegate identity it made itself and read
+            // everything as "the patient". Only the patient appoints; the hospital may remove.
+            guard !add || creator.fingerprint == entry.patient else {
+                throw LedgerError(.forbidden, "only the patient appoints a delegate; the hospital's admin may only remove one")
+            }
             if add {
                 _ = try Self.person(fingerprint, role: .delegate, of: entry.hospital, context)
                 guard !entry.delegates.contains(fingerprint) else { throw LedgerError(.invalidArgument, "already a delegate of this patient") }
@@ -93,6 +98,10 @@ public struct ConsentContract: Contract {
             state.rules.append(ConsentRule(id: context.id, terms: terms, grantedBy: creator.fingerprint, grantedAt: context.blockTime))
             state.rules.sort { $0.id < $1.id }
             state.version += 1
+            // Red-team finding: with 256 large rules one 4 KB grant rewrote ~950 KB on every node.
+            guard state.encoded.count <= ConsentState.maxEncodedBytes else {
+                throw LedgerError(.invalidArgument, "a patient's rules in force may take at most \(ConsentState.maxEncodedBytes) bytes; revoke some first")
+            }
             context.put(StateKey.consent(pseudonym), state)
 
         case .revoke(let pseudonym, let rule):
@@ -113,8 +122,7 @@ public struct ConsentContract: Contract {
             try Self.requireEncryptionKey(creator, context)
             let rules = try context.get(ConsentState.self, StateKey.consent(entry.pseudonym))?.rules ?? []
             let outcome = Self.decide(rules: rules, patient: entry, anchor: anchor, reader: creator, purpose: purpose, at: context.blockTime)
-            context.put(StateKey.disclosure(entry.pseudonym, context.id),
-                        Self.decision(context, anchor, creator, purpose: purpose, outcome: outcome, reason: nil))
+            Self.record(Self.decision(context, anchor, creator, purpose: purpose, outcome: outcome, reason: nil), &context)
 
         case .breakGlass(let id, let reason):
             guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
@@ -122,22 +130,23 @@ public struct ConsentContract: Contract {
             }
             let anchor = try context.liveRecord(id)
             try Self.requireEncryptionKey(creator, context)
-            let outcome = Outcome(granted: true, basis: .breakGlass, rule: nil, expiresAt: context.blockTime + Self.breakGlassWindow)
-            context.put(StateKey.disclosure(anchor.put.patient, context.id),
-                        Self.decision(context, anchor, creator, purpose: .emergencyTreatment, outcome: outcome, reason: reason))
-            context.put(StateKey.breakGlassQueue(anchor.holder, context.id), bytes: anchor.put.patient.bytes)
+            let outcome = Outcome(granted: true, basis: .breakGlass, rule: nil, expiresAt: context.blockTime.addingSaturating(Self.breakGlassWindow))
+            Self.record(Self.decision(context, anchor, creator, purpose: .emergencyTreatment, outcome: outcome, reason: reason), &context)
+            context.put(StateKey.breakGlassQueue(anchor.holder, context.blockTime, context.id), bytes: [])
 
         case .review(let pseudonym, let id, let note):
-            guard let decision = try context.get(ConsentDecision.self, StateKey.disclosure(pseudonym, id)), decision.basis == .breakGlass else {
+            guard let decision = try context.get(ConsentDecision.self, StateKey.decision(id)), decision.patient == pseudonym,
+                  decision.basis == .breakGlass else {
                 throw LedgerError(.notFound, "no break-glass access \(id.hex.prefix(16))… for this patient")
             }
             guard decision.holder == creator.organization else {
                 throw LedgerError(.forbidden, "break-glass accesses to \(decision.holder)'s records are reviewed by \(decision.holder)")
             }
-            guard try context.get(StateKey.breakGlassQueue(decision.holder, id)) != nil else {
+            let queued = StateKey.breakGlassQueue(decision.holder, decision.decidedAt, id)
+            guard try context.get(queued) != nil else {
                 throw LedgerError(.invalidArgument, "this break-glass access was already reviewed")
             }
-            context.delete(StateKey.breakGlassQueue(decision.holder, id))
+            context.delete(queued)
             context.put(StateKey.breakGlassReview(id), BreakGlassReview(reviewer: creator.fingerprint, reviewedAt: context.blockTime, note: note))
         }
     }
@@ -161,9 +170,15 @@ public struct ConsentContract: Contract {
     /// rule id), for ``accessWindow`` and never past its expiry; otherwise nothing was consented.
     public static func decide(rules: [ConsentRule], patient: PatientEntry, anchor: RecordAnchor, reader: Member,
                               purpose: PurposeOfUse, at time: Int64) -> Outcome {
-        let window = time + accessWindow
+        let window = time.addingSaturating(accessWindow)
         if patient.speaksFor(reader.fingerprint) {
             return Outcome(granted: true, basis: .patient, rule: nil, expiresAt: window)
+        }
+        // Red-team finding: "St Mary's may treat" matched St Mary's other patients and delegates
+        // (identities a hospital creates without a vote). A patient or delegate reads only the
+        // records of a patient they speak for; no rule extends that.
+        if reader.role == .patient || reader.role == .delegate {
+            return Outcome(granted: false, basis: .noConsent, rule: nil, expiresAt: nil)
         }
         let matching = rules.filter { $0.terms.covers(reader, anchor, purpose: purpose, at: time) }
         if let deny = matching.first(where: { $0.terms.effect == .deny }) {
@@ -175,6 +190,12 @@ public struct ConsentContract: Contract {
         }
         guard let best else { return Outcome(granted: false, basis: .noConsent, rule: nil, expiresAt: nil) }
         return Outcome(granted: true, basis: .consent, rule: best.id, expiresAt: min(window, best.terms.expiresAt ?? .max))
+    }
+
+    /// Writes the decision and its entry in the patient's disclosure log.
+    static func record(_ decision: ConsentDecision, _ context: inout TransactionContext) {
+        context.put(StateKey.decision(decision.id), decision)
+        context.put(StateKey.disclosure(decision.patient, decision.decidedAt, decision.id), bytes: [])
     }
 
     static func decision(_ context: TransactionContext, _ anchor: RecordAnchor, _ reader: Member, purpose: PurposeOfUse,

@@ -33,19 +33,34 @@ public enum StateKey {
     public static func encryptionKey(_ fingerprint: Hash256) -> String { "ek/" + fingerprint.hex }
     /// A patient record's anchor (``RecordAnchor``), by the SHA-256 of its sealed blob.
     public static func record(_ id: Hash256) -> String { "rec/" + id.hex }
-    /// The index of a patient's records (empty value): `prec/<pseudonym>/<record id>`.
-    public static func patientRecord(_ pseudonym: Hash256, _ id: Hash256) -> String { patientRecordPrefix(pseudonym) + id.hex }
+    /// The index of a patient's records (empty value), in storing order:
+    /// `prec/<pseudonym>/<time key>/<record id>`.
+    public static func patientRecord(_ pseudonym: Hash256, _ time: Int64, _ id: Hash256) -> String {
+        patientRecordPrefix(pseudonym) + timeKey(time) + "/" + id.hex
+    }
     public static func patientRecordPrefix(_ pseudonym: Hash256) -> String { "prec/" + pseudonym.hex + "/" }
     /// A patient enrolled at a hospital (``PatientEntry``), by pseudonym.
     public static func patient(_ pseudonym: Hash256) -> String { "pat/" + pseudonym.hex }
     /// A patient's consent rules (``ConsentState``).
     public static func consent(_ pseudonym: Hash256) -> String { "cns/" + pseudonym.hex }
-    /// One entry of a patient's disclosure log (``ConsentDecision``).
-    public static func disclosure(_ pseudonym: Hash256, _ decision: Hash256) -> String { disclosurePrefix(pseudonym) + decision.hex }
+    /// An access decision (``ConsentDecision``), by the id of the transaction that took it.
+    public static func decision(_ id: Hash256) -> String { "acc/" + id.hex }
+    /// The patient's disclosure log (empty values), in decision order:
+    /// `dis/<pseudonym>/<time key>/<decision id>`.
+    public static func disclosure(_ pseudonym: Hash256, _ time: Int64, _ decision: Hash256) -> String {
+        disclosurePrefix(pseudonym) + timeKey(time) + "/" + decision.hex
+    }
     public static func disclosurePrefix(_ pseudonym: Hash256) -> String { "dis/" + pseudonym.hex + "/" }
-    /// A break-glass access awaiting the holder's review; the value is the patient's pseudonym.
-    public static func breakGlassQueue(_ organization: String, _ decision: Hash256) -> String { breakGlassQueuePrefix(organization) + decision.hex }
+    /// A break-glass access awaiting the holder's review (empty value), in decision order.
+    public static func breakGlassQueue(_ organization: String, _ time: Int64, _ decision: Hash256) -> String {
+        breakGlassQueuePrefix(organization) + timeKey(time) + "/" + decision.hex
+    }
     public static func breakGlassQueuePrefix(_ organization: String) -> String { "bgq/" + organization + "/" }
+    /// A block time as 16 lower-case hex digits whose byte order is time order (the sign bit flipped).
+    public static func timeKey(_ time: Int64) -> String {
+        let bits = UInt64(bitPattern: time) ^ (1 << 63)
+        return Hex.encode((0..<8).map { UInt8(truncatingIfNeeded: bits >> (56 - 8 * $0)) })
+    }
     /// The review of a break-glass access (``BreakGlassReview``).
     public static func breakGlassReview(_ decision: Hash256) -> String { "bgr/" + decision.hex }
 }

@@ -44,12 +44,14 @@ public struct RecordsContract: Contract {
                 }
                 put.device = key
             }
-            guard try context.get(StateKey.record(put.id)) == nil else {
-                throw LedgerError(.recordExists, "record \(put.id.hex.prefix(16))… is already anchored")
+            // The id is bound to the holder (red-team finding: another hospital could anchor a
+            // pending id first and block the holder's own anchor for good).
+            let anchor = RecordAnchor(put: put, holder: creator.organization, storedBy: creator.fingerprint, storedAt: context.blockTime)
+            guard try context.get(StateKey.record(anchor.id)) == nil else {
+                throw LedgerError(.recordExists, "record \(anchor.id.hex.prefix(16))… is already anchored")
             }
-            context.put(StateKey.record(put.id), RecordAnchor(put: put, holder: creator.organization, storedBy: creator.fingerprint,
-                                                              storedAt: context.blockTime))
-            context.put(StateKey.patientRecord(put.patient, put.id), bytes: [])
+            context.put(StateKey.record(anchor.id), anchor)
+            context.put(StateKey.patientRecord(put.patient, context.blockTime, anchor.id), bytes: [])
 
         case .erase(let id, _):
             var anchor = try context.liveRecord(id)

@@ -19,43 +19,69 @@ extension LedgerNode {
         try committed(ConsentState.self, StateKey.consent(pseudonym)) ?? ConsentState()
     }
 
+    /// The decision `id` about one of the patient's records.
     public func decision(_ pseudonym: Hash256, _ id: Hash256) throws(LedgerError) -> ConsentDecision? {
-        try committed(ConsentDecision.self, StateKey.disclosure(pseudonym, id))
+        try committed(ConsentDecision.self, StateKey.decision(id)).flatMap { $0.patient == pseudonym ? $0 : nil }
     }
 
-    /// The patient's disclosure log: every decision about their records, oldest first.
-    public func disclosures(_ pseudonym: Hash256, limit: Int = 1000) throws(LedgerError) -> [ConsentDecision] {
-        try prefixed(StateKey.disclosurePrefix(pseudonym), limit: limit) { bytes throws(LedgerError) in try ConsentDecision(decoding: bytes) }
-            .sorted { ($0.decidedAt, $0.id) < ($1.decidedAt, $1.id) }
-    }
-
-    /// The anchors of the patient's records.
-    public func patientRecords(_ pseudonym: Hash256, limit: Int = 1000) throws(LedgerError) -> [RecordAnchor] {
-        let ids = try storage { try store.state(prefix: StateKey.patientRecordPrefix(pseudonym), limit: limit) }
-            .compactMap { Hash256(hex: String($0.key.dropFirst(StateKey.patientRecordPrefix(pseudonym).count))) }
-        var anchors: [RecordAnchor] = []
-        for id in ids { if let anchor = try anchor(id) { anchors.append(anchor) } }
-        return anchors.sorted { ($0.storedAt, $0.id) < ($1.storedAt, $1.id) }
-    }
-
-    /// Break-glass accesses to `organization`'s records awaiting review (nil: every organisation's).
-    public func breakGlassQueue(_ organization: String?, limit: Int = 1000) throws(LedgerError) -> [ConsentDecision] {
-        let prefix = organization.map(StateKey.breakGlassQueuePrefix) ?? "bgq/"
-        var decisions: [ConsentDecision] = []
-        for entry in try storage({ try store.state(prefix: prefix, limit: limit) }) {
-            guard let pseudonym = Hash256(bytes: entry.value), let id = Hash256(hex: String(entry.key.suffix(64))),
-                  let decision = try committed(ConsentDecision.self, StateKey.disclosure(pseudonym, id)) else { continue }
-            decisions.append(decision)
+    /// A page of the patient's disclosure log, oldest first: every decision about their records,
+    /// after the cursor `after` (``cursor(of:)`` of the last one seen).
+    public func disclosures(_ pseudonym: Hash256, after: String? = nil, limit: Int = 1000) throws(LedgerError) -> [ConsentDecision] {
+        try load(indexed(StateKey.disclosurePrefix(pseudonym), after: after, limit: limit)) { id throws(LedgerError) in
+            try committed(ConsentDecision.self, StateKey.decision(id))
         }
-        return decisions.sorted { ($0.decidedAt, $0.id) < ($1.decidedAt, $1.id) }
+    }
+
+    /// A page of the patient's records, in storing order.
+    public func patientRecords(_ pseudonym: Hash256, after: String? = nil, limit: Int = 1000) throws(LedgerError) -> [RecordAnchor] {
+        try load(indexed(StateKey.patientRecordPrefix(pseudonym), after: after, limit: limit)) { id throws(LedgerError) in try anchor(id) }
+    }
+
+    /// A page of the break-glass accesses to `organization`'s records awaiting review, oldest first.
+    public func breakGlassQueue(_ organization: String, after: String? = nil, limit: Int = 1000) throws(LedgerError) -> [ConsentDecision] {
+        try load(indexed(StateKey.breakGlassQueuePrefix(organization), after: after, limit: limit)) { id throws(LedgerError) in
+            try committed(ConsentDecision.self, StateKey.decision(id))
+        }
+    }
+
+    /// Every organisation's review queue (oversight), oldest first within each organisation.
+    public func breakGlassQueues(limit: Int = 1000) throws(LedgerError) -> [ConsentDecision] {
+        var found: [ConsentDecision] = []
+        for entry in try storage({ try store.state(prefix: "bgq/", limit: limit) }) {
+            guard let id = Hash256(hex: String(entry.key.suffix(64))), let decision = try committed(ConsentDecision.self, StateKey.decision(id)) else { continue }
+            found.append(decision)
+        }
+        return found
+    }
+
+    /// The paging cursor after an entry of a time-ordered index (`<time key>/<id>`).
+    public static func cursor(time: Int64, id: Hash256) -> String { StateKey.timeKey(time) + "/" + id.hex }
+
+    func load<T>(_ ids: [Hash256], _ value: (Hash256) throws(LedgerError) -> T?) throws(LedgerError) -> [T] {
+        var values: [T] = []
+        for id in ids { if let found = try value(id) { values.append(found) } }
+        return values
+    }
+
+    /// The ids of an index `<prefix><time key>/<id>`, in time order, after `cursor`.
+    func indexed(_ prefix: String, after cursor: String?, limit: Int) throws(LedgerError) -> [Hash256] {
+        try storage { try store.state(prefix: prefix, limit: limit, after: cursor.map { prefix + $0 }) }
+            .compactMap { Hash256(hex: String($0.key.suffix(64))) }
     }
 
     /// Stores a sealed record uploaded by a member of this node's organisation and returns its id
     /// and the vault key the client wraps its data key for.
-    public func acceptRecord(_ blob: [UInt8]) throws(LedgerError) -> (id: Hash256, holderKey: [UInt8]) {
+    /// Stores a sealed record; answers the blob's hash, the record id it will have here, and the
+    /// vault key to wrap its data key for.
+    public func acceptRecord(_ blob: [UInt8]) throws(LedgerError) -> (blob: Hash256, record: Hash256, holderKey: [UInt8]) {
         guard let records else { throw LedgerError(.unavailable, "this node keeps no patient records") }
+        // An erased record's ciphertext is not taken back (a collector's outbox may resend it).
+        let record = RecordAnchor.recordID(holder: organization, blob: Hash256.of(blob))
+        if let anchor = try anchor(record), anchor.erasedAt != nil {
+            throw LedgerError(.recordErased, "record \(record.hex.prefix(16))… was erased; it is not stored again")
+        }
         let (id, key) = try records.accept(blob)
-        return (id, Array(key.x963Representation))
+        return (id, record, Array(key.x963Representation))
     }
 
     /// The checks before anything of a record is served to `reader` under `decision`, at `now`
@@ -75,11 +101,32 @@ extension LedgerNode {
         guard let expiresAt = decision.expiresAt, now < expiresAt else {
             throw LedgerError(.forbidden, "the grant's window closed at \(decision.expiresAt ?? 0); request access again")
         }
+        // A block dated far ahead (a leader's clock, or its own far-dated transactions) would
+        // stretch the window: a decision from this node's future is not honoured.
+        guard decision.decidedAt <= now.addingSaturating(Int64(clamping: config.clockSkewMilliseconds)) else {
+            throw LedgerError(.forbidden, "the decision is dated ahead of this node's clock; request access again")
+        }
+        // Red-team finding: a revocation did not stop a release under a grant decided before it.
+        // The consent that granted must still hold now.
+        switch decision.basis {
+        case .consent:
+            let rule = try consentState(anchor.put.patient).rules.first { $0.id == decision.rule }
+            guard let rule, (rule.terms.expiresAt ?? .max) > now else {
+                throw LedgerError(.forbidden, "the rule that granted this access was revoked or has expired; request access again")
+            }
+        case .patient:
+            guard try patientEntry(anchor.put.patient)?.speaksFor(reader) == true else {
+                throw LedgerError(.forbidden, "the reader no longer speaks for this patient")
+            }
+        case .breakGlass, .deny, .noConsent:
+            break
+        }
         return (anchor, decision)
     }
 
     /// The record's data key wrapped for the reader's registered encryption key, under a grant.
-    public func releaseKey(record id: Hash256, decision decisionID: Hash256, reader: Hash256, now: Int64) throws(LedgerError) -> (wrapped: [UInt8], decision: ConsentDecision) {
+    public func releaseKey(record id: Hash256, decision decisionID: Hash256, reader: Hash256, now: Int64) throws(LedgerError)
+        -> (wrapped: [UInt8], decision: ConsentDecision, anchor: RecordAnchor) {
         let (anchor, decision) = try grantedAccess(record: id, decision: decisionID, reader: reader, now: now)
         guard let registered = try committed(EncryptionKey.self, StateKey.encryptionKey(reader)),
               let readerKey = try? P256.KeyAgreement.PublicKey(x963Representation: registered.publicKey) else {
@@ -91,13 +138,13 @@ extension LedgerNode {
         let wrapped = try KeyWrap.wrap(dataKey, for: readerKey, info: KeyWrap.readerInfo(record: id, decision: decisionID))
         logger.info("record key released", metadata: ["record": "\(id.hex.prefix(16))", "decision": "\(decisionID.hex.prefix(16))",
                                                      "reader": "\(reader.hex.prefix(16))"])
-        return (wrapped, decision)
+        return (wrapped, decision, anchor)
     }
 
     /// The sealed blob, under a grant.
     public func releaseBlob(record id: Hash256, decision decisionID: Hash256, reader: Hash256, now: Int64) throws(LedgerError) -> [UInt8] {
-        _ = try grantedAccess(record: id, decision: decisionID, reader: reader, now: now)
-        guard let blob = try records?.blob(id) else { throw LedgerError(.notFound, "this node holds no blob for record \(id.hex.prefix(16))…") }
+        let (anchor, _) = try grantedAccess(record: id, decision: decisionID, reader: reader, now: now)
+        guard let blob = try records?.blob(anchor.put.id) else { throw LedgerError(.notFound, "this node holds no blob for record \(id.hex.prefix(16))…") }
         return blob
     }
 
@@ -110,7 +157,7 @@ extension LedgerNode {
         for (key, value) in writes.entries where key.hasPrefix("rec/") {
             guard let value, let anchor = try? RecordAnchor(decoding: value), anchor.erasedAt != nil, anchor.holder == organization else { continue }
             do throws(LedgerError) {
-                try records.shred(anchor.id)
+                try records.shred(anchor.put.id)
                 logger.info("erased record shredded", metadata: ["record": "\(anchor.id.hex.prefix(16))"])
             } catch {
                 logger.error("could not shred an erased record; retried at the next start", metadata: ["record": "\(anchor.id.hex.prefix(16))", "error": "\(error)"])
@@ -121,9 +168,9 @@ extension LedgerNode {
     /// At start: shreds what a crash between an erasure's commit and its shredding left behind.
     func shredErasedRecords() {
         guard let records else { return }
-        for id in records.heldRecords() {
-            guard let anchor = try? anchor(id), anchor.erasedAt != nil else { continue }
-            try? records.shred(id)
+        for blob in Set(records.heldRecords() + records.heldBlobs()) {
+            guard let anchor = try? anchor(RecordAnchor.recordID(holder: organization, blob: blob)), anchor.erasedAt != nil else { continue }
+            try? records.shred(blob)
         }
     }
 
@@ -132,12 +179,6 @@ extension LedgerNode {
     func committed<T: BinaryCodable>(_ type: T.Type, _ key: String) throws(LedgerError) -> T? {
         guard let bytes = try storage({ try store.value(forKey: key) }) else { return nil }
         return try T(decoding: bytes)
-    }
-
-    func prefixed<T>(_ prefix: String, limit: Int, _ decode: ([UInt8]) throws(LedgerError) -> T) throws(LedgerError) -> [T] {
-        var values: [T] = []
-        for entry in try storage({ try store.state(prefix: prefix, limit: limit) }) { values.append(try decode(entry.value)) }
-        return values
     }
 
     func storage<T>(_ body: () throws -> T) throws(LedgerError) -> T {

@@ -12,8 +12,8 @@ public import LedgerCore
 /// in the anchors (docs/patient-data.md).
 ///
 /// ```text
-/// DIR/blobs/<id hex>   the sealed record (SealedRecord), 0600
-/// DIR/vault/<id hex>   the record's vault private key (32 bytes, P-256), 0600
+/// DIR/blobs/<blob hash hex>   the sealed record (SealedRecord), 0600
+/// DIR/vault/<blob hash hex>   the record's vault private key (32 bytes, P-256), 0600
 /// ```
 ///
 /// Only this node's organisation can open its records: other nodes replicate the anchors, never a
@@ -75,11 +75,11 @@ public final class RecordStore: Sendable {
     /// The record's data key, from the anchor's wrap and this store's vault key; `nil` when this
     /// store holds no vault key for it (another holder's record, or erased).
     public func dataKey(for anchor: RecordAnchor) throws(LedgerError) -> SymmetricKey? {
-        guard let key = try vaultKey(anchor.id) else { return nil }
+        guard let key = try vaultKey(anchor.put.id) else { return nil }
         guard Array(key.publicKey.x963Representation) == anchor.put.holderKey else {
             throw LedgerError(.verificationFailed, "the anchor names another holder key than this vault's for record \(anchor.id.hex.prefix(16))…")
         }
-        return try KeyWrap.unwrap(anchor.put.wrappedKey, with: key, info: KeyWrap.holderInfo(record: anchor.id))
+        return try KeyWrap.unwrap(anchor.put.wrappedKey, with: key, info: KeyWrap.holderInfo(record: anchor.put.id))
     }
 
     /// Destroys the record's vault key (overwritten with zeros and synced before it is unlinked)
@@ -104,6 +104,11 @@ public final class RecordStore: Sendable {
     /// The ids of the records whose vault key this store holds.
     public func heldRecords() -> [Hash256] {
         ((try? FileManager.default.contentsOfDirectory(atPath: path + "/vault")) ?? []).compactMap { Hash256(hex: $0) }.sorted()
+    }
+
+    /// The ids of the blobs this store holds (a crash may leave one whose vault key is gone).
+    public func heldBlobs() -> [Hash256] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path + "/blobs")) ?? []).compactMap { Hash256(hex: $0) }.sorted()
     }
 
     /// Writes `bytes` to a fresh 0600 file beside `path`, syncs it, moves it into place (with

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HTTPTypes
 import NIOCore
 import LedgerCore
 import Node
@@ -18,15 +19,22 @@ extension APIServer {
                 guard caller.organization == node.organization else {
                     throw LedgerError(.forbidden, "this is \(node.organization)'s node: store \(caller.organization)'s records at its own node")
                 }
-                let body = try await request.body.collect(upTo: SealedRecord.maxUploadBytes)
-                let (id, holderKey) = try node.acceptRecord(Array(body.readableBytesView))
-                return json(StoredRecordView(id: id, size: body.readableBytes, holder_key: Hex.encode(holderKey)), status: .created)
+                let body = try await RequestAuthenticator.verifiedBody(request, limit: SealedRecord.maxUploadBytes)
+                let (blob, record, holderKey) = try node.acceptRecord(body)
+                return json(StoredRecordView(blob: blob, record: record, holder: node.organization, size: body.count, holder_key: Hex.encode(holderKey)),
+                            status: .created)
             }
         }
         router.get("/v1/records/:id", .record) { _, context, caller in
             await handle {
                 let id = try hash(context.parameters.get("id").map { Substring($0) }, "record id")
-                guard let anchor = try node.anchor(id) else { throw LedgerError(.unknownRecord, "no record \(id.hex.prefix(16))… is anchored") }
+                guard let anchor = try node.anchor(id) else {
+                    // Only oversight learns that an id is not anchored; anyone else cannot tell it from one it may not read.
+                    guard try require(caller, .record, .route) == .everything else {
+                        throw LedgerError(.forbidden, "\(caller?.name ?? "the caller") may not read record \(id.hex.prefix(16))…")
+                    }
+                    throw LedgerError(.unknownRecord, "no record \(id.hex.prefix(16))… is anchored")
+                }
                 try requirePatient(caller, .record, anchor.put.patient, node: node)
                 return json(RecordView(anchor))
             }
@@ -34,8 +42,9 @@ extension APIServer {
         router.get("/v1/records/:id/key", .recordKey) { request, context, caller in
             await handle {
                 let (id, decision, reader) = try grantParameters(request, context, caller)
-                let (wrapped, granted) = try node.releaseKey(record: id, decision: decision, reader: reader, now: Clock.nowMilliseconds())
-                return json(KeyView(record: id, decision: decision, wrapped_key: Hex.encode(wrapped), expires_at: granted.expiresAt))
+                let (wrapped, granted, anchor) = try node.releaseKey(record: id, decision: decision, reader: reader, now: Clock.nowMilliseconds())
+                return json(KeyView(record: id, decision: decision, blob: anchor.put.id, holder: anchor.holder, wrapped_key: Hex.encode(wrapped),
+                                    expires_at: granted.expiresAt))
             }
         }
         router.get("/v1/records/:id/blob", .recordBlob) { request, context, caller in
@@ -56,33 +65,80 @@ extension APIServer {
                 return json(DecisionView(decision, node: node))
             }
         }
-        router.get("/v1/patients/:pseudonym/records", .patientRecords) { _, context, caller in
+        // Pages (?limit=, ?after=CURSOR); a full page carries the next cursor in MedLedger-Next-Page.
+        router.get("/v1/patients/:pseudonym/records", .patientRecords) { request, context, caller in
             await handle {
                 let pseudonym = try patient(context, caller, .patientRecords, node: node)
-                return json(try node.patientRecords(pseudonym).map(RecordView.init))
+                let (after, limit) = try page(request)
+                let anchors = try node.patientRecords(pseudonym, after: after, limit: limit)
+                return paged(json(anchors.map(RecordView.init)), full: anchors.count == limit,
+                             last: anchors.last.map { LedgerNode.cursor(time: $0.storedAt, id: $0.id) })
             }
         }
-        router.get("/v1/patients/:pseudonym/consent", .patientConsent) { _, context, caller in
+        // ?format=fhir: a FHIR R4B Bundle of Consent resources.
+        router.get("/v1/patients/:pseudonym/consent", .patientConsent) { request, context, caller in
             await handle {
                 let pseudonym = try patient(context, caller, .patientConsent, node: node)
                 let state = try node.consentState(pseudonym)
+                if try fhir(request), let entry = try node.patientEntry(pseudonym) {
+                    return fhirResponse(FHIRExport.consents(state, patient: entry))
+                }
                 return json(ConsentView(version: state.version, rules: state.rules.map(RuleView.init)))
             }
         }
+        // ?format=fhir: a FHIR R4B Bundle of AuditEvent resources.
         router.get("/v1/patients/:pseudonym/disclosures", .disclosures) { request, context, caller in
             await handle {
                 let pseudonym = try patient(context, caller, .disclosures, node: node)
-                let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 1000
-                return json(try node.disclosures(pseudonym, limit: limit).map { DecisionView($0, node: node) })
+                let (after, limit) = try page(request)
+                let decisions = try node.disclosures(pseudonym, after: after, limit: limit)
+                let last = decisions.last.map { LedgerNode.cursor(time: $0.decidedAt, id: $0.id) }
+                if try fhir(request) { return paged(fhirResponse(FHIRExport.auditEvents(decisions, node: node)), full: decisions.count == limit, last: last) }
+                return paged(json(decisions.map { DecisionView($0, node: node) }), full: decisions.count == limit, last: last)
             }
         }
-        router.get("/v1/break-glass", .breakGlassQueue) { _, _, caller in
+        router.get("/v1/break-glass", .breakGlassQueue) { request, _, caller in
             await handle {
-                let scope = try require(caller, .breakGlassQueue, .route)
-                let organization: String? = if case .organization(let own) = scope { own } else { nil }
-                return json(try node.breakGlassQueue(organization).map { DecisionView($0, node: node) })
+                let (after, limit) = try page(request)
+                guard case .organization(let own) = try require(caller, .breakGlassQueue, .route) else {
+                    return json(try node.breakGlassQueues(limit: limit).map { DecisionView($0, node: node) })
+                }
+                let decisions = try node.breakGlassQueue(own, after: after, limit: limit)
+                return paged(json(decisions.map { DecisionView($0, node: node) }), full: decisions.count == limit,
+                             last: decisions.last.map { LedgerNode.cursor(time: $0.decidedAt, id: $0.id) })
             }
         }
+    }
+
+    /// `?after=CURSOR` (16 hex digits, `/`, 64 hex digits) and `?limit=` (1…1000, default 1000).
+    static func page(_ request: Request) throws(LedgerError) -> (String?, Int) {
+        let limit = try Parameters.integer(request, "limit", in: 1...1000) ?? 1000
+        guard let after = try Parameters.text(request, "after") else { return (nil, limit) }
+        let parts = after.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[0].count == 16, Hex.decode(String(parts[0])) != nil, Hash256(hex: String(parts[1])) != nil else {
+            throw LedgerError(.invalidArgument, "after is a cursor from MedLedger-Next-Page (16 hex digits, /, 64 hex digits)")
+        }
+        return (after, limit)
+    }
+
+    /// Adds the next page's cursor when the page is full.
+    static func paged(_ response: Response, full: Bool, last: String?) -> Response {
+        var response = response
+        if full, let last, let name = HTTPField.Name("MedLedger-Next-Page") { response.headers[name] = last }
+        return response
+    }
+
+    /// `?format=fhir` (or `json`, the default).
+    static func fhir(_ request: Request) throws(LedgerError) -> Bool {
+        switch try Parameters.text(request, "format") {
+        case nil, "json": false
+        case "fhir": true
+        case let other?: throw LedgerError(.invalidArgument, "format is json or fhir, not \(other.prefix(16))")
+        }
+    }
+
+    static func fhirResponse(_ bundle: [String: Any]) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/fhir+json"], body: .init(byteBuffer: ByteBuffer(bytes: FHIRExport.data(bundle))))
     }
 
     /// `:id`, `?decision=` and the caller: the reader the decision must name.
@@ -104,8 +160,11 @@ extension APIServer {
 
     static func requirePatient(_ caller: Principal?, _ route: APIRoute, _ pseudonym: Hash256, node: LedgerNode) throws(LedgerError) {
         guard let entry = try node.patientEntry(pseudonym) else {
-            // Only those who could read some patient's data learn that a pseudonym is not enrolled.
-            try require(caller, route, .route)
+            // Only oversight learns that a pseudonym is not enrolled; anyone else cannot tell it
+            // from a patient whose data it may not read.
+            guard try require(caller, route, .route) == .everything else {
+                throw LedgerError(.forbidden, "\(caller?.name ?? "the caller") may not read this patient's data")
+            }
             throw LedgerError(.unknownPatient, "no patient is enrolled under this pseudonym")
         }
         try require(caller, route, .patient(hospital: entry.hospital, speaksForPatient: caller.map { entry.speaksFor($0.member) } ?? false))
@@ -113,13 +172,18 @@ extension APIServer {
 }
 
 struct StoredRecordView: Codable {
-    var id: Hash256
+    /// SHA-256 of the sealed blob (`RecordPut.id`).
+    var blob: Hash256
+    /// The record id it has once anchored here (formats.md §17.3).
+    var record: Hash256
+    var holder: String
     var size: Int
     var holder_key: String
 }
 
 struct RecordView: Codable {
     var id: Hash256
+    var blob: Hash256
     var size: UInt64
     var category: String
     var device: String?
@@ -133,6 +197,7 @@ struct RecordView: Codable {
 
     init(_ anchor: RecordAnchor) {
         id = anchor.id
+        blob = anchor.put.id
         size = anchor.put.size
         category = anchor.put.category
         device = anchor.put.device
@@ -149,6 +214,10 @@ struct RecordView: Codable {
 struct KeyView: Codable {
     var record: Hash256
     var decision: Hash256
+    /// The anchored blob hash and holder: the reader checks SHA-256 of the blob against `blob`,
+    /// and `record` against the record id of (holder, blob), before decrypting.
+    var blob: Hash256
+    var holder: String
     /// The data key wrapped for the reader's registered encryption key (docs/formats.md §17.2).
     var wrapped_key: String
     var expires_at: Int64?

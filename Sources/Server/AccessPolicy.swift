@@ -265,7 +265,9 @@ public enum AccessPolicy {
             let hospitalRoles: Set<Role> = route == .record || route == .patientRecords ? [.admin, .clinician, .collector] : [.admin]
             switch (standing, resource) {
             case (.oversight, _): return .allow(.everything)
-            case (.patient, .route), (.hospitalStaff, .route) where hospitalRoles.contains(principal.role) || standing == .patient:
+            case (.patient, .route):
+                return .allow(.own(principal.member))
+            case (.hospitalStaff, .route) where hospitalRoles.contains(principal.role):
                 return .allow(.own(principal.member))
             case (.patient, .patient(_, let speaks)):
                 return speaks ? .allow(.own(principal.member)) : .forbidden("\(principal.name) may read only its own patient data")

@@ -41,12 +41,12 @@ struct AccessTests {
             let patientKey = P256.Signing.PrivateKey()
             let patient = try authority.issue(name: "st-mary/patient-1", role: .patient, publicKey: patientKey.publicKey)
             let blob = try SealedRecord.seal([1, 2, 3], key: SymmetricKey(size: .bits256))
-            let (record, holderKey) = try harness.node.acceptRecord(blob)
+            let (blobHash, record, holderKey) = try harness.node.acceptRecord(blob)
             self.record = record
-            let put = RecordAction.put(RecordPut(id: record, size: UInt64(blob.count), category: "report", device: nil, patient: pseudonym,
+            let put = RecordAction.put(RecordPut(id: blobHash, size: UInt64(blob.count), category: "report", device: nil, patient: pseudonym,
                                                  holderKey: holderKey, wrappedKey: try KeyWrap.wrap(SymmetricKey(size: .bits256),
                                                                                                     for: .init(x963Representation: holderKey),
-                                                                                                    info: KeyWrap.holderInfo(record: record))))
+                                                                                                    info: KeyWrap.holderInfo(record: blobHash))))
             let request = ConsentAction.request(record: record, purpose: .treatment)
             let steps: [(String, String, String, [UInt8])] = [
                 ("st-mary/admin", "consent", "register", ConsentAction.register(certificate: patient.derBytes).arguments),

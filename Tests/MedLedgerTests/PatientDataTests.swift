@@ -73,6 +73,14 @@ struct RecordCryptoTests {
         #expect(PatientPseudonym.derive(identifier: "MRN-000124", hospital: "st-mary", secret: secret) != pseudonym)
     }
 
+    @Test func timeKeysSortAsTimes() {
+        #expect(StateKey.timeKey(0) == "8000000000000000")
+        #expect(StateKey.timeKey(1_760_000_000_000) == "80000199c82cc000")
+        #expect(StateKey.timeKey(-1) == "7fffffffffffffff")
+        let times: [Int64] = [.min, -5, -1, 0, 1, 255, 256, 1_760_000_000_000, .max]
+        #expect(times.map(StateKey.timeKey) == times.map(StateKey.timeKey).sorted())
+    }
+
     @Test func patientDataEncodingsRoundTripAndRejectGarbage() throws {
         let terms = ConsentTerms(effect: .deny, grantee: .role(.clinician, organization: "st-mary"), categories: ["report"],
                                  devices: ["GS1/00844588003288/S1"], purposes: [.research, .treatment], expiresAt: 5)
@@ -146,7 +154,7 @@ struct ConsentContractTests {
                                 holderKey: Array(vault.publicKey.x963Representation),
                                 wrappedKey: try KeyWrap.wrap(key, for: vault.publicKey, info: KeyWrap.holderInfo(record: id)))
             try expectCommitted(net.apply(records(signer, .put(put))))
-            return (id, key)
+            return (RecordAnchor.recordID(holder: String(signer.split(separator: "/")[0]), blob: id), key)
         }
 
         func anchor(_ id: Hash256) -> RecordAnchor? {
@@ -154,7 +162,9 @@ struct ConsentContractTests {
         }
 
         func decision(_ id: Hash256) -> ConsentDecision? {
-            (try? net.ledger.value(forKey: StateKey.disclosure(pseudonym, id))).flatMap { $0 }.flatMap { try? ConsentDecision(decoding: $0) }
+            guard let decision = (try? net.ledger.value(forKey: StateKey.decision(id))).flatMap({ $0 }).flatMap({ try? ConsentDecision(decoding: $0) }),
+                  (try? net.ledger.value(forKey: StateKey.disclosure(pseudonym, decision.decidedAt, id))).flatMap({ $0 }) != nil else { return nil }
+            return decision
         }
 
         func rules() -> [ConsentRule] {
@@ -244,7 +254,7 @@ struct ConsentContractTests {
         #expect(glass.granted && glass.basis == .breakGlass && glass.purpose == .emergencyTreatment)
         #expect(glass.reason == "cardiac arrest, patient unconscious")
         #expect(glass.expiresAt == clinic.net.time + ConsentContract.breakGlassWindow)
-        #expect(try clinic.net.ledger.value(forKey: StateKey.breakGlassQueue("st-mary", emergency.id)) == clinic.pseudonym.bytes)
+        #expect(try clinic.net.ledger.value(forKey: StateKey.breakGlassQueue("st-mary", glass.decidedAt, emergency.id)) == [])
 
         // Break-glass without a reason, or by someone who is not a clinician, is refused and writes nothing.
         let before = clinic.net.ledger.state
@@ -259,7 +269,7 @@ struct ConsentContractTests {
         // The review: by the holder's admin only, once.
         #expect(clinic.net.apply(clinic.consent("north-general/admin", .review(patient: clinic.pseudonym, decision: emergency.id, note: "ok"))).first??.code == .forbidden)
         try Self.expectCommitted(clinic.net.apply(clinic.consent("st-mary/admin", .review(patient: clinic.pseudonym, decision: emergency.id, note: "justified: arrest in ER"))))
-        #expect(try clinic.net.ledger.value(forKey: StateKey.breakGlassQueue("st-mary", emergency.id)) == nil)
+        #expect(try clinic.net.ledger.value(forKey: StateKey.breakGlassQueue("st-mary", glass.decidedAt, emergency.id)) == nil)
         let review = try #require(try clinic.net.ledger.value(forKey: StateKey.breakGlassReview(emergency.id)).map { try BreakGlassReview(decoding: $0) })
         #expect(review.reviewer == clinic.fingerprint("st-mary/admin") && review.note == "justified: arrest in ER")
         #expect(clinic.net.apply(clinic.consent("st-mary/admin", .review(patient: clinic.pseudonym, decision: emergency.id, note: "again"))).first??.code == .invalidArgument)
@@ -285,7 +295,7 @@ struct ConsentContractTests {
             (clinic.records("st-mary/collector", try put(category: "Report!")), .invalidArgument, "bad category"),
             (clinic.records("st-mary/collector", try put(device: Fixtures.udi(99))), .unknownDevice, "unknown device"),
             (clinic.records("st-mary/collector", try put(holderKey: [4] + [UInt8](repeating: 1, count: 64))), .invalidArgument, "holder key off the curve"),
-            (clinic.records("st-mary/collector", try put(id: anchored)), .recordExists, "record exists"),
+            (clinic.records("st-mary/collector", try put(id: try #require(clinic.anchor(anchored)).put.id)), .recordExists, "record exists"),
             (clinic.records("research/researcher", try put()), .forbidden, "a researcher stores nothing"),
             (clinic.net.transaction("st-mary/collector", contract: "records", action: "put", arguments: Array(try put().arguments.dropLast())),
              .malformedEncoding, "malformed put"),

@@ -8,6 +8,7 @@ import LedgerCore
 import Contracts
 import Collector
 import Node
+import LedgerTesting
 
 /// Patient records end to end over the real HTTP API of a node: upload, anchor, consent, decision,
 /// key release, decryption — and every way around it refused.
@@ -131,13 +132,13 @@ struct PatientRecordAPITests {
     @Test func uploadsAreForTheHoldersOwnMembersAndBadInputIsRefused() async throws {
         let ward = try await Ward()
         let blob = try SealedRecord.seal(Array("x".utf8), key: SymmetricKey(size: .bits256))
-        struct Stored: Decodable { var id: Hash256 }
+        struct Stored: Decodable { var blob: Hash256; var record: Hash256 }
         for name in ["north-general/collector", "medtech-research/researcher", "device-regulator/auditor"] {
             #expect(await Self.code { let _: Stored = try await ward.client(name).node.postSigned("v1/records", body: blob) } == "forbidden", "\(name)")
         }
         #expect(await Self.code { let _: Stored = try await ward.client("st-mary/collector").node.postSigned("v1/records", body: [1, 2, 3]) } == "malformed_encoding")
         let stored: Stored = try await ward.client("st-mary/clinician").node.postSigned("v1/records", body: blob)
-        #expect(stored.id == Hash256.of(blob))
+        #expect(stored.blob == Hash256.of(blob) && stored.record == RecordAnchor.recordID(holder: "st-mary", blob: stored.blob))
 
         // An outsider's large body is refused before it is read; a member's oversized one by its declared length.
         var request = URLRequest(url: ward.api.base.appendingPathComponent("v1/records"))
@@ -162,11 +163,12 @@ struct PatientRecordAPITests {
         let clinician = try ward.harness.identity("st-mary/clinician")
         let decision = try await ward.consent(clinician, .request(record: first, purpose: .treatment))
         let store = try #require(ward.harness.node.records)
-        let blobPath = store.path + "/blobs/" + first.hex
+        let (firstBlob, secondBlob) = (try #require(try ward.harness.node.anchor(first)).put.id, try #require(try ward.harness.node.anchor(second)).put.id)
+        let blobPath = store.path + "/blobs/" + firstBlob.hex
         let original = try SecureFile.read(blobPath)
 
         // Swapped: the other record's blob in its place.
-        try Data(try SecureFile.read(store.path + "/blobs/" + second.hex)).write(to: URL(fileURLWithPath: blobPath))
+        try Data(try SecureFile.read(store.path + "/blobs/" + secondBlob.hex)).write(to: URL(fileURLWithPath: blobPath))
         #expect(await Self.code { _ = try await ward.client(clinician).open(record: first, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) } == "verification_failed")
         // Tampered: one bit of the ciphertext.
         var tampered = original
@@ -177,17 +179,58 @@ struct PatientRecordAPITests {
         #expect(try await ward.client(clinician).open(record: first, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) == Array("glucose 5.4".utf8))
 
         // Erasure: the patient asks; the holder destroys the vault key and blob; the anchor stays.
-        let vaultKey = try #require(try store.vaultKey(first))
+        let vaultKey = try #require(try store.vaultKey(firstBlob))
         _ = try await ward.client(ward.patient).submit(contract: "records", action: "erase",
                                                        arguments: RecordAction.erase(record: first, reason: "GDPR art. 17").arguments)
-        #expect(!FileManager.default.fileExists(atPath: store.path + "/vault/" + first.hex))
+        #expect(!FileManager.default.fileExists(atPath: store.path + "/vault/" + firstBlob.hex))
         #expect(!FileManager.default.fileExists(atPath: blobPath))
         #expect(try Self.files(containing: Array(vaultKey.rawRepresentation), under: ward.harness.directory).isEmpty)
         #expect(try Self.files(containing: original, under: ward.harness.directory).isEmpty)
         #expect(try ward.harness.node.anchor(first)?.erasedAt != nil)
         #expect(await Self.code { _ = try await ward.client(clinician).open(record: first, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) } == "record_erased")
         // The other record is untouched.
-        #expect(try store.vaultKey(second) != nil)
+        #expect(try store.vaultKey(secondBlob) != nil)
+        try await ward.stop()
+    }
+
+    /// The disclosure log and the consent as FHIR R4B AuditEvent and Consent bundles, valid per the
+    /// `fhir.resources` models (scripts/validate_fhir.py), naming no patient identifier.
+    @Test func theDisclosureLogAndConsentExportAsValidFHIR() async throws {
+        let ward = try await Ward()
+        let (record, status) = try await ward.client("st-mary/collector").put(Array("MRN-42 ECG".utf8), patient: ward.pseudonym, category: "report")
+        try Self.expectCommitted(status)
+        let expires = Clock.nowMilliseconds() + 86_400_000
+        _ = try await ward.consent(ward.patient, .grant(patient: ward.pseudonym, terms: ConsentTerms(
+            effect: .permit, grantee: .role(.researcher, organization: nil), categories: ["report"], purposes: [.research], expiresAt: expires)))
+        _ = try await ward.consent(ward.patient, .grant(patient: ward.pseudonym, terms: ConsentTerms(
+            effect: .deny, grantee: .organization("north-general"), purposes: [.treatment])))
+        _ = try await ward.consent(try ward.harness.identity("medtech-research/researcher"), .request(record: record, purpose: .research))
+        _ = try await ward.consent(try ward.harness.identity("north-general/clinician"), .request(record: record, purpose: .treatment))
+        _ = try await ward.consent(try ward.harness.identity("north-general/clinician"), .breakGlass(record: record, reason: "unconscious"))
+
+        let patient = ward.client(ward.patient).node
+        var files: [String] = []
+        for target in ["/v1/patients/\(ward.pseudonym.hex)/disclosures?format=fhir", "/v1/patients/\(ward.pseudonym.hex)/consent?format=fhir"] {
+            let (code, body) = try await patient.raw(target)
+            #expect(code == 200, "\(target): \(String(decoding: body, as: UTF8.self).prefix(200))")
+            #expect(body.range(of: Data("MRN-42".utf8)) == nil)
+            let path = Fixtures.temporaryPath("fhir") + ".json"
+            try body.write(to: URL(fileURLWithPath: path))
+            files.append(path)
+        }
+        defer { for file in files { try? FileManager.default.removeItem(atPath: file) } }
+        let script = FuzzRegressionTests.repositoryRoot.appendingPathComponent("scripts/validate_fhir.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script] + files
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        try process.run()
+        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(output.contains("\"AuditEvent\": 3") && output.contains("\"Consent\": 2"), "\(output)")
+        #expect(try await patient.raw("/v1/patients/\(ward.pseudonym.hex)/consent?format=xml").status == 400)
         try await ward.stop()
     }
 

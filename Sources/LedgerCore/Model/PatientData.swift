@@ -38,7 +38,8 @@ public struct RecordPut: BinaryCodable, Hashable {
     /// The largest record a hospital may anchor (its store may set a lower limit).
     public static let maxSize: UInt64 = 1 << 30
 
-    /// SHA-256 of the sealed blob (``SealedRecord``): the blob's address in the holder's store.
+    /// SHA-256 of the sealed blob (``SealedRecord``): the blob's address in the holder's store. The
+    /// record's id on the ledger is ``RecordAnchor/recordID(holder:blob:)``.
     public var id: Hash256
     /// Length of the sealed blob in bytes.
     public var size: UInt64
@@ -101,7 +102,19 @@ public struct RecordAnchor: BinaryCodable, Hashable {
         self.erasedAt = erasedAt
     }
 
-    public var id: Hash256 { put.id }
+    /// The record id: SHA-256 of `"MedLedger record v1"` ‖ 0x00 ‖ holder ‖ 0x00 ‖ blob hash. Bound to
+    /// the holder, so another hospital that saw a pending anchor cannot take its id: the same blob
+    /// anchored elsewhere is another record.
+    public var id: Hash256 { Self.recordID(holder: holder, blob: put.id) }
+
+    public static func recordID(holder: String, blob: Hash256) -> Hash256 {
+        var bytes = Array("MedLedger record v1".utf8)
+        bytes.append(0)
+        bytes.append(contentsOf: holder.utf8)
+        bytes.append(0)
+        bytes.append(contentsOf: blob.bytes)
+        return Hash256.of(bytes)
+    }
 
     public func encode(to writer: inout BinaryWriter) {
         put.encode(to: &writer)
@@ -327,6 +340,9 @@ public struct ConsentRule: BinaryCodable, Hashable {
 /// ``version``; the store's per-key history keeps every earlier version.
 public struct ConsentState: BinaryCodable, Hashable {
     public static let maxRules = 256
+    /// The largest encoded state a grant may leave: every grant and revoke rewrites the whole value
+    /// (and the store keeps each version), so this bounds what one small transaction can write.
+    public static let maxEncodedBytes = 16 * 1024
 
     public var version: UInt64
     public var rules: [ConsentRule]
@@ -509,7 +525,7 @@ public enum ConsentAction: Sendable, Hashable {
     case register(certificate: [UInt8])
     /// A hospital admin binds a pseudonym to the patient's member identity.
     case enrol(patient: Hash256, member: Hash256)
-    /// The patient (or the hospital's admin) adds or removes a delegate.
+    /// The patient appoints a delegate; the patient or the hospital's admin removes one.
     case delegate(patient: Hash256, member: Hash256, add: Bool)
     /// The patient or a delegate adds a rule; its id is this transaction's id.
     case grant(patient: Hash256, terms: ConsentTerms)
@@ -582,5 +598,13 @@ public enum ConsentAction: Sendable, Hashable {
         default: throw LedgerError(.unknownAction, "consent contract has no action \(action.prefix(64))")
         }
         try reader.expectEnd("consent.\(action) arguments")
+    }
+}
+
+extension Int64 {
+    /// `self + other`, or `Int64.max` / `Int64.min` where it would overflow (block time plus a window).
+    public func addingSaturating(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
     }
 }
