@@ -236,6 +236,9 @@ struct ConsentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The rule to revoke (revoke).")
     var rule: String?
 
+    @Flag(name: .long, help: "Print FHIR R4B JSON (list: a Bundle of Consent; log: a Bundle of AuditEvent).")
+    var fhir = false
+
     func run() async throws {
         let files = try PatientFiles(options)
         do {
@@ -270,6 +273,12 @@ struct ConsentCommand: AsyncParsableCommand {
                 guard let rule = rule.flatMap(Hash256.init(hex:)) else { throw ValidationError("--rule must be 64 hex digits") }
                 _ = try await files.submit(contract: "consent", action: "revoke",
                                            arguments: ConsentAction.revoke(patient: try files.pseudonym(patient: patient, pseudonym: pseudonym), rule: rule).arguments)
+            case "list" where fhir, "log" where fhir:
+                let pseudonym = try files.pseudonym(patient: patient, pseudonym: pseudonym)
+                let (status, body) = try await files.client.node.raw("/v1/patients/\(pseudonym.hex)/\(verb == "list" ? "consent" : "disclosures")?format=fhir")
+                guard status == 200 else { throw UserError("HTTP \(status): \(String(decoding: body, as: UTF8.self))") }
+                FileHandle.standardOutput.write(body)
+                print()
             case "list":
                 let pseudonym = try files.pseudonym(patient: patient, pseudonym: pseudonym)
                 let view: ConsentListing = try await files.client.node.get("v1/patients/\(pseudonym.hex)/consent")

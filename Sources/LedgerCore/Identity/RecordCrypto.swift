@@ -10,15 +10,18 @@ public enum SealedRecord {
     /// The largest sealed record a node accepts in one upload by default.
     public static let maxUploadBytes = 64 << 20
 
-    public static func seal(_ plaintext: some DataProtocol, key: SymmetricKey, nonce: AES.GCM.Nonce = AES.GCM.Nonce()) throws(LedgerError) -> [UInt8] {
+    public static func seal(_ plaintext: [UInt8], key: SymmetricKey, nonce: AES.GCM.Nonce = AES.GCM.Nonce()) throws(LedgerError) -> [UInt8] {
         guard key.bitCount == 256 else { throw LedgerError(.invalidArgument, "a record data key is 256 bits") }
         do {
             let box = try AES.GCM.seal(plaintext, using: key, nonce: nonce, authenticating: magic)
-            var blob = magic
-            blob.reserveCapacity(overhead + box.ciphertext.count)
-            blob.append(contentsOf: box.nonce)
-            blob.append(contentsOf: box.ciphertext)
-            blob.append(contentsOf: box.tag)
+            guard let combined = box.combined else { throw LedgerError(.internal, "record encryption failed") }
+            // nonce ‖ ciphertext ‖ tag in one contiguous copy (appending the parts element by
+            // element cost 2 ms per MiB: `bench --records`).
+            var blob = [UInt8](repeating: 0, count: magic.count + combined.count)
+            blob.withUnsafeMutableBytes { buffer in
+                buffer.copyBytes(from: magic)
+                combined.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[magic.count...]).copyMemory(from: $0) }
+            }
             return blob
         } catch {
             throw LedgerError(.internal, "record encryption failed")
