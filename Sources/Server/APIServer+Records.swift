@@ -181,19 +181,19 @@ struct StoredRecordView: Codable {
     var holder_key: String
 }
 
-struct RecordView: Codable {
-    var id: Hash256
-    var blob: Hash256
-    var size: UInt64
-    var category: String
-    var device: String?
-    var patient: Hash256
-    var holder: String
-    var holder_key: String
-    var wrapped_key: String
-    var stored_by: Hash256
-    var stored_at: Int64
-    var erased_at: Int64?
+public struct RecordView: Codable, Sendable {
+    public var id: Hash256
+    public var blob: Hash256
+    public var size: UInt64
+    public var category: String
+    public var device: String?
+    public var patient: Hash256
+    public var holder: String
+    public var holder_key: String
+    public var wrapped_key: String
+    public var stored_by: Hash256
+    public var stored_at: Int64
+    public var erased_at: Int64?
 
     init(_ anchor: RecordAnchor) {
         id = anchor.id
@@ -223,11 +223,11 @@ struct KeyView: Codable {
     var expires_at: Int64?
 }
 
-struct GranteeView: Codable {
-    var kind: String
-    var organization: String?
-    var role: String?
-    var member: Hash256?
+public struct GranteeView: Codable, Sendable {
+    public var kind: String
+    public var organization: String?
+    public var role: String?
+    public var member: Hash256?
 
     init(_ grantee: Grantee) {
         switch grantee {
@@ -238,16 +238,16 @@ struct GranteeView: Codable {
     }
 }
 
-struct RuleView: Codable {
-    var id: Hash256
-    var effect: String
-    var grantee: GranteeView
-    var categories: [String]
-    var devices: [String]
-    var purposes: [String]
-    var expires_at: Int64?
-    var granted_by: Hash256
-    var granted_at: Int64
+public struct RuleView: Codable, Sendable {
+    public var id: Hash256
+    public var effect: String
+    public var grantee: GranteeView
+    public var categories: [String]
+    public var devices: [String]
+    public var purposes: [String]
+    public var expires_at: Int64?
+    public var granted_by: Hash256
+    public var granted_at: Int64
 
     init(_ rule: ConsentRule) {
         id = rule.id
@@ -262,27 +262,27 @@ struct RuleView: Codable {
     }
 }
 
-struct ConsentView: Codable {
-    var version: UInt64
-    var rules: [RuleView]
+public struct ConsentView: Codable, Sendable {
+    public var version: UInt64
+    public var rules: [RuleView]
 }
 
-struct DecisionView: Codable {
-    var id: Hash256
-    var record: Hash256
-    var patient: Hash256
-    var holder: String
-    var reader: Hash256
-    var reader_name: String?
-    var reader_organization: String
-    var reader_role: String
-    var purpose: String
-    var granted: Bool
-    var basis: String
-    var rule: Hash256?
-    var reason: String?
-    var decided_at: Int64
-    var expires_at: Int64?
+public struct DecisionView: Codable, Sendable {
+    public var id: Hash256
+    public var record: Hash256
+    public var patient: Hash256
+    public var holder: String
+    public var reader: Hash256
+    public var reader_name: String?
+    public var reader_organization: String
+    public var reader_role: String
+    public var purpose: String
+    public var granted: Bool
+    public var basis: String
+    public var rule: Hash256?
+    public var reason: String?
+    public var decided_at: Int64
+    public var expires_at: Int64?
 
     init(_ decision: ConsentDecision, node: LedgerNode) {
         id = decision.id

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import LedgerCore
 import Node
+import Server
 import Collector
 import X509
 
@@ -152,7 +153,7 @@ struct RecordsCommand: AsyncParsableCommand {
                 }
             case "list":
                 let pseudonym = try files.pseudonym(patient: patient, pseudonym: pseudonym)
-                let records: [RecordListing] = try await files.client.node.get("v1/patients/\(pseudonym.hex)/records")
+                let records: [RecordView] = try await files.client.node.get("v1/patients/\(pseudonym.hex)/records")
                 for record in records {
                     print("\(record.id.hex)  \(record.category)  \(record.size) bytes  held by \(record.holder)\(record.device.map { "  device \($0)" } ?? "")\(record.erased_at == nil ? "" : "  ERASED")")
                 }
@@ -166,14 +167,6 @@ struct RecordsCommand: AsyncParsableCommand {
     }
 }
 
-struct RecordListing: Decodable {
-    var id: Hash256
-    var size: UInt64
-    var category: String
-    var device: String?
-    var holder: String
-    var erased_at: Int64?
-}
 
 struct ConsentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -281,15 +274,15 @@ struct ConsentCommand: AsyncParsableCommand {
                 print()
             case "list":
                 let pseudonym = try files.pseudonym(patient: patient, pseudonym: pseudonym)
-                let view: ConsentListing = try await files.client.node.get("v1/patients/\(pseudonym.hex)/consent")
+                let view: ConsentView = try await files.client.node.get("v1/patients/\(pseudonym.hex)/consent")
                 print("consent version \(view.version): \(view.rules.count) rule(s)")
                 for rule in view.rules {
                     let scope = (rule.categories.isEmpty ? "every category" : rule.categories.joined(separator: ",")) + (rule.devices.isEmpty ? "" : " of " + rule.devices.joined(separator: ","))
-                    print("\(rule.id.hex)  \(rule.effect) \(rule.grantee.describe) for \(rule.purposes.joined(separator: ",")) on \(scope)\(rule.expires_at.map { " until \(Self.time($0))" } ?? "")")
+                    print("\(rule.id.hex)  \(rule.effect) \(Self.describe(rule.grantee)) for \(rule.purposes.joined(separator: ",")) on \(scope)\(rule.expires_at.map { " until \(Self.time($0))" } ?? "")")
                 }
             case "log":
                 let pseudonym = try files.pseudonym(patient: patient, pseudonym: pseudonym)
-                let log: [DisclosureListing] = try await files.client.node.get("v1/patients/\(pseudonym.hex)/disclosures")
+                let log: [DecisionView] = try await files.client.node.get("v1/patients/\(pseudonym.hex)/disclosures")
                 for entry in log {
                     print("\(Self.time(entry.decided_at))  \(entry.granted ? "GRANTED" : "DENIED ")  \(entry.reader_name ?? entry.reader.hex.prefix(16) + "…") (\(entry.reader_role), \(entry.reader_organization)) for \(entry.purpose) on record \(entry.record.hex.prefix(16))…  [\(entry.basis)\(entry.reason.map { ": \($0)" } ?? "")]  decision \(entry.id.hex)")
                 }
@@ -346,52 +339,20 @@ struct ConsentCommand: AsyncParsableCommand {
         return Int64(date.timeIntervalSince1970 * 1000)
     }
 
+    static func describe(_ grantee: GranteeView) -> String {
+        switch grantee.kind {
+        case "organization": "org:\(grantee.organization ?? "")"
+        case "role": "role:\(grantee.role ?? "")" + (grantee.organization.map { "@\($0)" } ?? "")
+        default: "member:\(grantee.member?.hex.prefix(16) ?? "")…"
+        }
+    }
+
     static func time(_ milliseconds: Int64) -> String {
         ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
 }
 
-struct ConsentListing: Decodable {
-    struct Rule: Decodable {
-        struct Grantee: Decodable {
-            var kind: String
-            var organization: String?
-            var role: String?
-            var member: Hash256?
-            var describe: String {
-                switch kind {
-                case "organization": "org:\(organization ?? "")"
-                case "role": "role:\(role ?? "")" + (organization.map { "@\($0)" } ?? "")
-                default: "member:\(member?.hex.prefix(16) ?? "")…"
-                }
-            }
-        }
-        var id: Hash256
-        var effect: String
-        var grantee: Grantee
-        var categories: [String]
-        var devices: [String]
-        var purposes: [String]
-        var expires_at: Int64?
-    }
-    var version: UInt64
-    var rules: [Rule]
-}
 
-struct DisclosureListing: Decodable {
-    var id: Hash256
-    var record: Hash256
-    var reader: Hash256
-    var reader_name: String?
-    var reader_organization: String
-    var reader_role: String
-    var purpose: String
-    var granted: Bool
-    var basis: String
-    var reason: String?
-    var decided_at: Int64
-    var expires_at: Int64?
-}
 
 struct AccessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -438,7 +399,7 @@ struct AccessCommand: AsyncParsableCommand {
                 throw ValidationError("verb must be request or break-glass")
             }
             let status = try await files.submit(contract: "consent", action: action.name, arguments: action.arguments)
-            let decision: DisclosureListing = try await files.client.node.get("v1/records/\(id.hex)/decision",
+            let decision: DecisionView = try await files.client.node.get("v1/records/\(id.hex)/decision",
                                                                               query: [URLQueryItem(name: "decision", value: status.id.hex)])
             guard decision.granted else {
                 print("DENIED (\(decision.basis)): decision \(status.id.hex) is in the patient's disclosure log")
