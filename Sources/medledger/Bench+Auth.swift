@@ -56,13 +56,8 @@ extension Bench {
         let verifySeconds = Self.seconds(ContinuousClock.now - verifyStart)
 
         // The real server on loopback, one client, sequential requests on one connection.
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = APIServer.application(node: node, port: 0, logger: Logger(label: "medledger.bench")) { continuation.yield($0) }
-        let group = ServiceGroup(services: [app], logger: Logger(label: "medledger.bench"))
-        let server = Task { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw UserError("the API server did not start") }
-        let base = URL(string: "http://127.0.0.1:\(port)")!
+        let server = try await APIUnderTest.start(node)
+        let base = server.base
         let open = NodeClient(baseURL: base)
         let signed = NodeClient(baseURL: base, signer: .init(identity: auditor, network: node.network))
         func latencies(_ client: NodeClient, _ target: String, expect status: Int) async throws -> [Double] {
@@ -80,8 +75,7 @@ extension Bench {
         let refused = try await latencies(open, "/v1/chain", expect: 401)
         let minimal = try await latencies(signed, "/v1/research/budget/" + String(repeating: "0", count: 64), expect: 403)
         let chain = try await latencies(signed, "/v1/chain", expect: 200)
-        await group.triggerGracefulShutdown()
-        _ = await server.result
+        await server.stop()
         node.shutdown()
         try await runner.value
 
@@ -103,5 +97,28 @@ extension Bench {
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// The node's HTTP API served in this process on a free loopback port, for the benchmarks that
+/// measure through it.
+struct APIUnderTest {
+    let base: URL
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+
+    static func start(_ node: LedgerNode) async throws -> APIUnderTest {
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = APIServer.application(node: node, port: 0, logger: Logger(label: "medledger.bench")) { continuation.yield($0) }
+        let group = ServiceGroup(services: [app], logger: Logger(label: "medledger.bench"))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw UserError("the API server did not start") }
+        return APIUnderTest(base: URL(string: "http://127.0.0.1:\(port)")!, group: group, task: task)
+    }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await task.result
     }
 }

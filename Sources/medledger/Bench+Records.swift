@@ -78,13 +78,8 @@ extension Bench {
         let payload = [UInt8](repeating: 0x5A, count: size)
 
         // 2. Setup through the ledger (untimed): a patient, the reader's encryption key, consent.
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let app = APIServer.application(node: node, port: 0, logger: Logger(label: "medledger.bench")) { continuation.yield($0) }
-        let group = ServiceGroup(services: [app], logger: Logger(label: "medledger.bench"))
-        let server = Task { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw UserError("the API server did not start") }
-        let base = URL(string: "http://127.0.0.1:\(port)")!
+        let server = try await APIUnderTest.start(node)
+        let base = server.base
         func client(_ name: String) throws -> RecordClient {
             let identity = try definition.identity(named: name, directory: directory)
             return RecordClient(node: NodeClient(baseURL: base, signer: .init(identity: identity, network: node.network)), identity: identity,
@@ -158,8 +153,7 @@ extension Bench {
             return try await group.reduce(into: []) { $0.append($1) }
         }
         let latencies = outcomes.map(\.0).sorted()
-        await group.triggerGracefulShutdown()
-        _ = await server.result
+        await server.stop()
         node.shutdown()
         try await runner.value
 
