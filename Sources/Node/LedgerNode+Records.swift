@@ -37,21 +37,13 @@ extension LedgerNode {
         try load(indexed(StateKey.patientRecordPrefix(pseudonym), after: after, limit: limit)) { id throws(LedgerError) in try anchor(id) }
     }
 
-    /// A page of the break-glass accesses to `organization`'s records awaiting review, oldest first.
-    public func breakGlassQueue(_ organization: String, after: String? = nil, limit: Int = 1000) throws(LedgerError) -> [ConsentDecision] {
-        try load(indexed(StateKey.breakGlassQueuePrefix(organization), after: after, limit: limit)) { id throws(LedgerError) in
+    /// A page of the break-glass accesses awaiting review, oldest first: to `organization`'s
+    /// records, or (nil, oversight) to every organisation's, grouped by organisation.
+    public func breakGlassQueue(_ organization: String?, after: String? = nil, limit: Int = 1000) throws(LedgerError) -> [ConsentDecision] {
+        let prefix = organization.map(StateKey.breakGlassQueuePrefix) ?? "bgq/"
+        return try load(indexed(prefix, after: organization == nil ? nil : after, limit: limit)) { id throws(LedgerError) in
             try committed(ConsentDecision.self, StateKey.decision(id))
         }
-    }
-
-    /// Every organisation's review queue (oversight), oldest first within each organisation.
-    public func breakGlassQueues(limit: Int = 1000) throws(LedgerError) -> [ConsentDecision] {
-        var found: [ConsentDecision] = []
-        for entry in try storage({ try store.state(prefix: "bgq/", limit: limit) }) {
-            guard let id = Hash256(hex: String(entry.key.suffix(64))), let decision = try committed(ConsentDecision.self, StateKey.decision(id)) else { continue }
-            found.append(decision)
-        }
-        return found
     }
 
     /// The paging cursor after an entry of a time-ordered index (`<time key>/<id>`).
@@ -168,7 +160,7 @@ extension LedgerNode {
     /// At start: shreds what a crash between an erasure's commit and its shredding left behind.
     func shredErasedRecords() {
         guard let records else { return }
-        for blob in Set(records.heldRecords() + records.heldBlobs()) {
+        for blob in records.held() {
             guard let anchor = try? anchor(RecordAnchor.recordID(holder: organization, blob: blob)), anchor.erasedAt != nil else { continue }
             try? records.shred(blob)
         }

@@ -101,14 +101,11 @@ public final class RecordStore: Sendable {
         Self.syncDirectory(path + "/blobs")
     }
 
-    /// The ids of the records whose vault key this store holds.
-    public func heldRecords() -> [Hash256] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: path + "/vault")) ?? []).compactMap { Hash256(hex: $0) }.sorted()
-    }
-
-    /// The ids of the blobs this store holds (a crash may leave one whose vault key is gone).
-    public func heldBlobs() -> [Hash256] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: path + "/blobs")) ?? []).compactMap { Hash256(hex: $0) }.sorted()
+    /// The blob hashes this store holds a vault key or a blob for (a crash may leave a blob whose
+    /// vault key is gone).
+    public func held() -> [Hash256] {
+        let names = ["vault", "blobs"].flatMap { (try? FileManager.default.contentsOfDirectory(atPath: path + "/" + $0)) ?? [] }
+        return Set(names.compactMap { Hash256(hex: $0) }).sorted()
     }
 
     /// Writes `bytes` to a fresh 0600 file beside `path`, syncs it, moves it into place (with

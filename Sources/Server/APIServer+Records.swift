@@ -101,7 +101,7 @@ extension APIServer {
             await handle {
                 let (after, limit) = try page(request)
                 guard case .organization(let own) = try require(caller, .breakGlassQueue, .route) else {
-                    return json(try node.breakGlassQueues(limit: limit).map { DecisionView($0, node: node) })
+                    return json(try node.breakGlassQueue(nil, limit: limit).map { DecisionView($0, node: node) })
                 }
                 let decisions = try node.breakGlassQueue(own, after: after, limit: limit)
                 return paged(json(decisions.map { DecisionView($0, node: node) }), full: decisions.count == limit,
