@@ -37,9 +37,7 @@ struct PatientDemo {
     func member(_ name: String) throws -> SigningIdentity { try definition.identity(named: name, directory: data) }
 
     func submit(_ identity: SigningIdentity, _ contract: String, _ action: String, _ arguments: [UInt8]) async throws -> Hash256 {
-        let client = NodeClient(baseURL: base, signer: .init(identity: identity, network: definition.networkID))
-        let (_, envelope) = identity.transaction(network: definition.networkID, contract: contract, action: action, arguments: arguments)
-        let status = try await client.submit(envelope.encoded, wait: 30)
+        let status = try await records(identity).submit(contract: contract, action: action, arguments: arguments)
         guard status.status == "committed" else {
             throw UserError("demo patient data: \(contract).\(action) was \(status.status) (\(status.code ?? ""): \(status.message ?? ""))")
         }
@@ -54,18 +52,13 @@ struct PatientDemo {
     /// An encryption key for `name` (`<name>.enc.key`, 0600), registered on the ledger.
     func registerEncryptionKey(_ name: String) async throws {
         let folder = NetworkDefinition.organizationPath(String(name.split(separator: "/")[0]), in: data)
-        let key = P256.KeyAgreement.PrivateKey()
-        try SecureFile.create(folder + "/\(name.split(separator: "/")[1]).enc.key", contents: Array(key.rawRepresentation))
+        let key = try PatientFiles.encryptionKey(folder: folder, name: String(name.split(separator: "/")[1]), create: true)
         _ = try await submit(try member(name), "records", "register_key", RecordAction.registerKey(Array(key.publicKey.x963Representation)).arguments)
     }
 
     func seed() async throws -> Seeded {
         let folder = NetworkDefinition.organizationPath(Self.hospital, in: data)
-        let secretPath = folder + "/pseudonym.key"
-        if !FileManager.default.fileExists(atPath: secretPath) {
-            try SecureFile.create(secretPath, contents: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
-        }
-        let secret = SymmetricKey(data: try SecureFile.read(secretPath))
+        let secret = try PatientFiles.pseudonymSecret(folder: folder)
         let authority = try OrganizationDirectory.authority(in: folder, organization: Self.hospital)
         let admin = try member("\(Self.hospital)/admin")
         for name in ["st-mary/clinician", "north-general/clinician"] { try await registerEncryptionKey(name) }

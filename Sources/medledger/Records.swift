@@ -35,8 +35,14 @@ struct PatientFiles {
         get throws { RecordClient(node: try options.client(), identity: identity, network: definition.networkID) }
     }
 
-    /// The member's encryption key, created (0600) at first use.
     func encryptionKey(create: Bool) throws -> P256.KeyAgreement.PrivateKey {
+        try Self.encryptionKey(folder: folder, name: name, create: create)
+    }
+
+    func pseudonymSecret() throws -> SymmetricKey { try Self.pseudonymSecret(folder: folder) }
+
+    /// A member's encryption key in its organisation's directory, created (0600) at first use.
+    static func encryptionKey(folder: String, name: String, create: Bool) throws -> P256.KeyAgreement.PrivateKey {
         let path = folder + "/\(name).enc.key"
         if FileManager.default.fileExists(atPath: path) {
             return try P256.KeyAgreement.PrivateKey(rawRepresentation: try SecureFile.read(path))
@@ -48,7 +54,7 @@ struct PatientFiles {
     }
 
     /// The hospital's pseudonym secret, created (0600) at first use.
-    func pseudonymSecret() throws -> SymmetricKey {
+    static func pseudonymSecret(folder: String) throws -> SymmetricKey {
         let path = folder + "/pseudonym.key"
         if !FileManager.default.fileExists(atPath: path) {
             try SecureFile.create(path, contents: Array(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }))
