@@ -562,16 +562,22 @@ def read_consent_terms(r):
             "expires_at": expires}
 
 
+def decode_record_put(r):
+    return {"id": r.hash("record id"), "size": r.u64("record size"), "category": r.string("record category", 64),
+            "device": r.opt_string("record device", 128), "patient": r.hash("record patient"),
+            "holder_key": r.raw(65, "record holder key"), "wrapped_key": r.raw(65 + 32 + 16, "record wrapped key")}
+
+
 def decode_records_action(action, arguments):
     r = Reader(arguments)
     if action == "register_key":
         result = {"key": r.raw(65, "encryption key")}
     elif action == "put":
-        result = {"id": r.hash("record id"), "size": r.u64("record size"), "category": r.string("record category", 64),
-                  "device": r.opt_string("record device", 128), "patient": r.hash("record patient"),
-                  "holder_key": r.raw(65, "record holder key"), "wrapped_key": r.raw(65 + 32 + 16, "record wrapped key")}
+        result = decode_record_put(r)
     elif action == "erase":
         result = {"record": r.hash("record id"), "reason": r.string("erase reason", 512)}
+    elif action == "rotate":
+        result = {"record": r.hash("record id"), **decode_record_put(r)}
     else:
         raise DecodeError(f"records contract has no action {action}")
     r.end(f"records.{action} arguments")
@@ -1932,17 +1938,19 @@ class Verifier:
         action = p["action"]
         if action == "register_key" and not p256_point_valid(a["key"]):
             raise Failure("committed records.register_key with a key that is not a P-256 point", **where)
-        if action == "put":
+        if action == "rotate" and creator.role != "admin":
+            raise Failure(f"committed records.rotate by a {creator.role}, not an admin of the holder", **where)
+        if action in ("put", "rotate"):
             if creator.role not in RECORD_WRITERS or self.organizations[creator.organization]["kind"] != "hospital":
-                raise Failure(f"committed records.put by a {creator.role} of a non-hospital or a role that stores no records", **where)
+                raise Failure(f"committed records.{action} by a {creator.role} of a non-hospital or a role that stores no records", **where)
             if not valid_category(a["category"]):
-                raise Failure("committed records.put with an invalid category", **where)
+                raise Failure(f"committed records.{action} with an invalid category", **where)
             if not SEALED_RECORD_OVERHEAD <= a["size"] <= MAX_RECORD_SIZE:
-                raise Failure("committed records.put with an impossible size", **where)
+                raise Failure(f"committed records.{action} with an impossible size", **where)
             if not p256_point_valid(a["holder_key"]) or not p256_point_valid(a["wrapped_key"][:65]):
-                raise Failure("committed records.put whose holder key or encapsulated key is not a P-256 point", **where)
+                raise Failure(f"committed records.{action} whose holder key or encapsulated key is not a P-256 point", **where)
             if a["device"] is not None and udi_error(a["device"]):
-                raise Failure("committed records.put naming an invalid device UDI", **where)
+                raise Failure(f"committed records.{action} naming an invalid device UDI", **where)
         if action == "erase" and not has_reason(a["reason"]):
             raise Failure("committed records.erase without a reason", **where)
 

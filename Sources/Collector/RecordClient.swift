@@ -55,6 +55,39 @@ public struct RecordClient: Sendable {
         return (stored.record, status)
     }
 
+    /// What the client checks of a record's anchor before signing its rotation.
+    struct Anchor: Decodable {
+        var id: Hash256
+        var category: String
+        var device: String?
+        var patient: Hash256
+        var holder: String
+    }
+
+    struct Rotation: Decodable {
+        var record: Hash256
+        var rotated: Hash256
+        var blob: Hash256
+        var action: String
+        var arguments: String
+    }
+
+    /// Key rotation (an admin of the holder): the holder's node re-seals `record` under a fresh
+    /// data key; this checks that the prepared anchor keeps the record's patient, category and
+    /// device and is the new record id it names, then signs and submits `records.rotate`.
+    public func rotate(record: Hash256, wait: Int = 30) async throws -> (record: Hash256, status: NodeClient.Status) {
+        let current: Anchor = try await node.get("v1/records/\(record.hex)")
+        let rotation: Rotation = try await node.postSigned("v1/records/\(record.hex)/rotate", body: [], contentType: "application/json")
+        guard current.id == record, rotation.record == record, rotation.action == "rotate", let arguments = Hex.decode(rotation.arguments),
+              case .rotate(let old, let put) = try RecordAction(action: rotation.action, arguments: arguments), old == record,
+              put.patient == current.patient, put.category == current.category, put.device == current.device, put.id == rotation.blob,
+              RecordAnchor.recordID(holder: current.holder, blob: put.id) == rotation.rotated, KeyWrap.isValidPublicKey(put.holderKey) else {
+            throw LedgerError(.verificationFailed, "the node prepared a rotation that changes the record's patient, category or device, or names another record")
+        }
+        let status = try await submit(contract: "records", action: rotation.action, arguments: arguments, wait: wait)
+        return (rotation.rotated, status)
+    }
+
     /// Fetches the record's blob and its data key under `decision` (a grant to this identity),
     /// checks the blob against the record id before anything else, and decrypts it.
     public func open(record: Hash256, decision: Hash256, encryptionKey: P256.KeyAgreement.PrivateKey) async throws -> [UInt8] {

@@ -33,6 +33,8 @@ public enum StateKey {
     public static func encryptionKey(_ fingerprint: Hash256) -> String { "ek/" + fingerprint.hex }
     /// A patient record's anchor (``RecordAnchor``), by the SHA-256 of its sealed blob.
     public static func record(_ id: Hash256) -> String { "rec/" + id.hex }
+    /// The record that replaced a rotated one (its 32-byte id): `rot/<old record id>`.
+    public static func rotation(_ id: Hash256) -> String { "rot/" + id.hex }
     /// The index of a patient's records (empty value), in storing order:
     /// `prec/<pseudonym>/<time key>/<record id>`.
     public static func patientRecord(_ pseudonym: Hash256, _ time: Int64, _ id: Hash256) -> String {

@@ -10,6 +10,9 @@ public import LedgerCore
 ///   holder. The ciphertext, its data key and the vault key that opens the wrap stay with the holder.
 /// - `erase(record, reason)`: the patient, a delegate or the holder's admin erases a record; the
 ///   holder's node then destroys its vault key and blob (crypto-shredding) while the anchor stays.
+/// - `rotate(record, put)`: the holder's admin replaces a record by the same content re-sealed
+///   under a fresh data key (its node prepares `put`): same patient, category and device; the old
+///   anchor is erased (and shredded) in the same transaction and `rot/<old>` names the new one.
 public struct RecordsContract: Contract {
     public static let name = "records"
     public var name: String { Self.name }
@@ -26,32 +29,21 @@ public struct RecordsContract: Contract {
         case .registerKey(let key):
             context.put(StateKey.encryptionKey(creator.fingerprint), EncryptionKey(publicKey: key, registeredAt: context.blockTime))
 
-        case .put(var put):
-            guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
-                throw LedgerError(.forbidden, "only hospitals store patient records; \(creator.organization) is not a hospital")
+        case .put(let put):
+            try Self.anchor(put, &context, creator: creator)
+
+        case .rotate(let id, let put):
+            var old = try context.liveRecord(id)
+            guard old.holder == creator.organization else {
+                throw LedgerError(.forbidden, "only an admin of \(old.holder), the holder, rotates this record's key")
             }
-            let patient = try context.patient(put.patient)
-            guard patient.hospital == creator.organization else {
-                throw LedgerError(.forbidden, "the patient is enrolled at \(patient.hospital), not \(creator.organization)")
+            let new = try Self.anchor(put, &context, creator: creator)
+            guard new.put.patient == old.put.patient, new.put.category == old.put.category, new.put.device == old.put.device else {
+                throw LedgerError(.invalidArgument, "a rotated record keeps its patient, category and device")
             }
-            if let device = put.device {
-                let key = try UDI.canonicalKey(device)
-                guard let record = try context.get(DeviceRecord.self, StateKey.device(key)) else {
-                    throw LedgerError(.unknownDevice, "no device \(device)")
-                }
-                guard record.owner == creator.organization else {
-                    throw LedgerError(.forbidden, "device \(device) belongs to \(record.owner)")
-                }
-                put.device = key
-            }
-            // The id is bound to the holder (red-team finding: another hospital could anchor a
-            // pending id first and block the holder's own anchor for good).
-            let anchor = RecordAnchor(put: put, holder: creator.organization, storedBy: creator.fingerprint, storedAt: context.blockTime)
-            guard try context.get(StateKey.record(anchor.id)) == nil else {
-                throw LedgerError(.recordExists, "record \(anchor.id.hex.prefix(16))… is already anchored")
-            }
-            context.put(StateKey.record(anchor.id), anchor)
-            context.put(StateKey.patientRecord(put.patient, context.blockTime, anchor.id), bytes: [])
+            old.erasedAt = context.blockTime
+            context.put(StateKey.record(id), old)
+            context.put(StateKey.rotation(id), bytes: new.id.bytes)
 
         case .erase(let id, _):
             var anchor = try context.liveRecord(id)
@@ -64,6 +56,38 @@ public struct RecordsContract: Contract {
         }
     }
 
+    /// Anchors `put` for the creator's hospital: the patient enrolled there, the device its own.
+    @discardableResult
+    static func anchor(_ put: RecordPut, _ context: inout TransactionContext, creator: Member) throws(LedgerError) -> RecordAnchor {
+        var put = put
+        guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
+            throw LedgerError(.forbidden, "only hospitals store patient records; \(creator.organization) is not a hospital")
+        }
+        let patient = try context.patient(put.patient)
+        guard patient.hospital == creator.organization else {
+            throw LedgerError(.forbidden, "the patient is enrolled at \(patient.hospital), not \(creator.organization)")
+        }
+        if let device = put.device {
+            let key = try UDI.canonicalKey(device)
+            guard let record = try context.get(DeviceRecord.self, StateKey.device(key)) else {
+                throw LedgerError(.unknownDevice, "no device \(device)")
+            }
+            guard record.owner == creator.organization else {
+                throw LedgerError(.forbidden, "device \(device) belongs to \(record.owner)")
+            }
+            put.device = key
+        }
+        // The id is bound to the holder (red-team finding: another hospital could anchor a
+        // pending id first and block the holder's own anchor for good).
+        let anchor = RecordAnchor(put: put, holder: creator.organization, storedBy: creator.fingerprint, storedAt: context.blockTime)
+        guard try context.get(StateKey.record(anchor.id)) == nil else {
+            throw LedgerError(.recordExists, "record \(anchor.id.hex.prefix(16))… is already anchored")
+        }
+        context.put(StateKey.record(anchor.id), anchor)
+        context.put(StateKey.patientRecord(put.patient, context.blockTime, anchor.id), bytes: [])
+        return anchor
+    }
+
     public func preflight(_ payload: TransactionPayload, creator: Member) throws(LedgerError) {
         try Self.validate(RecordAction(action: payload.action, arguments: payload.arguments), creator: creator)
     }
@@ -74,7 +98,10 @@ public struct RecordsContract: Contract {
             guard KeyWrap.isValidPublicKey(key) else {
                 throw LedgerError(.invalidArgument, "an encryption key is an uncompressed P-256 point (65 bytes, X9.63) on the curve")
             }
-        case .put(let put):
+        case .put(let put), .rotate(_, let put):
+            if case .rotate = action, creator.role != .admin {
+                throw LedgerError(.forbidden, "only the holder's admin rotates a record's key, not a \(creator.role.rawValue)")
+            }
             guard writers.contains(creator.role) else {
                 throw LedgerError(.forbidden, "role \(creator.role.rawValue) may not store patient records; allowed: admin, clinician, collector")
             }

@@ -76,6 +76,35 @@ extension LedgerNode {
         return (id, record, Array(key.x963Representation))
     }
 
+    /// Key rotation, the holder's half: re-seals record `id` under a fresh data key and stores the
+    /// new blob with its own vault key, answering the `put` for the `records.rotate` transaction
+    /// the holder's admin signs. The plaintext exists only in this call's memory; the old vault key
+    /// and blob are shredded once the rotation commits (as for an erasure).
+    public func prepareRotation(record id: Hash256) throws(LedgerError) -> RecordPut {
+        guard let records else { throw LedgerError(.unavailable, "this node keeps no patient records") }
+        guard let anchor = try anchor(id) else { throw LedgerError(.unknownRecord, "no record \(id.hex.prefix(16))… is anchored") }
+        guard anchor.erasedAt == nil else { throw LedgerError(.recordErased, "record \(id.hex.prefix(16))… was erased or rotated") }
+        guard anchor.holder == organization else {
+            throw LedgerError(.forbidden, "record \(id.hex.prefix(16))… is held by \(anchor.holder): its own node rotates it")
+        }
+        guard let oldKey = try records.dataKey(for: anchor), let oldBlob = try records.blob(anchor.put.id) else {
+            throw LedgerError(.notFound, "this node's vault holds no key or blob for record \(id.hex.prefix(16))…")
+        }
+        let key = SymmetricKey(size: .bits256)
+        let blob = try SealedRecord.seal(SealedRecord.open(oldBlob, key: oldKey), key: key)
+        let (hash, _, holderKey) = try acceptRecord(blob)
+        guard let vault = try? P256.KeyAgreement.PublicKey(x963Representation: holderKey) else {
+            throw LedgerError(.internal, "the new vault key is not a P-256 point")
+        }
+        return RecordPut(id: hash, size: UInt64(blob.count), category: anchor.put.category, device: anchor.put.device, patient: anchor.put.patient,
+                         holderKey: holderKey, wrappedKey: try KeyWrap.wrap(key, for: vault, info: KeyWrap.holderInfo(record: hash)))
+    }
+
+    /// The record that replaced a rotated one.
+    public func rotation(of id: Hash256) throws(LedgerError) -> Hash256? {
+        try storage { try store.value(forKey: StateKey.rotation(id)) }.flatMap { Hash256(bytes: $0) }
+    }
+
     /// The checks before anything of a record is served to `reader` under `decision`, at `now`
     /// (the node's clock, ms): the record is this node's and not erased, the decision is about it,
     /// names the reader, granted, and its window is open.

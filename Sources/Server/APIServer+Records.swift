@@ -36,7 +36,22 @@ extension APIServer {
                     throw LedgerError(.unknownRecord, "no record \(id.hex.prefix(16))… is anchored")
                 }
                 try requirePatient(caller, .record, anchor.put.patient, node: node)
-                return json(RecordView(anchor))
+                return json(try RecordView(anchor, node: node))
+            }
+        }
+        // Key rotation, the holder's half (docs/patient-data.md): the node re-seals the record under
+        // a fresh data key and answers the `records.rotate` arguments for its admin to check and sign.
+        router.post("/v1/records/:id/rotate", .rotateRecord) { _, context, caller in
+            await handle {
+                guard let caller else { throw LedgerError(.unauthenticated, "sign the request") }
+                guard caller.organization == node.organization else {
+                    throw LedgerError(.forbidden, "this is \(node.organization)'s node: \(caller.organization) rotates only its own records, at its own node")
+                }
+                let id = try hash(context.parameters.get("id").map { Substring($0) }, "record id")
+                let put = try node.prepareRotation(record: id)
+                let action = RecordAction.rotate(record: id, put: put)
+                return json(RotationView(record: id, rotated: RecordAnchor.recordID(holder: node.organization, blob: put.id), blob: put.id,
+                                         action: action.name, arguments: Hex.encode(action.arguments)), status: .created)
             }
         }
         router.get("/v1/records/:id/key", .recordKey) { request, context, caller in
@@ -71,7 +86,7 @@ extension APIServer {
                 let pseudonym = try patient(context, caller, .patientRecords, node: node)
                 let (after, limit) = try page(request)
                 let anchors = try node.patientRecords(pseudonym, after: after, limit: limit)
-                return paged(json(anchors.map(RecordView.init)), full: anchors.count == limit,
+                return paged(json(try anchors.map { anchor throws(LedgerError) in try RecordView(anchor, node: node) }), full: anchors.count == limit,
                              last: anchors.last.map { LedgerNode.cursor(time: $0.storedAt, id: $0.id) })
             }
         }
@@ -194,8 +209,10 @@ public struct RecordView: Codable, Sendable {
     public var stored_by: Hash256
     public var stored_at: Int64
     public var erased_at: Int64?
+    /// The record that replaced this one by key rotation (then `erased_at` is the rotation's time).
+    public var rotated_to: Hash256?
 
-    init(_ anchor: RecordAnchor) {
+    init(_ anchor: RecordAnchor, node: LedgerNode) throws(LedgerError) {
         id = anchor.id
         blob = anchor.put.id
         size = anchor.put.size
@@ -208,7 +225,18 @@ public struct RecordView: Codable, Sendable {
         stored_by = anchor.storedBy
         stored_at = anchor.storedAt
         erased_at = anchor.erasedAt
+        rotated_to = anchor.erasedAt == nil ? nil : try node.rotation(of: anchor.id)
     }
+}
+
+/// The answer to `POST /v1/records/{id}/rotate`: the new record's ids and the `records.rotate`
+/// transaction's arguments for the holder's admin to check and sign.
+public struct RotationView: Codable, Sendable {
+    public var record: Hash256
+    public var rotated: Hash256
+    public var blob: Hash256
+    public var action: String
+    public var arguments: String
 }
 
 struct KeyView: Codable {

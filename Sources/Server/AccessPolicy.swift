@@ -23,6 +23,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     case researchBudget
     case researchLog
     case storeRecord
+    case rotateRecord
     case record
     case recordKey
     case recordBlob
@@ -55,6 +56,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
         case .researchBudget: "GET /v1/research/budget/{member}"
         case .researchLog: "GET /v1/research/log"
         case .storeRecord: "POST /v1/records"
+        case .rotateRecord: "POST /v1/records/{id}/rotate"
         case .record: "GET /v1/records/{id}"
         case .recordKey: "GET /v1/records/{id}/key"
         case .recordBlob: "GET /v1/records/{id}/blob"
@@ -252,6 +254,10 @@ public enum AccessPolicy {
             // The handler also requires the caller's organisation to be this node's.
             let writers: Set<Role> = [.admin, .collector, .clinician]
             return standing == .hospitalStaff && writers.contains(principal.role) ? .allow(.organization(principal.organization)) : deny
+
+        case .rotateRecord:
+            // Key management: the holder's admins (the handler requires this node's organisation).
+            return standing == .hospitalStaff && isAdmin ? .allow(.organization(principal.organization)) : deny
 
         case .recordKey, .recordBlob, .accessDecision:
             // The authorisation is the recorded decision: the handler checks that the caller is its

@@ -87,6 +87,12 @@ struct PatientDemo {
                 guard status.status == "committed" else { throw UserError("demo patient data: record not anchored (\(status.code ?? ""))") }
                 ids.append(id)
             }
+            if index == 3 {
+                // Key rotation: the hospital re-encrypts patient-3's readings under a new data key.
+                let (rotated, status) = try await records(admin).rotate(record: ids[1])
+                guard status.status == "committed" else { throw UserError("demo patient data: rotation not committed (\(status.code ?? ""))") }
+                ids[1] = rotated
+            }
             patients.append(.init(name: name, identifier: identifier, pseudonym: pseudonym, records: ids))
         }
 
@@ -128,6 +134,7 @@ struct PatientDemo {
               medledger access break-glass \(common) --identity north-general/clinician --record \(denied) --reason "unconscious in ER"
               medledger consent log \(common) --identity st-mary/patient-1
               medledger consent list \(common) --identity st-mary/patient-2
+              medledger records rotate \(seeded.patients[2].records[0].hex) \(common) --identity st-mary/admin   # re-encrypt under a new data key
             """
     }
 }

@@ -99,13 +99,18 @@ struct RecordsCommand: AsyncParsableCommand {
               medledger records put --network ./net --identity st-mary/collector --patient MRN-1001 --category report --file report.pdf
               medledger records list --network ./net --identity st-mary/clinician --patient MRN-1001
               medledger records get RECORD --decision DECISION --network ./net --identity st-mary/clinician --out report.pdf
+              medledger records rotate RECORD --network ./net --identity st-mary/admin
+
+            `rotate` (an admin of the holder) re-encrypts a record under a new data key: the hospital's \
+            node re-seals it, the ledger anchors the new record in place of the old one, and the old \
+            key and ciphertext are destroyed.
             """
     )
 
-    @Argument(help: "register-key, put, get or list.")
+    @Argument(help: "register-key, put, get, list or rotate.")
     var verb: String
 
-    @Argument(help: "The record id (get).")
+    @Argument(help: "The record id (get, rotate).")
     var record: String?
 
     @OptionGroup var options: SubmitOptions
@@ -157,15 +162,20 @@ struct RecordsCommand: AsyncParsableCommand {
                 } else {
                     FileHandle.standardOutput.write(Data(plaintext))
                 }
+            case "rotate":
+                guard let record = record.flatMap(Hash256.init(hex:)) else { throw ValidationError("give the record id (64 hex digits)") }
+                let (rotated, status) = try await files.client.rotate(record: record)
+                print("\(status.status): record \(record.hex) rotated to \(rotated.hex)\(status.height.map { " in block \($0)" } ?? "")\(status.code.map { " (\($0): \(status.message ?? ""))" } ?? "")")
+                if status.status != "committed" { throw ExitCode(1) }
             case "list":
                 let pseudonym = try files.pseudonym(patient: patient, pseudonym: pseudonym)
                 let records: [RecordView] = try await files.client.node.get("v1/patients/\(pseudonym.hex)/records")
                 for record in records {
-                    print("\(record.id.hex)  \(record.category)  \(record.size) bytes  held by \(record.holder)\(record.device.map { "  device \($0)" } ?? "")\(record.erased_at == nil ? "" : "  ERASED")")
+                    print("\(record.id.hex)  \(record.category)  \(record.size) bytes  held by \(record.holder)\(record.device.map { "  device \($0)" } ?? "")\(record.rotated_to.map { "  ROTATED to \($0.hex)" } ?? (record.erased_at == nil ? "" : "  ERASED"))")
                 }
                 if records.isEmpty { print("no records for pseudonym \(pseudonym.hex.prefix(16))…") }
             default:
-                throw ValidationError("verb must be register-key, put, get or list")
+                throw ValidationError("verb must be register-key, put, get, list or rotate")
             }
         } catch let error as LedgerError {
             throw UserError(error.userMessage)

@@ -564,7 +564,8 @@ struct PermissiveGenesis: Contract {
         #expect(FuzzHarness.targetName(of: approval) == "genesisApproval")
         #expect(try GenesisApproval(decoding: Array(approval.dropFirst())).signature.count == 64)
         // The patient-data seeds decode as what their selector names.
-        for (name, target) in [("54-consent-state", "consentState"), ("55-consent-grant", "consentAction"), ("56-record-anchor", "recordAnchor")] {
+        for (name, target) in [("54-consent-state", "consentState"), ("55-consent-grant", "consentAction"), ("56-record-anchor", "recordAnchor"),
+                             ("57-record-rotate", "recordAction")] {
             let seed = [UInt8](try Data(contentsOf: corpus.appendingPathComponent(name)))
             #expect(FuzzHarness.targetName(of: seed) == target, "\(name)")
         }
@@ -574,6 +575,11 @@ struct PermissiveGenesis: Contract {
             #expect(terms.purposes == [.research, .treatment])
         } else {
             Issue.record("55-consent-grant is not a grant")
+        }
+        if case .rotate(let record, let put) = try RecordAction(action: "rotate", arguments: Array([UInt8](try Data(contentsOf: corpus.appendingPathComponent("57-record-rotate"))).dropFirst())) {
+            #expect(record == Hash256(bytes: [UInt8](repeating: 0x0b, count: 32)) && put.category == "device_readings")
+        } else {
+            Issue.record("57-record-rotate is not a rotation")
         }
         for name in ["39-all-header", "40-all-leaf"] {
             #expect(FuzzHarness.targetName(of: [UInt8](try Data(contentsOf: corpus.appendingPathComponent(name)))) == nil, "\(name) must run every decoder")

@@ -287,6 +287,10 @@ struct ConsentContractTests {
                            wrappedKey: try KeyWrap.wrap(key, for: vault.publicKey, info: KeyWrap.holderInfo(record: id))))
         }
         let anchored = clinic.readings
+        func rotate(_ record: Hash256, _ put: RecordAction) -> RecordAction {
+            guard case .put(let put) = put else { fatalError("a put") }
+            return .rotate(record: record, put: put)
+        }
         let cases: [(Envelope, LedgerError.Code, String)] = [
             (clinic.records("st-mary/collector", try put(patient: stranger)), .unknownPatient, "unknown patient"),
             (clinic.records("north-general/collector", try put()), .forbidden, "another hospital's patient"),
@@ -325,6 +329,13 @@ struct ConsentContractTests {
             (clinic.consent("st-mary/patient", .delegate(patient: clinic.pseudonym, member: clinic.fingerprint("st-mary/clinician"), add: true)), .invalidArgument, "a clinician as delegate"),
             (clinic.records("north-general/admin", .erase(record: anchored, reason: "cleanup")), .forbidden, "another hospital erases"),
             (clinic.records("st-mary/patient", .erase(record: anchored, reason: "")), .missingField, "erasure without a reason"),
+            (clinic.records("st-mary/collector", rotate(anchored, try put())), .forbidden, "a collector rotates nothing"),
+            (clinic.records("north-general/admin", rotate(anchored, try put())), .forbidden, "another hospital rotates"),
+            (clinic.records("st-mary/admin", rotate(.of([7]), try put())), .unknownRecord, "rotate an unknown record"),
+            (clinic.records("st-mary/admin", rotate(anchored, try put(category: "report"))), .invalidArgument, "rotation changes the category"),
+            (clinic.records("st-mary/admin", rotate(anchored, try put(category: "device_readings"))), .invalidArgument, "rotation drops the device"),
+            (clinic.records("st-mary/admin", rotate(anchored, try put(id: try #require(clinic.anchor(clinic.report)).put.id, category: "device_readings",
+                                                                      device: clinic.readingsDevice))), .recordExists, "rotation onto an existing record"),
         ]
         let before = clinic.net.ledger.state
         for (envelope, code, label) in cases {
@@ -371,6 +382,29 @@ struct ConsentContractTests {
         // The holder's admin may erase too; the other record is untouched.
         #expect(try clinic.request("st-mary/clinician", clinic.readings, .treatment).granted)
         try Self.expectCommitted(clinic.net.apply(clinic.records("st-mary/admin", .erase(record: clinic.readings, reason: "retention period over"))))
+    }
+
+    @Test func aRotationAnchorsTheNewRecordAndErasesTheOldInOneTransaction() throws {
+        var clinic = try Clinic()
+        let old = try #require(clinic.anchor(clinic.readings))
+        let vault = P256.KeyAgreement.PrivateKey()
+        let blob = Hash256.of([5])
+        let put = RecordPut(id: blob, size: 100, category: old.put.category, device: Fixtures.udi(1), patient: clinic.pseudonym,
+                            holderKey: Array(vault.publicKey.x963Representation),
+                            wrappedKey: try KeyWrap.wrap(SymmetricKey(size: .bits256), for: vault.publicKey, info: KeyWrap.holderInfo(record: blob)))
+        let action = RecordAction.rotate(record: clinic.readings, put: put)
+        #expect(try RecordAction(action: "rotate", arguments: action.arguments) == action)
+        try Self.expectCommitted(clinic.net.apply(clinic.records("st-mary/admin", action)))
+        let new = RecordAnchor.recordID(holder: "st-mary", blob: blob)
+        #expect(clinic.anchor(clinic.readings)?.erasedAt == clinic.net.time)
+        #expect(clinic.anchor(new)?.put.device == old.put.device)
+        #expect(try clinic.net.ledger.value(forKey: StateKey.rotation(clinic.readings)) == new.bytes)
+        #expect(try clinic.net.ledger.value(forKey: StateKey.patientRecord(clinic.pseudonym, clinic.net.time, new)) == [])
+        // The old record is decided no more and cannot be rotated again; the new one is.
+        #expect(clinic.net.apply(clinic.consent("st-mary/clinician", .request(record: clinic.readings, purpose: .treatment))).first??.code == .recordErased)
+        #expect(clinic.net.apply(clinic.records("st-mary/admin", action)).first??.code == .recordErased)
+        _ = try clinic.grant("st-mary/patient", ConsentTerms(effect: .permit, grantee: .organization("st-mary"), purposes: [.treatment]))
+        #expect(try clinic.request("st-mary/clinician", new, .treatment).granted)
     }
 
     @Test func theDecisionIsAPureFunctionOfTheRules() throws {

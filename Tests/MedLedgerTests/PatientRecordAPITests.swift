@@ -193,6 +193,55 @@ struct PatientRecordAPITests {
         try await ward.stop()
     }
 
+    @Test func keyRotationReEncryptsUnderANewDataKeyAndShredsTheOldOne() async throws {
+        let ward = try await Ward()
+        let plaintext = Array("ECG 72 bpm sinus rhythm".utf8)
+        let (old, status) = try await ward.client("st-mary/collector").put(plaintext, patient: ward.pseudonym, category: "report")
+        try Self.expectCommitted(status)
+        _ = try await ward.consent(ward.patient, .grant(patient: ward.pseudonym, terms: ConsentTerms(effect: .permit, grantee: .organization("st-mary"),
+                                                                                                     purposes: [.treatment])))
+        let clinician = try ward.harness.identity("st-mary/clinician")
+        let oldDecision = try await ward.consent(clinician, .request(record: old, purpose: .treatment))
+        let store = try #require(ward.harness.node.records)
+        let oldAnchor = try #require(try ward.harness.node.anchor(old))
+        let oldBlob = try SecureFile.read(store.path + "/blobs/" + oldAnchor.put.id.hex)
+        let oldVault = try #require(try store.vaultKey(oldAnchor.put.id))
+        let oldDataKey = try #require(try store.dataKey(for: oldAnchor))
+
+        // Only the holder's admins may ask their node to prepare a rotation.
+        struct Rotation: Decodable { var rotated: Hash256 }
+        for name in ["st-mary/collector", "st-mary/clinician", "north-general/admin", "medtech-research/researcher", "device-regulator/auditor"] {
+            #expect(await Self.code { let _: Rotation = try await ward.client(name).node.postSigned("v1/records/\(old.hex)/rotate", body: []) } == "forbidden", "\(name)")
+        }
+        #expect(await Self.code { let _: Rotation = try await ward.client(ward.patient).node.postSigned("v1/records/\(old.hex)/rotate", body: []) } == "forbidden")
+        #expect(await Self.code { let _: Rotation = try await ward.client("st-mary/admin").node.postSigned("v1/records/\(Hash256.of([7]).hex)/rotate", body: []) } == "unknown_record")
+
+        let (new, rotated) = try await ward.client("st-mary/admin").rotate(record: old)
+        try Self.expectCommitted(rotated)
+        let newAnchor = try #require(try ward.harness.node.anchor(new))
+        #expect(newAnchor.put.patient == oldAnchor.put.patient && newAnchor.put.category == oldAnchor.put.category)
+        #expect(newAnchor.put.id != oldAnchor.put.id && newAnchor.put.holderKey != oldAnchor.put.holderKey)
+        #expect(try ward.harness.node.anchor(old)?.erasedAt != nil)
+        #expect(try ward.harness.node.rotation(of: old) == new)
+        // A new data key: the old one does not open the new blob.
+        let newBlob = try SecureFile.read(store.path + "/blobs/" + newAnchor.put.id.hex)
+        #expect(throws: LedgerError.self) { try SealedRecord.open(newBlob, key: oldDataKey) }
+        #expect(try SealedRecord.open(newBlob, key: #require(try store.dataKey(for: newAnchor))) == plaintext)
+        // The old key and ciphertext are gone from every file; the old decision opens nothing.
+        #expect(try Self.files(containing: Array(oldVault.rawRepresentation), under: ward.harness.directory).isEmpty)
+        #expect(try Self.files(containing: oldBlob, under: ward.harness.directory).isEmpty)
+        #expect(await Self.code { _ = try await ward.client(clinician).open(record: old, decision: oldDecision, encryptionKey: ward.keys["st-mary/clinician"]!) } == "record_erased")
+        // The consent carries over: a new request for the new record is granted and decrypts.
+        let newDecision = try await ward.consent(clinician, .request(record: new, purpose: .treatment))
+        #expect(try await ward.client(clinician).open(record: new, decision: newDecision, encryptionKey: ward.keys["st-mary/clinician"]!) == plaintext)
+        // The old anchor names its successor; it cannot be rotated again.
+        struct View: Decodable { var rotated_to: Hash256?; var erased_at: Int64? }
+        let view: View = try await ward.client("st-mary/admin").node.get("v1/records/\(old.hex)")
+        #expect(view.rotated_to == new && view.erased_at != nil)
+        #expect(await Self.code { _ = try await ward.client("st-mary/admin").rotate(record: old) } == "record_erased")
+        try await ward.stop()
+    }
+
     /// The disclosure log and the consent as FHIR R4B AuditEvent and Consent bundles, valid per the
     /// `fhir.resources` models (scripts/validate_fhir.py), naming no patient identifier.
     @Test func theDisclosureLogAndConsentExportAsValidFHIR() async throws {

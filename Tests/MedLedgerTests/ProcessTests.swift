@@ -168,6 +168,14 @@ struct ProcessTests {
                 "\(disclosures.stdout) \(disclosures.stderr)")
         let stranger = try await ManagedProcess.medledger(["consent", "log", "--identity", "north-general/admin", "--pseudonym", seeded.patients[0].pseudonym.hex] + common)
         #expect(stranger.status != 0 && stranger.stderr.contains("[forbidden]"), "\(stranger.stderr)")
+        // Key rotation through the CLI: the admin may, a clinician may not; the list names the successor.
+        let rotatedRecord = seeded.patients[2].records[0].hex
+        let notAdmin = try await ManagedProcess.medledger(["records", "rotate", rotatedRecord, "--identity", "st-mary/clinician"] + common)
+        #expect(notAdmin.status != 0 && notAdmin.stderr.contains("[forbidden]"), "\(notAdmin.stdout) \(notAdmin.stderr)")
+        let rotate = try await ManagedProcess.medledger(["records", "rotate", rotatedRecord, "--identity", "st-mary/admin"] + common)
+        #expect(rotate.status == 0 && rotate.stdout.contains("committed: record \(rotatedRecord) rotated to "), "\(rotate.stdout) \(rotate.stderr)")
+        let listed = try await ManagedProcess.medledger(["records", "list", "--identity", "st-mary/clinician", "--patient", "MRN-1003"] + common)
+        #expect(listed.status == 0 && listed.stdout.contains("\(rotatedRecord)  report") && listed.stdout.contains("ROTATED to "), "\(listed.stdout) \(listed.stderr)")
 
         // Signed reads through the CLI, as the demo banner prints them, and through curl's header.
         let api = try await ManagedProcess.medledger(["api", "--network", directory, "--identity", "st-mary/admin", "--node", url.absoluteString,

@@ -29,7 +29,7 @@ public enum FuzzHarness {
         case recordAnchor, patientEntry, consentState, consentDecision, breakGlassReview, recordAction, consentAction
     }
 
-    public static let recordActions = ["register_key", "put", "erase"]
+    public static let recordActions = ["register_key", "put", "erase", "rotate"]
     public static let consentActions = ["register", "enrol", "delegate", "grant", "revoke", "request", "break_glass", "review"]
 
     /// How many individual decoders there are; selector value `decoderCount` runs them all.

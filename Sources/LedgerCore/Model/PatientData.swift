@@ -483,12 +483,16 @@ public enum RecordAction: Sendable, Hashable {
     case put(RecordPut)
     /// Crypto-shredding: the holder destroys the record's vault key and blob once this commits.
     case erase(record: Hash256, reason: String)
+    /// Key rotation: the holder's node re-sealed the record under a fresh data key as `put`; the
+    /// new anchor replaces `record`, which is then erased and shredded like an erasure.
+    case rotate(record: Hash256, put: RecordPut)
 
     public var name: String {
         switch self {
         case .registerKey: "register_key"
         case .put: "put"
         case .erase: "erase"
+        case .rotate: "rotate"
         }
     }
 
@@ -500,6 +504,9 @@ public enum RecordAction: Sendable, Hashable {
         case .erase(let record, let reason):
             writer.write(record)
             writer.write(reason)
+        case .rotate(let record, let put):
+            writer.write(record)
+            put.encode(to: &writer)
         }
         return writer.bytes
     }
@@ -510,6 +517,7 @@ public enum RecordAction: Sendable, Hashable {
         case "register_key": self = .registerKey(try reader.readRaw(count: RecordPut.publicKeyLength, "encryption key"))
         case "put": self = .put(try RecordPut(from: &reader))
         case "erase": self = .erase(record: try reader.readHash("record id"), reason: try reader.readString("erase reason", maxLength: ConsentAction.maxReasonLength))
+        case "rotate": self = .rotate(record: try reader.readHash("record id"), put: try RecordPut(from: &reader))
         default: throw LedgerError(.unknownAction, "records contract has no action \(action.prefix(64))")
         }
         try reader.expectEnd("records.\(action) arguments")
