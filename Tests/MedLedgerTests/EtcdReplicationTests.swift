@@ -1,4 +1,5 @@
 import Testing
+import Crypto
 import Foundation
 import Synchronization
 import Logging
@@ -120,6 +121,90 @@ struct EtcdReplicationTests {
                 let report = ChainVerifier.verify(store: try LedgerStore(path: database))
                 #expect(report.ok, "\(name): \(report.failure ?? "")")
             }
+        }
+    }
+
+    /// Patient data across organisations on real etcd: every node replicates the anchor, the consent
+    /// and the decision, but only the holder's node can release the record's key; no file of another
+    /// organisation's node holds the vault key, the data key, the ciphertext or the plaintext.
+    @Test func otherOrganisationsNodesReplicateAnchorsButHoldNoKeyToAnyRecord() async throws {
+        try await EtcdNetwork.run { etcd in
+            let harness = try ReplicatedHarness { name, network in etcd.log(for: name, network: network) }
+            let network = harness.definition.networkID
+            let holder = harness.node("st-mary/node")
+            func identity(_ name: String) throws -> SigningIdentity { try harness.definition.identity(named: name, directory: harness.directory) }
+            /// Submits at `node` and waits until every node has committed it.
+            @discardableResult
+            func commit(_ signer: SigningIdentity, at node: String, _ contract: String, _ action: String, _ arguments: [UInt8]) async throws -> Hash256 {
+                let id = try harness.node(node).submit(signer.transaction(network: network, contract: contract, action: action, arguments: arguments).envelope.encoded)
+                for name in harness.names {
+                    let status = try await harness.node(name).waitForCommit(id, timeout: .seconds(60))
+                    guard case .committed = status else { throw LedgerError(.internal, "\(contract).\(action) on \(name): \(status)") }
+                }
+                return id
+            }
+            let authority = try OrganizationDirectory.authority(in: NetworkDefinition.organizationPath("st-mary", in: harness.directory), organization: "st-mary")
+            let patientKey = P256.Signing.PrivateKey()
+            let patient = SigningIdentity(privateKey: patientKey, certificate: try authority.issue(name: "st-mary/patient-9", role: .patient, publicKey: patientKey.publicKey))
+            let pseudonym = PatientPseudonym.derive(identifier: "MRN-9", hospital: "st-mary", secret: SymmetricKey(size: .bits256))
+            let admin = try identity("st-mary/admin")
+            try await commit(admin, at: "st-mary/node", "consent", "register", ConsentAction.register(certificate: patient.certificate.derBytes).arguments)
+            try await commit(admin, at: "st-mary/node", "consent", "enrol", ConsentAction.enrol(patient: pseudonym, member: patient.fingerprint).arguments)
+            let reader = try identity("north-general/clinician")
+            let readerKey = P256.KeyAgreement.PrivateKey()
+            try await commit(reader, at: "north-general/node", "records", "register_key", RecordAction.registerKey(Array(readerKey.publicKey.x963Representation)).arguments)
+
+            // St Mary's stores a record at its own node and anchors it.
+            let plaintext = Array("troponin 0.04 ng/mL for MRN-9".utf8)
+            let dataKey = SymmetricKey(size: .bits256)
+            let blob = try SealedRecord.seal(plaintext, key: dataKey)
+            let (hash, record, holderKey) = try holder.acceptRecord(blob)
+            let vault = try #require(try holder.records?.vaultKey(hash))
+            let put = RecordPut(id: hash, size: UInt64(blob.count), category: "lab_result", device: nil, patient: pseudonym, holderKey: holderKey,
+                                wrappedKey: try KeyWrap.wrap(dataKey, for: P256.KeyAgreement.PublicKey(x963Representation: holderKey),
+                                                             info: KeyWrap.holderInfo(record: hash)))
+            try await commit(try identity("st-mary/collector"), at: "st-mary/node", "records", "put", RecordAction.put(put).arguments)
+            try await commit(patient, at: "st-mary/node", "consent", "grant", ConsentAction.grant(patient: pseudonym, terms: ConsentTerms(
+                effect: .permit, grantee: .role(.clinician, organization: nil), purposes: [.treatment])).arguments)
+            // North General's clinician asks at its own node; the decision is on every node.
+            let decision = try await commit(reader, at: "north-general/node", "consent", "request", ConsentAction.request(record: record, purpose: .treatment).arguments)
+            for name in harness.names {
+                #expect(try harness.node(name).anchor(record)?.put == put, "\(name)")
+                #expect(try harness.node(name).decision(pseudonym, decision)?.granted == true, "\(name)")
+            }
+
+            // Only the holder releases: the other nodes hold neither vault key nor blob.
+            let now = Clock.nowMilliseconds()
+            for name in ["north-general/node", "city-childrens/node"] {
+                let node = harness.node(name)
+                #expect(node.records?.held() == [], "\(name) holds record files")
+                #expect(try node.records?.dataKey(for: try #require(try node.anchor(record))) == nil)
+                #expect(throws: LedgerError.self, "\(name) released a key") {
+                    try node.releaseKey(record: record, decision: decision, reader: reader.fingerprint, now: now)
+                }
+                #expect(throws: LedgerError.self, "\(name) released a blob") {
+                    try node.releaseBlob(record: record, decision: decision, reader: reader.fingerprint, now: now)
+                }
+            }
+            let released = try holder.releaseKey(record: record, decision: decision, reader: reader.fingerprint, now: now)
+            let opened = try KeyWrap.unwrap(released.wrapped, with: readerKey, info: KeyWrap.readerInfo(record: record, decision: decision))
+            #expect(try SealedRecord.open(holder.releaseBlob(record: record, decision: decision, reader: reader.fingerprint, now: now), key: opened) == plaintext)
+
+            await harness.stopAll()
+            // Byte for byte: nothing that opens the record is in any file of the other organisations' nodes.
+            let secrets: [(String, [UInt8])] = [("vault key", Array(vault.rawRepresentation)), ("data key", dataKey.withUnsafeBytes { Array($0) }),
+                                                ("ciphertext", Array(blob[16..<48])), ("plaintext", Array("troponin".utf8))]
+            let others = try FileManager.default.contentsOfDirectory(atPath: harness.directory)
+                .filter { $0.hasPrefix("north-general-node.sqlite") || $0.hasPrefix("city-childrens-node.sqlite") }
+            #expect(others.contains("north-general-node.sqlite") && others.contains("north-general-node.sqlite.records"), "\(others)")
+            for file in others {
+                for (what, bytes) in secrets {
+                    #expect(try PatientRecordAPITests.files(containing: bytes, under: harness.directory).allSatisfy { !$0.hasPrefix(file + "/") && $0 != file },
+                            "\(what) found in \(file)")
+                }
+            }
+            // The holder's own node does hold them (the check above can find what it looks for).
+            #expect(try PatientRecordAPITests.files(containing: Array(vault.rawRepresentation), under: harness.directory).contains { $0.hasPrefix("st-mary-node.sqlite.records/") })
         }
     }
 
