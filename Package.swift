@@ -104,10 +104,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // glibc malloc settings for MiB-sized record buffers (Sources/medledger/MedLedger.swift).
+        .target(name: "CAllocatorTuning"),
         .executableTarget(
             name: "medledger",
             dependencies: [
-                "LedgerCore", "Privacy", "Research", "Node", "Server", "Collector", "LedgerStore", "Contracts", "Ordering", "Etcd", "Launcher",
+                "LedgerCore", "Privacy", "Research", "Node", "Server", "Collector", "LedgerStore", "Contracts", "Ordering", "Etcd", "Launcher", "CAllocatorTuning",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

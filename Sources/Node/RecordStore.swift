@@ -53,7 +53,7 @@ public final class RecordStore: Sendable {
         if let key = try vaultKey(id) { return (id, key.publicKey) }
         // Linked into place only if absent: of two concurrent uploads of one blob, both answer
         // with the key that is on disk.
-        try Self.writeDurably(Array(P256.KeyAgreement.PrivateKey().rawRepresentation), to: vaultPath(id), exclusive: true)
+        try Self.writeDurably(Array(KeyWrap.newPrivateKey().rawRepresentation), to: vaultPath(id), exclusive: true)
         guard let key = try vaultKey(id) else { throw LedgerError(.storage, "vault key \(id.hex.prefix(16))… vanished") }
         return (id, key.publicKey)
     }

@@ -20,6 +20,10 @@ extension Bench {
         var envelope_vs_plain: Double
         /// The per-record cost of the envelope beyond plain AES-GCM (key generation and HPKE wrap).
         var overhead_us_per_record: Double
+        /// The parts, each timed alone: `SealedRecord.seal` under one key (MB/s), and the HPKE
+        /// wrap of a data key (µs per record).
+        var seal_only_mb_per_s: Double
+        var wrap_us_per_record: Double
     }
 
     struct RecordsResult: Encodable {
@@ -39,6 +43,8 @@ extension Bench {
         var decision_max_ms: Double
         var batch_timeout_ms: UInt32
         var cores: Int
+        /// Whether glibc malloc kept MiB buffers on the heap (``MedLedger/tuneAllocator()``).
+        var allocator_tuned: Bool
     }
 
     /// `bench --records`: envelope encryption against plain AES-GCM in the same run, records stored
@@ -46,11 +52,11 @@ extension Bench {
     func runRecords() async throws {
         let (directory, definition, node, runner) = try startNetwork(NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: batchTimeoutMs))
         defer { if !keep { try? FileManager.default.removeItem(atPath: directory) } }
-        // 1. Encryption on one core: envelope vs plain, same payload, at three record sizes.
+        // 1. Encryption on one core: envelope vs plain, same payload, at four record sizes.
         let vault = P256.KeyAgreement.PrivateKey().publicKey
         let id = Hash256.of([1])
         var encryption: [EncryptionResult] = []
-        for bytes in [4 << 10, 64 << 10, 1 << 20] {
+        for bytes in [4 << 10, 64 << 10, 1 << 20, 8 << 20] {
             let count = max(64, (128 << 20) / bytes)
             say("encrypting \(count) records of \(bytes) bytes (envelope, then plain AES-GCM)")
             let payload = [UInt8](repeating: 0x5A, count: bytes)
@@ -68,11 +74,18 @@ extension Bench {
                 sink &+= box.ciphertext.count &+ box.tag.count
             }
             let plainSeconds = Self.seconds(ContinuousClock.now - plainStart)
+            let sealStart = ContinuousClock.now
+            for _ in 0..<count { sink &+= try SealedRecord.seal(payload, key: plainKey).count }
+            let sealSeconds = Self.seconds(ContinuousClock.now - sealStart)
+            let wrapStart = ContinuousClock.now
+            for _ in 0..<min(count, 512) { sink &+= try KeyWrap.wrap(plainKey, for: vault, info: KeyWrap.holderInfo(record: id)).count }
+            let wrapSeconds = Self.seconds(ContinuousClock.now - wrapStart) / Double(min(count, 512))
             guard sink > 0 else { throw UserError("nothing was encrypted") }
             let megabytes = Double(bytes * count) / 1_048_576
             encryption.append(EncryptionResult(record_bytes: bytes, records: count, envelope_mb_per_s: megabytes / envelopeSeconds,
                                                plain_aes_gcm_mb_per_s: megabytes / plainSeconds, envelope_vs_plain: plainSeconds / envelopeSeconds,
-                                               overhead_us_per_record: (envelopeSeconds - plainSeconds) / Double(count) * 1e6))
+                                               overhead_us_per_record: (envelopeSeconds - plainSeconds) / Double(count) * 1e6,
+                                               seal_only_mb_per_s: megabytes / sealSeconds, wrap_us_per_record: wrapSeconds * 1e6))
         }
         let size = recordBytes
         let payload = [UInt8](repeating: 0x5A, count: size)
@@ -161,7 +174,7 @@ extension Bench {
             encryption: encryption, record_bytes: size, records_stored: ids.count, records_stored_per_s: Double(ids.count) / storeSeconds, store_clients: clients,
             decision_rate: offered, decisions: outcomes.count, decisions_granted: outcomes.filter(\.1).count,
             decision_p50_ms: Self.percentile(latencies, 0.5), decision_p99_ms: Self.percentile(latencies, 0.99),
-            decision_max_ms: latencies.last ?? 0, batch_timeout_ms: batchTimeoutMs, cores: ProcessInfo.processInfo.activeProcessorCount
+            decision_max_ms: latencies.last ?? 0, batch_timeout_ms: batchTimeoutMs, cores: ProcessInfo.processInfo.activeProcessorCount, allocator_tuned: MedLedger.allocatorTuned
         )
         Output.json(result, pretty: !json)
     }

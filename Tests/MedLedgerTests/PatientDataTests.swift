@@ -1,7 +1,7 @@
 import Testing
 import Crypto
 import Foundation
-import LedgerCore
+@testable import LedgerCore
 import Contracts
 import LedgerTesting
 
@@ -44,6 +44,45 @@ struct RecordCryptoTests {
         let plaintext = try recipient.open(Data(Hex.decode("58c61a45059d0c5704560e9d88b564a8b63f1364b8d1fcb3c4c6ddc1d291742465e902cd216f8908da49f8f96f")!),
                                            authenticating: Data("Count-0".utf8))
         #expect(String(decoding: plaintext, as: UTF8.self) == "Beauty is truth, truth beauty")
+    }
+
+    /// Our DHKEM encapsulation (``P256Encapsulation``, a cheaper ephemeral key than swift-crypto's)
+    /// against the CFRG vector for this ciphersuite (mode 0, KEM 0x0010, KDF 0x0001, AEAD 0x0002):
+    /// with the vector's ephemeral key it produces the vector's enc, shared secret and first
+    /// ciphertext; it decapsulates the vector's enc; and swift-crypto's own DHKEM opens its wraps.
+    @Test func ourDHKEMMatchesTheVectorAndSwiftCryptosOwn() throws {
+        let recipient = try P256.KeyAgreement.PrivateKey(rawRepresentation: Hex.decode("317f915db7bc629c48fe765587897e01e282d3e8445f79f27f65d031a88082b2")!)
+        let ephemeral = try P256.KeyAgreement.PrivateKey(rawRepresentation: Hex.decode("90345e3a1d116c1dd39ae76d95ab858c142223a63e44f8f85318cfa91a84858e")!)
+        let enc = "04c06b4f6bebc7bb495cb797ab753f911aff80aefb86fd8b6fcc35525f3ab5f03e0b21bd31a86c6048af3cb2d98e0d3bf01da5cc4c39ff5370d331a4f1f7d5a4e0"
+        let shared = "48893fecd82f7c3456af6a42d8f56325d21e08c10fa81299986aaff54cde7b49"
+        let info = Data(Hex.decode("4f6465206f6e2061204772656369616e2055726e")!)
+        let encapsulation = P256Encapsulation(recipient.publicKey, ephemeral: ephemeral)
+        let result = try encapsulation.encapsulate()
+        #expect(Hex.encode(result.encapsulated) == enc)
+        #expect(result.sharedSecret.withUnsafeBytes { Hex.encode(Array($0)) } == shared)
+        var sender = try HPKE.Sender(recipientKey: encapsulation, ciphersuite: KeyWrap.ciphersuite, info: info)
+        #expect(Hex.encode(sender.encapsulatedKey) == enc)
+        let sealed = try sender.seal(Data("Beauty is truth, truth beauty".utf8), authenticating: Data("Count-0".utf8))
+        #expect(Hex.encode(sealed) == "58c61a45059d0c5704560e9d88b564a8b63f1364b8d1fcb3c4c6ddc1d291742465e902cd216f8908da49f8f96f")
+        let decapsulated = try P256Encapsulation.Decapsulation(recipient).decapsulate(Data(Hex.decode(enc)!))
+        #expect(decapsulated.withUnsafeBytes { Hex.encode(Array($0)) } == shared)
+        // Fresh ephemerals each time; swift-crypto's recipient (its own DHKEM) opens every wrap.
+        let key = SymmetricKey(size: .bits256)
+        let first = try KeyWrap.wrap(key, for: recipient.publicKey, info: KeyWrap.holderInfo(record: .of([3])))
+        let second = try KeyWrap.wrap(key, for: recipient.publicKey, info: KeyWrap.holderInfo(record: .of([3])))
+        #expect(first.prefix(65) != second.prefix(65))
+        var opener = try HPKE.Recipient(privateKey: recipient, ciphersuite: KeyWrap.ciphersuite, info: Data(KeyWrap.holderInfo(record: .of([3]))),
+                                        encapsulatedKey: Data(first.prefix(65)))
+        #expect(SymmetricKey(data: try opener.open(Data(first.dropFirst(65)))) == key)
+        // And our recipient opens swift-crypto's sender.
+        var theirs = try HPKE.Sender(recipientKey: recipient.publicKey, ciphersuite: KeyWrap.ciphersuite, info: info)
+        let theirSealed = try theirs.seal(Data([1, 2, 3]))
+        var ours = try HPKE.Recipient(privateKey: P256Encapsulation.Decapsulation(recipient), ciphersuite: KeyWrap.ciphersuite, info: info,
+                                      encapsulatedKey: theirs.encapsulatedKey)
+        #expect(try ours.open(theirSealed) == Data([1, 2, 3]))
+        // Fresh keys are valid, distinct points.
+        let keys = (0..<64).map { _ in KeyWrap.newPrivateKey().publicKey.x963Representation }
+        #expect(Set(keys).count == 64 && keys.allSatisfy { KeyWrap.isValidPublicKey(Array($0)) })
     }
 
     @Test func aWrapOpensOnlyWithItsKeyForItsPurpose() throws {
