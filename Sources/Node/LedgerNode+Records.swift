@@ -61,19 +61,37 @@ extension LedgerNode {
             .compactMap { Hash256(hex: String($0.key.suffix(64))) }
     }
 
-    /// Stores a sealed record uploaded by a member of this node's organisation and returns its id
-    /// and the vault key the client wraps its data key for.
-    /// Stores a sealed record; answers the blob's hash, the record id it will have here, and the
-    /// vault key to wrap its data key for.
-    public func acceptRecord(_ blob: [UInt8]) throws(LedgerError) -> (blob: Hash256, record: Hash256, holderKey: [UInt8]) {
+    /// A new upload of a sealed record to this node's store (``RecordUpload``: streamed to disk).
+    public func beginRecordUpload() throws(LedgerError) -> RecordUpload {
         guard let records else { throw LedgerError(.unavailable, "this node keeps no patient records") }
+        return try records.beginUpload()
+    }
+
+    /// Stores an uploaded sealed record — only if its SHA-256 is `declared`, when given (the hash
+    /// the uploader signed) — and answers the blob's hash, the record id it will have here, and
+    /// the vault key to wrap its data key for.
+    public func acceptRecord(_ upload: RecordUpload, declared: Hash256? = nil) throws(LedgerError) -> (blob: Hash256, record: Hash256, holderKey: [UInt8]) {
+        guard let records else { throw LedgerError(.unavailable, "this node keeps no patient records") }
+        let hash = try upload.finish()
+        if let declared, declared != hash {
+            upload.discard()
+            throw LedgerError(.badSignature, "the body is not the one whose hash was signed")
+        }
         // An erased record's ciphertext is not taken back (a collector's outbox may resend it).
-        let record = RecordAnchor.recordID(holder: organization, blob: Hash256.of(blob))
+        let record = RecordAnchor.recordID(holder: organization, blob: hash)
         if let anchor = try anchor(record), anchor.erasedAt != nil {
+            upload.discard()
             throw LedgerError(.recordErased, "record \(record.hex.prefix(16))… was erased; it is not stored again")
         }
-        let (id, key) = try records.accept(blob)
-        return (id, record, Array(key.x963Representation))
+        let key = try records.accept(upload, id: hash)
+        return (hash, record, Array(key.x963Representation))
+    }
+
+    /// Stores a sealed record held in memory (see the upload form).
+    public func acceptRecord(_ blob: [UInt8]) throws(LedgerError) -> (blob: Hash256, record: Hash256, holderKey: [UInt8]) {
+        let upload = try beginRecordUpload()
+        try upload.append(blob)
+        return try acceptRecord(upload)
     }
 
     /// Key rotation, the holder's half: re-seals record `id` under a fresh data key and stores the
@@ -162,11 +180,11 @@ extension LedgerNode {
         return (wrapped, decision, anchor)
     }
 
-    /// The sealed blob, under a grant.
-    public func releaseBlob(record id: Hash256, decision decisionID: Hash256, reader: Hash256, now: Int64) throws(LedgerError) -> [UInt8] {
+    /// The sealed blob's file and size, under a grant (served in chunks, never read whole).
+    public func releaseBlob(record id: Hash256, decision decisionID: Hash256, reader: Hash256, now: Int64) throws(LedgerError) -> (path: String, size: Int) {
         let (anchor, _) = try grantedAccess(record: id, decision: decisionID, reader: reader, now: now)
-        guard let blob = try records?.blob(anchor.put.id) else { throw LedgerError(.notFound, "this node holds no blob for record \(id.hex.prefix(16))…") }
-        return blob
+        guard let file = records?.blobFile(anchor.put.id) else { throw LedgerError(.notFound, "this node holds no blob for record \(id.hex.prefix(16))…") }
+        return file
     }
 
     // MARK: Crypto-shredding

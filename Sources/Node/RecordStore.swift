@@ -32,30 +32,53 @@ public final class RecordStore: Sendable {
         try SecureFile.makeDirectory(path + "/blobs")
         try SecureFile.makeDirectory(path + "/vault")
         try SecureFile.restrictDirectory(path)
+        // Uploads and key files a crash left half-written (no upload runs before the store exists).
+        for folder in ["blobs", "vault"] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: path + "/" + folder)) ?? [] where name.contains(".tmp-") {
+                unlink(path + "/" + folder + "/" + name)
+            }
+        }
     }
 
     func blobPath(_ id: Hash256) -> String { path + "/blobs/" + id.hex }
     func vaultPath(_ id: Hash256) -> String { path + "/vault/" + id.hex }
 
-    /// Stores a sealed record (idempotent) and returns its id and the public half of its vault key,
-    /// which the client wraps the data key for. The blob and key are durable before this returns.
+    /// Stores a sealed record held in memory (idempotent); see ``accept(_:id:)``.
     public func accept(_ blob: [UInt8]) throws(LedgerError) -> (id: Hash256, holderKey: P256.KeyAgreement.PublicKey) {
-        guard blob.count <= maxRecordBytes else {
-            throw LedgerError(.payloadTooLarge, "a sealed record may be at most \(maxRecordBytes) bytes here")
+        let upload = try beginUpload()
+        try upload.append(blob)
+        let id = try upload.finish()
+        return (id, try accept(upload, id: id))
+    }
+
+    /// A new upload, written to a temporary file as its bytes arrive.
+    public func beginUpload() throws(LedgerError) -> RecordUpload { try RecordUpload(store: self) }
+
+    /// Moves a finished upload into place as blob `id` (kept as it is if the blob is already held)
+    /// and returns the public half of the blob's vault key, which the client wraps the data key
+    /// for. The blob and key are durable before this returns.
+    public func accept(_ upload: RecordUpload, id: Hash256) throws(LedgerError) -> P256.KeyAgreement.PublicKey {
+        if FileManager.default.fileExists(atPath: blobPath(id)) {
+            upload.discard()
+        } else {
+            guard rename(upload.temporary, blobPath(id)) == 0 else {
+                upload.discard()
+                throw LedgerError(.io, "cannot store blob \(id.hex.prefix(16))…: \(String(cString: strerror(errno)))")
+            }
+            Self.syncDirectory(path + "/blobs")
         }
-        guard blob.count >= SealedRecord.overhead, Array(blob.prefix(4)) == SealedRecord.magic else {
-            throw LedgerError(.malformedEncoding, "a sealed record starts with MLR1 and holds at least \(SealedRecord.overhead) bytes")
-        }
-        let id = Hash256.of(blob)
-        if !FileManager.default.fileExists(atPath: blobPath(id)) {
-            try Self.writeDurably(blob, to: blobPath(id))
-        }
-        if let key = try vaultKey(id) { return (id, key.publicKey) }
+        if let key = try vaultKey(id) { return key.publicKey }
         // Linked into place only if absent: of two concurrent uploads of one blob, both answer
         // with the key that is on disk.
         try Self.writeDurably(Array(KeyWrap.newPrivateKey().rawRepresentation), to: vaultPath(id), exclusive: true)
         guard let key = try vaultKey(id) else { throw LedgerError(.storage, "vault key \(id.hex.prefix(16))… vanished") }
-        return (id, key.publicKey)
+        return key.publicKey
+    }
+
+    /// The path of blob `id` and its size, if this store holds it.
+    public func blobFile(_ id: Hash256) -> (path: String, size: Int)? {
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: blobPath(id)))?[.size] as? Int else { return nil }
+        return (blobPath(id), size)
     }
 
     public func blob(_ id: Hash256) throws(LedgerError) -> [UInt8]? {
@@ -133,4 +156,85 @@ public final class RecordStore: Sendable {
         _ = fsync(fd)
         close(fd)
     }
+}
+
+/// A sealed record being uploaded: its bytes go to a temporary 0600 file beside the blobs as they
+/// arrive and are hashed on the way, so a node holds one chunk of an upload in memory, not the
+/// record. Refused as soon as it is longer than the store's limit or does not start with `MLR1`.
+/// Discarded (the file unlinked) unless ``RecordStore/accept(_:id:)`` moves it into place.
+public final class RecordUpload: @unchecked Sendable {
+    let temporary: String
+    let limit: Int
+    private var fd: Int32
+    private var hasher = SHA256()
+    private var head: [UInt8] = []
+    public private(set) var count = 0
+
+    init(store: RecordStore) throws(LedgerError) {
+        temporary = store.path + "/blobs/upload.tmp-" + Hex.encode(SigningIdentity.randomNonce())
+        limit = store.maxRecordBytes
+        fd = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LedgerError(.io, "cannot start an upload: \(String(cString: strerror(errno)))") }
+    }
+
+    public func append(_ bytes: UnsafeRawBufferPointer) throws(LedgerError) {
+        guard fd >= 0 else { throw LedgerError(.internal, "the upload is closed") }
+        guard bytes.count <= limit - count else {
+            discard()
+            throw LedgerError(.payloadTooLarge, "a sealed record may be at most \(limit) bytes here")
+        }
+        if head.count < SealedRecord.magic.count {
+            head += bytes.prefix(SealedRecord.magic.count - head.count)
+            guard SealedRecord.magic.starts(with: head) else {
+                discard()
+                throw LedgerError(.malformedEncoding, "a sealed record starts with MLR1")
+            }
+        }
+        hasher.update(bufferPointer: bytes)
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            guard written > 0 else {
+                discard()
+                throw LedgerError(.io, "cannot write an upload: \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+        count += bytes.count
+    }
+
+    public func append(_ bytes: [UInt8]) throws(LedgerError) {
+        do { try bytes.withUnsafeBytes { try append($0) } } catch let error as LedgerError { throw error } catch {
+            throw LedgerError(.internal, "\(error)")
+        }
+    }
+
+    /// Syncs and closes the file; answers the SHA-256 of what was uploaded.
+    public func finish() throws(LedgerError) -> Hash256 {
+        guard fd >= 0 else { throw LedgerError(.internal, "the upload is closed") }
+        guard count >= SealedRecord.overhead else {
+            discard()
+            throw LedgerError(.malformedEncoding, "a sealed record starts with MLR1 and holds at least \(SealedRecord.overhead) bytes")
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        fd = -1
+        guard synced else {
+            discard()
+            throw LedgerError(.io, "cannot sync an upload")
+        }
+        return Hash256(bytes: Array(hasher.finalize()))!
+    }
+
+    /// Drops the upload and its file (idempotent; also when it was moved into place: then the
+    /// temporary name no longer exists).
+    public func discard() {
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+        unlink(temporary)
+    }
+
+    deinit { discard() }
 }

@@ -19,9 +19,21 @@ extension APIServer {
                 guard caller.organization == node.organization else {
                     throw LedgerError(.forbidden, "this is \(node.organization)'s node: store \(caller.organization)'s records at its own node")
                 }
-                let body = try await RequestAuthenticator.verifiedBody(request, limit: SealedRecord.maxUploadBytes)
-                let (blob, record, holderKey) = try node.acceptRecord(body)
-                return json(StoredRecordView(blob: blob, record: record, holder: node.organization, size: body.count, holder_key: Hex.encode(holderKey)),
+                // Streamed to disk and hashed on the way; stored only if it is the body whose hash was signed.
+                guard let declared = request.headers[RequestAuthenticator.bodyHashField].flatMap({ Hash256(hex: $0) }) else {
+                    throw LedgerError(.unauthenticated, "the request declares no \(RequestAuthenticator.bodyHashField)")
+                }
+                let upload = try node.beginRecordUpload()
+                do {
+                    for try await buffer in request.body {
+                        try buffer.withUnsafeReadableBytes { bytes in try upload.append(bytes) }
+                    }
+                } catch {
+                    upload.discard()
+                    throw error as? LedgerError ?? LedgerError(.invalidArgument, "the upload ended before its body did")
+                }
+                let (blob, record, holderKey) = try node.acceptRecord(upload, declared: declared)
+                return json(StoredRecordView(blob: blob, record: record, holder: node.organization, size: upload.count, holder_key: Hex.encode(holderKey)),
                             status: .created)
             }
         }
@@ -65,8 +77,17 @@ extension APIServer {
         router.get("/v1/records/:id/blob", .recordBlob) { request, context, caller in
             await handle {
                 let (id, decision, reader) = try grantParameters(request, context, caller)
-                let blob = try node.releaseBlob(record: id, decision: decision, reader: reader, now: Clock.nowMilliseconds())
-                return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: blob)))
+                let (path, size) = try node.releaseBlob(record: id, decision: decision, reader: reader, now: Clock.nowMilliseconds())
+                guard let file = FileHandle(forReadingAtPath: path) else { throw LedgerError(.notFound, "the blob of record \(id.hex.prefix(16))… is gone") }
+                return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: ResponseBody(contentLength: size) { writer in
+                    defer { try? file.close() }
+                    var sent = 0
+                    while sent < size, let chunk = try file.read(upToCount: min(1 << 20, size - sent)), !chunk.isEmpty {
+                        try await writer.write(ByteBuffer(bytes: chunk))
+                        sent += chunk.count
+                    }
+                    try await writer.finish(nil)
+                })
             }
         }
         // One decision, for its reader (who cannot read the patient's log) or whoever may read that log.

@@ -43,7 +43,8 @@ public final class RequestAuthenticator: Sendable {
             // Red-team finding: naming a real member's (public) fingerprint with a junk signature
             // made the node read megabytes before the signature failed. A large body's hash is
             // declared up front and the signature checked over it before a byte is read; the
-            // handler reads the body (after the route is authorised) through ``verifiedBody``.
+            // handler reads the body (after the route is authorised), hashing it as it streams to
+            // disk and keeping it only if it is the body whose hash was signed.
             if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > bodyLimit {
                 throw LedgerError(.payloadTooLarge, "this request body may be at most \(bodyLimit) bytes")
             }
@@ -74,21 +75,6 @@ public final class RequestAuthenticator: Sendable {
     /// checked before the body is read (docs/formats.md §3.1).
     public static let bodyHashField = HTTPField.Name("MedLedger-Body-SHA256")!
 
-    /// The body of a request authenticated with a declared hash: read (at most `limit` bytes) and
-    /// refused unless it is the body that was signed.
-    public static func verifiedBody(_ request: Request, limit: Int) async throws(LedgerError) -> [UInt8] {
-        guard let declared = request.headers[bodyHashField].flatMap({ Hash256(hex: $0) }) else {
-            throw LedgerError(.unauthenticated, "the request declares no \(bodyHashField)")
-        }
-        let body: [UInt8]
-        do { body = Array(try await request.body.collect(upTo: limit).readableBytesView) } catch {
-            throw LedgerError(.payloadTooLarge, "this request body may be at most \(limit) bytes")
-        }
-        guard Hash256.of(body) == declared else {
-            throw LedgerError(.badSignature, "the body is not the one whose hash was signed")
-        }
-        return body
-    }
 
     /// The principal's certificate is still registered, unrevoked, of an active organisation and
     /// valid at `now` (for responses that outlive their request, such as the event stream).

@@ -188,7 +188,7 @@ struct EtcdReplicationTests {
             }
             let released = try holder.releaseKey(record: record, decision: decision, reader: reader.fingerprint, now: now)
             let opened = try KeyWrap.unwrap(released.wrapped, with: readerKey, info: KeyWrap.readerInfo(record: record, decision: decision))
-            #expect(try SealedRecord.open(holder.releaseBlob(record: record, decision: decision, reader: reader.fingerprint, now: now), key: opened) == plaintext)
+            #expect(try SealedRecord.open(SecureFile.read(holder.releaseBlob(record: record, decision: decision, reader: reader.fingerprint, now: now).path), key: opened) == plaintext)
 
             await harness.stopAll()
             // Byte for byte: nothing that opens the record is in any file of the other organisations' nodes.

@@ -193,6 +193,78 @@ struct PatientRecordAPITests {
         try await ward.stop()
     }
 
+    @Test func largeUploadsStreamToDiskAndBrokenOnesLeaveNothingBehind() async throws {
+        let ward = try await Ward()
+        let store = try #require(ward.harness.node.records)
+        func leftovers() -> [String] {
+            ["blobs", "vault"].flatMap { (try? FileManager.default.contentsOfDirectory(atPath: store.path + "/" + $0)) ?? [] }.filter { $0.contains(".tmp-") }
+        }
+        // 24 MiB through the client, far above anything the API collects in memory: stored, anchored, read back.
+        var plaintext = [UInt8](repeating: 0x20, count: 24 << 20)
+        for index in stride(from: 0, to: plaintext.count, by: 4096) { plaintext[index] = UInt8(truncatingIfNeeded: index >> 12) }
+        let (record, status) = try await ward.client("st-mary/collector").put(plaintext, patient: ward.pseudonym, category: "imaging")
+        try Self.expectCommitted(status)
+        _ = try await ward.consent(ward.patient, .grant(patient: ward.pseudonym, terms: ConsentTerms(effect: .permit, grantee: .organization("st-mary"),
+                                                                                                     purposes: [.treatment])))
+        let clinician = try ward.harness.identity("st-mary/clinician")
+        let decision = try await ward.consent(clinician, .request(record: record, purpose: .treatment))
+        #expect(try await ward.client(clinician).open(record: record, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) == plaintext)
+        let held = store.held()
+
+        // A body other than the one whose hash was signed: refused when its end arrives, nothing kept.
+        let collector = try ward.harness.identity("st-mary/collector")
+        let signed = try SealedRecord.seal([1, 2, 3], key: SymmetricKey(size: .bits256))
+        let sent = try SealedRecord.seal([4, 5, 6], key: SymmetricKey(size: .bits256))
+        var request = URLRequest(url: ward.api.base.appendingPathComponent("v1/records"))
+        request.httpMethod = "POST"
+        request.httpBody = Data(sent)
+        request.setValue(Hash256.of(signed).hex, forHTTPHeaderField: "MedLedger-Body-SHA256")
+        request.setValue(ward.api.header(collector, method: "POST", target: "/v1/records", body: signed), forHTTPHeaderField: "Authorization")
+        let (answer, _) = try await URLSession.shared.data(for: request)
+        #expect(String(decoding: answer, as: UTF8.self).contains("bad_signature"), "\(String(decoding: answer, as: UTF8.self))")
+        #expect(store.held() == held && leftovers().isEmpty)
+
+        // Chunked, with no length, past the store's limit: 413 once the limit is crossed, nothing kept.
+        // (A fresh signature for each request: a nonce is accepted once.)
+        func head() -> String {
+            "POST /v1/records HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(ward.api.header(collector, method: "POST", target: "/v1/records"))\r\n"
+                + "MedLedger-Body-SHA256: \(Hash256.of([UInt8]()).hex)\r\n"
+        }
+        let chunkedHead = head()
+        let port = ward.api.port
+        let limit = store.maxRecordBytes
+        let refused = await Task.detached { () -> Int? in
+            guard let connection = RawConnection(port: port) else { return nil }
+            connection.send(chunkedHead + "Transfer-Encoding: chunked\r\n\r\n")
+            let chunk = Array("100000\r\n".utf8) + SealedRecord.magic + [UInt8](repeating: 7, count: (1 << 20) - 4) + Array("\r\n".utf8)
+            for _ in 0...(limit >> 20) where connection.send(chunk) {}
+            return connection.status()
+        }.value
+        #expect(refused == 413)
+        #expect(store.held() == held && leftovers().isEmpty, "\(leftovers())")
+
+        // Streamed: while a client is half-way, what it sent is on disk (not in memory); when it
+        // goes away, its partial upload is removed.
+        var connection = try #require(RawConnection(port: port))
+        #expect(connection.send(head() + "Content-Length: \(4 << 20)\r\n\r\n") && connection.send(SealedRecord.magic + [UInt8](repeating: 9, count: 1 << 20)))
+        func partial() -> Int {
+            leftovers().compactMap { (try? FileManager.default.attributesOfItem(atPath: store.path + "/blobs/" + $0))?[.size] as? Int }.max() ?? 0
+        }
+        var deadline = ContinuousClock.now + .seconds(10)
+        while partial() < (1 << 20) + 4, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(partial() == (1 << 20) + 4, "the upload in progress is not on disk")
+        connection = try #require(RawConnection(port: port))  // the half-sent one is closed
+        deadline = ContinuousClock.now + .seconds(10)
+        while !leftovers().isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(leftovers().isEmpty && store.held() == held)
+
+        // A crash mid-upload leaves a temporary file: the store removes it when it opens.
+        try SecureFile.create(store.path + "/blobs/upload.tmp-0001", contents: SealedRecord.magic)
+        _ = try RecordStore(path: store.path)
+        #expect(leftovers().isEmpty)
+        try await ward.stop()
+    }
+
     @Test func keyRotationReEncryptsUnderANewDataKeyAndShredsTheOldOne() async throws {
         let ward = try await Ward()
         let plaintext = Array("ECG 72 bpm sinus rhythm".utf8)
