@@ -1,4 +1,5 @@
 import Crypto
+public import Foundation
 import Logging
 public import LedgerCore
 import Contracts
@@ -84,6 +85,9 @@ extension LedgerNode {
             throw LedgerError(.recordErased, "record \(record.hex.prefix(16))… was erased; it is not stored again")
         }
         let key = try records.accept(upload, id: hash)
+        if records.claimSweep(now: Date()) {
+            Task.detached { [self] in sweepRecords() }
+        }
         return (hash, record, Array(key.x963Representation))
     }
 
@@ -190,7 +194,7 @@ extension LedgerNode {
     // MARK: Crypto-shredding
 
     /// After a commit: destroys the vault key and blob of every record of this organisation the
-    /// block erased. A failure is logged and retried at the next start (``shredErasedRecords()``).
+    /// block erased. A failure is logged and retried at the next start (``sweepRecords(now:)``).
     func shredErased(_ writes: WriteSet) {
         guard let records else { return }
         for (key, value) in writes.entries where key.hasPrefix("rec/") {
@@ -204,13 +208,27 @@ extension LedgerNode {
         }
     }
 
-    /// At start: shreds what a crash between an erasure's commit and its shredding left behind.
-    func shredErasedRecords() {
-        guard let records else { return }
+    /// At start, then at most hourly (on an upload): shreds what a crash between an erasure's
+    /// commit and its shredding left behind, and uploads nobody anchored — a client that stopped
+    /// between upload and anchor, a rotation prepared but never signed — once their files are
+    /// older than the store's ``RecordStore/orphanGrace`` at `now`. Answers how many it removed.
+    @discardableResult
+    public func sweepRecords(now: Date = Date()) -> Int {
+        guard let records else { return 0 }
+        var removed = 0
         for blob in records.held() {
-            guard let anchor = try? anchor(RecordAnchor.recordID(holder: organization, blob: blob)), anchor.erasedAt != nil else { continue }
-            try? records.shred(blob)
+            // A state read that fails keeps the files: the sweep removes only what it knows is dead.
+            let found: RecordAnchor?
+            do { found = try anchor(RecordAnchor.recordID(holder: organization, blob: blob)) } catch { continue }
+            if let anchor = found {
+                guard anchor.erasedAt != nil else { continue }
+            } else {
+                guard let modified = records.modified(blob), now.timeIntervalSince(modified) > records.orphanGrace else { continue }
+                logger.info("unanchored upload removed", metadata: ["blob": "\(blob.hex.prefix(16))"])
+            }
+            if (try? records.shred(blob)) != nil { removed += 1 }
         }
+        return removed
     }
 
     // MARK: Reading committed state

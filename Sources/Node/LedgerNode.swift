@@ -166,7 +166,7 @@ public final class LedgerNode: Sendable {
         metrics.blockCommitted(height: tip.height, committed: 0, rejectedCodes: [], latencies: [], pending: 0)
         metrics.certificate(notAfter: Double(certificateNotAfter))
         loadNoiseSecret()
-        shredErasedRecords()
+        sweepRecords()
         // A submission the log could not take releases its claim, so that the client may resubmit it.
         replication?.submissions.onRelease { [weak self] ids in
             self?.chain.withLock { state in for id in ids { state.pending.removeValue(forKey: id) } }

@@ -6,6 +6,7 @@ import Darwin
 public import Crypto
 import Foundation
 public import LedgerCore
+import Synchronization
 
 /// A hospital node's off-chain patient data: sealed record blobs, content-addressed by the SHA-256
 /// of their bytes, and the vault of per-record key-agreement keys that open the data keys wrapped
@@ -25,10 +26,16 @@ public final class RecordStore: Sendable {
     public let maxRecordBytes: Int
 
     public static let defaultMaxRecordBytes = SealedRecord.maxUploadBytes
+    /// How old an upload nobody anchored may get before ``LedgerNode/sweepRecords(now:)`` removes it.
+    public let orphanGrace: TimeInterval
+    public static let defaultOrphanGrace: TimeInterval = 7 * 86_400
+    let lastSweep = Mutex<Date?>(nil)
 
-    public init(path: String, maxRecordBytes: Int = RecordStore.defaultMaxRecordBytes) throws(LedgerError) {
+    public init(path: String, maxRecordBytes: Int = RecordStore.defaultMaxRecordBytes,
+                orphanGrace: TimeInterval = RecordStore.defaultOrphanGrace) throws(LedgerError) {
         self.path = path
         self.maxRecordBytes = maxRecordBytes
+        self.orphanGrace = orphanGrace
         try SecureFile.makeDirectory(path + "/blobs")
         try SecureFile.makeDirectory(path + "/vault")
         try SecureFile.restrictDirectory(path)
@@ -73,6 +80,20 @@ public final class RecordStore: Sendable {
         try Self.writeDurably(Array(KeyWrap.newPrivateKey().rawRepresentation), to: vaultPath(id), exclusive: true)
         guard let key = try vaultKey(id) else { throw LedgerError(.storage, "vault key \(id.hex.prefix(16))… vanished") }
         return key.publicKey
+    }
+
+    /// When blob `id`'s files last changed (the newer of blob and vault key).
+    public func modified(_ id: Hash256) -> Date? {
+        [blobPath(id), vaultPath(id)].compactMap { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
+    }
+
+    /// Whether a sweep is due at `now` (none in the last hour); if so, records that one starts.
+    func claimSweep(now: Date) -> Bool {
+        lastSweep.withLock { last in
+            guard last.map({ now.timeIntervalSince($0) >= 3600 }) ?? true else { return false }
+            last = now
+            return true
+        }
     }
 
     /// The path of blob `id` and its size, if this store holds it.

@@ -265,6 +265,33 @@ struct PatientRecordAPITests {
         try await ward.stop()
     }
 
+    @Test func uploadsNobodyAnchoredAreSweptAfterTheGracePeriodOnly() async throws {
+        let ward = try await Ward()
+        let store = try #require(ward.harness.node.records)
+        let (kept, status) = try await ward.client("st-mary/collector").put(Array("anchored".utf8), patient: ward.pseudonym, category: "report")
+        try Self.expectCommitted(status)
+        let keptBlob = try #require(try ward.harness.node.anchor(kept)).put.id
+        // An upload never anchored, and a rotation prepared but never signed.
+        struct Stored: Decodable { var blob: Hash256 }
+        let orphan: Stored = try await ward.client("st-mary/clinician").node.postSigned("v1/records", body: try SealedRecord.seal([7], key: SymmetricKey(size: .bits256)))
+        struct Rotation: Decodable { var blob: Hash256 }
+        let unsigned: Rotation = try await ward.client("st-mary/admin").node.postSigned("v1/records/\(kept.hex)/rotate", body: [])
+        #expect(Set(store.held()) == [keptBlob, orphan.blob, unsigned.blob])
+        // Young uploads stay (a client may be about to anchor them); past the grace period they go.
+        #expect(ward.harness.node.sweepRecords(now: Date()) == 0)
+        #expect(ward.harness.node.sweepRecords(now: Date() + store.orphanGrace - 60) == 0)
+        #expect(ward.harness.node.sweepRecords(now: Date() + store.orphanGrace + 60) == 2)
+        #expect(store.held() == [keptBlob])
+        #expect(try store.vaultKey(orphan.blob) == nil && store.blobFile(unsigned.blob) == nil)
+        // The anchored record, however old, is untouched and still opens.
+        _ = try await ward.consent(ward.patient, .grant(patient: ward.pseudonym, terms: ConsentTerms(effect: .permit, grantee: .organization("st-mary"),
+                                                                                                     purposes: [.treatment])))
+        let clinician = try ward.harness.identity("st-mary/clinician")
+        let decision = try await ward.consent(clinician, .request(record: kept, purpose: .treatment))
+        #expect(try await ward.client(clinician).open(record: kept, decision: decision, encryptionKey: ward.keys["st-mary/clinician"]!) == Array("anchored".utf8))
+        try await ward.stop()
+    }
+
     @Test func keyRotationReEncryptsUnderANewDataKeyAndShredsTheOldOne() async throws {
         let ward = try await Ward()
         let plaintext = Array("ECG 72 bpm sinus rhythm".utf8)
