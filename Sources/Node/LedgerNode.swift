@@ -107,7 +107,7 @@ public final class LedgerNode: Sendable {
     /// directory (`orgs/<org>/`): by default the node that sealed genesis, else the first founding
     /// node whose key is present.
     public convenience init(directory: String, identity name: String? = nil, databasePath: String? = nil, ordering: OrderingMode = .solo,
-                            logger: Logger) throws {
+                            maxRecordBytes: Int = RecordStore.defaultMaxRecordBytes, logger: Logger) throws {
         let definition = try NetworkDefinition.load(directory: directory)
         let identity = try name.map { name throws(LedgerError) in try definition.identity(named: name, directory: directory) }
             ?? definition.defaultNode(directory: directory)
@@ -118,7 +118,7 @@ public final class LedgerNode: Sendable {
         try SecureFile.restrictDirectory(directory)
         let store = try LedgerStore(path: databasePath ?? directory + "/" + NetworkDefinition.databaseFileName)
         // Beside its database: two nodes sharing a directory (tests) keep apart.
-        let records = try RecordStore(path: databasePath.map { $0 + ".records" } ?? directory + "/records")
+        let records = try RecordStore(path: databasePath.map { $0 + ".records" } ?? directory + "/records", maxRecordBytes: maxRecordBytes)
         try self.init(store: store, genesis: genesis, identity: identity, ordering: ordering, records: records, logger: logger)
     }
 

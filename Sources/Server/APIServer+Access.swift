@@ -30,7 +30,9 @@ extension APIServer {
                 var request = request
                 var caller: Principal?
                 if route.authentication == .signedRequest {
-                    do throws(LedgerError) { caller = try await authenticator.authenticate(&request, bodyLimit: route.bodyLimit) } catch {
+                    // A record upload may be as large as this node's store takes.
+                    let limit = route == .storeRecord ? max(node.records?.maxRecordBytes ?? 0, RequestAuthenticator.maxBodyBytes + 1) : route.bodyLimit
+                    do throws(LedgerError) { caller = try await authenticator.authenticate(&request, bodyLimit: limit) } catch {
                         return unauthenticated(error)
                     }
                 }

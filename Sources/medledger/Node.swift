@@ -80,16 +80,23 @@ struct Node: AsyncParsableCommand {
     @Option(name: .long, help: "Ledger database (default DIR/ledger.sqlite).")
     var database: String?
 
+    @Option(name: .long, help: "Largest sealed patient record this node stores, in MiB (uploads stream to disk).")
+    var maxRecordMib = RecordStore.defaultMaxRecordBytes >> 20
+
     func run() async throws {
         Logs.bootstrap(level: logLevel)
         let logger = Logger(label: "medledger.node")
         let node: LedgerNode
         var services: [any Service] = []
+        guard (1...(RecordPut.maxSize >> 20)).contains(UInt64(max(0, maxRecordMib))) else {
+            throw UserError("--max-record-mib must be 1...\(RecordPut.maxSize >> 20)")
+        }
+        let maxRecordBytes = maxRecordMib << 20
         do {
             switch ordering {
             case .solo:
                 guard etcd == nil else { throw UserError("--etcd needs --ordering etcd") }
-                node = try LedgerNode(directory: data, identity: identity, databasePath: database, logger: logger)
+                node = try LedgerNode(directory: data, identity: identity, databasePath: database, maxRecordBytes: maxRecordBytes, logger: logger)
             case .etcd:
                 let client = try etcdClient(logger: logger)
                 services.append(client)
@@ -98,7 +105,8 @@ struct Node: AsyncParsableCommand {
                 if let advertise, URL(string: advertise)?.scheme == nil { throw UserError("--advertise must be a URL such as https://node.st-mary.example:8080") }
                 let log = EtcdReplicatedLog(client: client, network: network, leaseTTL: leaseTTL,
                                             retention: RetentionPolicy(keep: retainBlocks), logger: logger)
-                node = try LedgerNode(directory: data, identity: identity, databasePath: database, ordering: .replicated(log), logger: logger)
+                node = try LedgerNode(directory: data, identity: identity, databasePath: database, ordering: .replicated(log),
+                                      maxRecordBytes: maxRecordBytes, logger: logger)
             }
         } catch let error as LedgerError {
             throw UserError("cannot start the node: \(error.userMessage)")

@@ -15,12 +15,12 @@ final class NodeHarness: Sendable {
     let node: LedgerNode
     let runner: Task<Void, any Error>
 
-    init(batchSize: UInt32 = 50, research: ResearchPolicy = ResearchPolicy()) throws {
+    init(batchSize: UInt32 = 50, research: ResearchPolicy = ResearchPolicy(), maxRecordBytes: Int = RecordStore.defaultMaxRecordBytes) throws {
         directory = Fixtures.temporaryPath("node")
         var spec = NetworkSpec.demo
         spec.config = NetworkConfig(batchSize: batchSize, batchTimeoutMilliseconds: 5, research: research)
         definition = try NetworkBuilder.build(spec, directory: directory)
-        node = try LedgerNode(directory: directory, logger: Logger.quiet)
+        node = try LedgerNode(directory: directory, maxRecordBytes: maxRecordBytes, logger: Logger.quiet)
         let node = self.node
         runner = Task { try await node.run() }
     }

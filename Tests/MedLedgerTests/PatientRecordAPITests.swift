@@ -22,8 +22,8 @@ struct PatientRecordAPITests {
         let pseudonym = PatientPseudonym.derive(identifier: "MRN-42", hospital: "st-mary", secret: SymmetricKey(size: .bits256))
         let keys: [String: P256.KeyAgreement.PrivateKey]
 
-        init() async throws {
-            harness = try NodeHarness()
+        init(maxRecordBytes: Int = RecordStore.defaultMaxRecordBytes) async throws {
+            harness = try NodeHarness(maxRecordBytes: maxRecordBytes)
             api = try await APIHarness(harness)
             let authority = try OrganizationDirectory.authority(in: NetworkDefinition.organizationPath("st-mary", in: harness.directory),
                                                                  organization: "st-mary")
@@ -262,6 +262,27 @@ struct PatientRecordAPITests {
         try SecureFile.create(store.path + "/blobs/upload.tmp-0001", contents: SealedRecord.magic)
         _ = try RecordStore(path: store.path)
         #expect(leftovers().isEmpty)
+        try await ward.stop()
+    }
+
+    @Test func aNodeConfiguredForSmallerRecordsRefusesLargerOnesUnread() async throws {
+        let ward = try await Ward(maxRecordBytes: 1 << 20)
+        let collector = try ward.harness.identity("st-mary/collector")
+        // A declared length over the node's limit (far under the default): refused before the body is read.
+        let body = [UInt8](repeating: 1, count: (1 << 20) + 1)
+        var request = URLRequest(url: ward.api.base.appendingPathComponent("v1/records"))
+        request.httpMethod = "POST"
+        request.httpBody = Data(body)
+        request.setValue(Hash256.of(body).hex, forHTTPHeaderField: "MedLedger-Body-SHA256")
+        request.setValue(ward.api.header(collector, method: "POST", target: "/v1/records", body: body), forHTTPHeaderField: "Authorization")
+        let (answer, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 413, "\(String(decoding: answer, as: UTF8.self))")
+        // Through the client: one byte under the limit is stored, one over is refused.
+        let overhead = SealedRecord.overhead
+        let (fits, status) = try await ward.client(collector).put([UInt8](repeating: 2, count: (1 << 20) - overhead), patient: ward.pseudonym, category: "report")
+        try Self.expectCommitted(status)
+        #expect(try ward.harness.node.anchor(fits)?.put.size == 1 << 20)
+        #expect(await Self.code { _ = try await ward.client(collector).put([UInt8](repeating: 3, count: (1 << 20) - overhead + 1), patient: ward.pseudonym, category: "report") } == "payload_too_large")
         try await ward.stop()
     }
 
