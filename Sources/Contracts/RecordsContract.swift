@@ -37,10 +37,12 @@ public struct RecordsContract: Contract {
             guard old.holder == creator.organization else {
                 throw LedgerError(.forbidden, "only an admin of \(old.holder), the holder, rotates this record's key")
             }
-            let new = try Self.anchor(put, &context, creator: creator)
-            guard new.put.patient == old.put.patient, new.put.category == old.put.category, new.put.device == old.put.device else {
+            // The device was the holder's when the record was stored; it may have changed hands
+            // since (red-team finding: such records could never be re-keyed).
+            guard put.patient == old.put.patient, put.category == old.put.category, try put.device.map(UDI.canonicalKey) == old.put.device else {
                 throw LedgerError(.invalidArgument, "a rotated record keeps its patient, category and device")
             }
+            let new = try Self.anchor(put, &context, creator: creator, checkingDevice: false)
             old.erasedAt = context.blockTime
             context.put(StateKey.record(id), old)
             context.put(StateKey.rotation(id), bytes: new.id.bytes)
@@ -58,7 +60,7 @@ public struct RecordsContract: Contract {
 
     /// Anchors `put` for the creator's hospital: the patient enrolled there, the device its own.
     @discardableResult
-    static func anchor(_ put: RecordPut, _ context: inout TransactionContext, creator: Member) throws(LedgerError) -> RecordAnchor {
+    static func anchor(_ put: RecordPut, _ context: inout TransactionContext, creator: Member, checkingDevice: Bool = true) throws(LedgerError) -> RecordAnchor {
         var put = put
         guard let organization = try context.organization(creator.organization), organization.kind == .hospital else {
             throw LedgerError(.forbidden, "only hospitals store patient records; \(creator.organization) is not a hospital")
@@ -69,11 +71,13 @@ public struct RecordsContract: Contract {
         }
         if let device = put.device {
             let key = try UDI.canonicalKey(device)
-            guard let record = try context.get(DeviceRecord.self, StateKey.device(key)) else {
-                throw LedgerError(.unknownDevice, "no device \(device)")
-            }
-            guard record.owner == creator.organization else {
-                throw LedgerError(.forbidden, "device \(device) belongs to \(record.owner)")
+            if checkingDevice {
+                guard let record = try context.get(DeviceRecord.self, StateKey.device(key)) else {
+                    throw LedgerError(.unknownDevice, "no device \(device)")
+                }
+                guard record.owner == creator.organization else {
+                    throw LedgerError(.forbidden, "device \(device) belongs to \(record.owner)")
+                }
             }
             put.device = key
         }

@@ -4,6 +4,7 @@ import Logging
 public import LedgerCore
 import Contracts
 import LedgerStore
+import Synchronization
 
 /// Patient records at their holder's node: committed anchors, consent and decisions read from the
 /// store; keys released only under a recorded, unexpired grant to the reader who holds it.
@@ -102,13 +103,32 @@ extension LedgerNode {
     /// new blob with its own vault key, answering the `put` for the `records.rotate` transaction
     /// the holder's admin signs. The plaintext exists only in this call's memory; the old vault key
     /// and blob are shredded once the rotation commits (as for an erasure).
+    ///
+    /// A record has at most one pending rotation: asked again before it commits, the node answers
+    /// the same one (two admins racing sign the same anchor; red-team finding: every prepare left
+    /// a full copy). Once the record is erased or rotated, or the copy is anchored by anything but
+    /// this rotation, the copy is shredded (``settlePendingRotations(_:)``).
     public func prepareRotation(record id: Hash256) throws(LedgerError) -> RecordPut {
         guard let records else { throw LedgerError(.unavailable, "this node keeps no patient records") }
-        guard let anchor = try anchor(id) else { throw LedgerError(.unknownRecord, "no record \(id.hex.prefix(16))… is anchored") }
-        guard anchor.erasedAt == nil else { throw LedgerError(.recordErased, "record \(id.hex.prefix(16))… was erased or rotated") }
-        guard anchor.holder == organization else {
-            throw LedgerError(.forbidden, "record \(id.hex.prefix(16))… is held by \(anchor.holder): its own node rotates it")
+        return try records.rotating.withLock { _ throws(LedgerError) -> RecordPut in
+            guard let anchor = try anchor(id) else { throw LedgerError(.unknownRecord, "no record \(id.hex.prefix(16))… is anchored") }
+            guard anchor.erasedAt == nil else { throw LedgerError(.recordErased, "record \(id.hex.prefix(16))… was erased or rotated") }
+            guard anchor.holder == organization else {
+                throw LedgerError(.forbidden, "record \(id.hex.prefix(16))… is held by \(anchor.holder): its own node rotates it")
+            }
+            if let pending = records.pendingRotation(of: id) {
+                if records.blobFile(pending.id) != nil, try records.vaultKey(pending.id) != nil { return pending }
+                try records.shred(pending.id)
+                records.clearPendingRotation(id)
+            }
+            let put = try reseal(anchor, records)
+            try records.setPendingRotation(id, put)
+            return put
         }
+    }
+
+    func reseal(_ anchor: RecordAnchor, _ records: RecordStore) throws(LedgerError) -> RecordPut {
+        let id = anchor.id
         guard let oldKey = try records.dataKey(for: anchor), let oldBlob = try records.blob(anchor.put.id) else {
             throw LedgerError(.notFound, "this node's vault holds no key or blob for record \(id.hex.prefix(16))…")
         }
@@ -194,9 +214,11 @@ extension LedgerNode {
     // MARK: Crypto-shredding
 
     /// After a commit: destroys the vault key and blob of every record of this organisation the
-    /// block erased. A failure is logged and retried at the next start (``sweepRecords(now:)``).
+    /// block erased, and settles pending rotations. A failure is logged and retried at the next
+    /// start (``sweepRecords(now:)``).
     func shredErased(_ writes: WriteSet) {
         guard let records else { return }
+        defer { settlePendingRotations { key in writes.lookup(key) } }
         for (key, value) in writes.entries where key.hasPrefix("rec/") {
             guard let value, let anchor = try? RecordAnchor(decoding: value), anchor.erasedAt != nil, anchor.holder == organization else { continue }
             do throws(LedgerError) {
@@ -208,6 +230,31 @@ extension LedgerNode {
         }
     }
 
+    /// Pending rotations whose fate is known: committed (the copy is the record now: the mark goes),
+    /// or their record erased or rotated to another copy, or the copy anchored by an ordinary put
+    /// (it was made for a rotation only): the copy is shredded. `value` reads the state that
+    /// decides: a block's writes after a commit (nil: not written), committed state at start.
+    func settlePendingRotations(_ value: (String) -> [UInt8]??) {
+        guard let records else { return }
+        for (record, put) in records.pendingRotations() {
+            let copy = RecordAnchor.recordID(holder: organization, blob: put.id)
+            if let successor = value(StateKey.rotation(record)) ?? nil, successor == copy.bytes {
+                records.clearPendingRotation(record)
+                continue
+            }
+            let source = (value(StateKey.record(record)) ?? nil).flatMap { try? RecordAnchor(decoding: $0) }
+            let copyAnchored = (value(StateKey.record(copy)) ?? nil) != nil
+            guard source?.erasedAt != nil || copyAnchored else { continue }
+            do throws(LedgerError) {
+                try records.shred(put.id)
+                records.clearPendingRotation(record)
+                logger.info("pending rotation shredded", metadata: ["record": "\(record.hex.prefix(16))", "why": "\(copyAnchored ? "anchored by a put" : "record erased or rotated")"])
+            } catch {
+                logger.error("could not shred a pending rotation; retried at the next start", metadata: ["record": "\(record.hex.prefix(16))", "error": "\(error)"])
+            }
+        }
+    }
+
     /// At start, then at most hourly (on an upload): shreds what a crash between an erasure's
     /// commit and its shredding left behind, and uploads nobody anchored — a client that stopped
     /// between upload and anchor, a rotation prepared but never signed — once their files are
@@ -215,6 +262,10 @@ extension LedgerNode {
     @discardableResult
     public func sweepRecords(now: Date = Date()) -> Int {
         guard let records else { return 0 }
+        settlePendingRotations { key in
+            guard let value = try? storage({ try store.value(forKey: key) }) else { return .some(nil) }
+            return .some(value)
+        }
         var removed = 0
         for blob in records.held() {
             // A state read that fails keeps the files: the sweep removes only what it knows is dead.

@@ -15,6 +15,8 @@ import Synchronization
 /// ```text
 /// DIR/blobs/<blob hash hex>   the sealed record (SealedRecord), 0600
 /// DIR/vault/<blob hash hex>   the record's vault private key (32 bytes, P-256), 0600
+/// DIR/pending/<record id hex> the rotation prepared for that record and not yet committed
+///                             (its `RecordPut`), 0600
 /// ```
 ///
 /// Only this node's organisation can open its records: other nodes replicate the anchors, never a
@@ -30,6 +32,9 @@ public final class RecordStore: Sendable {
     public let orphanGrace: TimeInterval
     public static let defaultOrphanGrace: TimeInterval = 7 * 86_400
     let lastSweep = Mutex<Date?>(nil)
+    /// Held while a rotation is prepared: one at a time per node (each holds a record's plaintext
+    /// and two sealed copies in memory), and one pending rotation per record.
+    let rotating = Mutex(())
 
     public init(path: String, maxRecordBytes: Int = RecordStore.defaultMaxRecordBytes,
                 orphanGrace: TimeInterval = RecordStore.defaultOrphanGrace) throws(LedgerError) {
@@ -38,9 +43,10 @@ public final class RecordStore: Sendable {
         self.orphanGrace = orphanGrace
         try SecureFile.makeDirectory(path + "/blobs")
         try SecureFile.makeDirectory(path + "/vault")
+        try SecureFile.makeDirectory(path + "/pending")
         try SecureFile.restrictDirectory(path)
         // Uploads and key files a crash left half-written (no upload runs before the store exists).
-        for folder in ["blobs", "vault"] {
+        for folder in ["blobs", "vault", "pending"] {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: path + "/" + folder)) ?? [] where name.contains(".tmp-") {
                 unlink(path + "/" + folder + "/" + name)
             }
@@ -93,6 +99,32 @@ public final class RecordStore: Sendable {
             guard last.map({ now.timeIntervalSince($0) >= 3600 }) ?? true else { return false }
             last = now
             return true
+        }
+    }
+
+    // MARK: Pending rotations (red-team finding: a prepared copy outlived the record's erasure)
+
+    func pendingPath(_ record: Hash256) -> String { path + "/pending/" + record.hex }
+
+    /// The rotation prepared for `record` and not committed yet.
+    public func pendingRotation(of record: Hash256) -> RecordPut? {
+        (try? SecureFile.read(pendingPath(record))).flatMap { try? RecordPut(decoding: $0) }
+    }
+
+    func setPendingRotation(_ record: Hash256, _ put: RecordPut) throws(LedgerError) {
+        try Self.writeDurably(put.encoded, to: pendingPath(record))
+    }
+
+    func clearPendingRotation(_ record: Hash256) {
+        unlink(pendingPath(record))
+        Self.syncDirectory(path + "/pending")
+    }
+
+    /// Every pending rotation: the record it re-seals and the prepared anchor of the copy.
+    public func pendingRotations() -> [(record: Hash256, put: RecordPut)] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path + "/pending")) ?? []).sorted().compactMap { name in
+            guard let record = Hash256(hex: name), let put = pendingRotation(of: record) else { return nil }
+            return (record, put)
         }
     }
 

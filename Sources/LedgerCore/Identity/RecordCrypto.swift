@@ -94,7 +94,8 @@ public enum KeyWrap {
     public static func newPrivateKey() -> P256.KeyAgreement.PrivateKey {
         while true {
             // A scalar of 0 or ≥ the group order (probability about 2⁻³²) is refused; draw again.
-            if let key = try? P256.KeyAgreement.PrivateKey(rawRepresentation: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }) {
+            // Straight from the random key's storage (zeroed when it is freed), no copy.
+            if let key = SymmetricKey(size: .bits256).withUnsafeBytes({ try? P256.KeyAgreement.PrivateKey(rawRepresentation: $0) }) {
                 return key
             }
         }
