@@ -26,11 +26,12 @@ struct MedLedger: AsyncParsableCommand {
     /// or trimming the heap top) and takes them again, zeroed page by page, on the next
     /// allocation. Sealing, uploading and serving records of a few MiB then spent more time in page
     /// faults than in AES-GCM (`bench --records`: 1 MiB sealed at 560 MB/s against 9,600 MB/s with
-    /// these settings). Buffers up to 32 MiB come from the heap, and up to 32 MiB of freed heap
+    /// these settings). Buffers up to 32 MiB come from the heap, and up to 64 MiB of freed heap
     /// per malloc arena is kept for reuse rather than returned at once (a bound on what stays
-    /// resident after a burst of large records: red-team observation on 128 MiB per arena).
+    /// resident after a burst of large records; a red-team observation on the 128 MiB first
+    /// chosen; 32 MiB brought the page faults back for 8 MiB records: performance.md).
     static func tuneAllocator() {
-        allocatorTuned = medledger_tune_allocator(32 << 20, 32 << 20) == 1
+        allocatorTuned = medledger_tune_allocator(32 << 20, 64 << 20) == 1
     }
 
     /// Whether ``tuneAllocator()`` applied (glibc only); `bench` reports it.
