@@ -266,8 +266,11 @@ extension LedgerNode {
             guard let value = try? storage({ try store.value(forKey: key) }) else { return .some(nil) }
             return .some(value)
         }
+        // A pending rotation's copy is kept while its record lives (an admin may sign it any time;
+        // it is shredded with the record): removing it would make that rotation lose the record.
+        let pending = Set(records.pendingRotations().map(\.put.id))
         var removed = 0
-        for blob in records.held() {
+        for blob in records.held() where !pending.contains(blob) {
             // A state read that fails keeps the files: the sweep removes only what it knows is dead.
             let found: RecordAnchor?
             do { found = try anchor(RecordAnchor.recordID(holder: organization, blob: blob)) } catch { continue }
