@@ -221,6 +221,12 @@ extension LedgerNode {
         defer { settlePendingRotations { key in writes.lookup(key) } }
         for (key, value) in writes.entries where key.hasPrefix("rec/") {
             guard let value, let anchor = try? RecordAnchor(decoding: value), anchor.erasedAt != nil, anchor.holder == organization else { continue }
+            // Red-team finding: a rotation to a copy this node does not hold destroyed the record.
+            if (try? successorMissing(of: anchor.id)) != false {
+                logger.error("a rotation names a successor this node does not hold: the original record's key and blob are kept",
+                             metadata: ["record": "\(anchor.id.hex.prefix(16))"])
+                continue
+            }
             do throws(LedgerError) {
                 try records.shred(anchor.put.id)
                 logger.info("erased record shredded", metadata: ["record": "\(anchor.id.hex.prefix(16))"])
@@ -257,8 +263,15 @@ extension LedgerNode {
 
     /// At start, then at most hourly (on an upload): shreds what a crash between an erasure's
     /// commit and its shredding left behind, and uploads nobody anchored — a client that stopped
-    /// between upload and anchor, a rotation prepared but never signed — once their files are
-    /// older than the store's ``RecordStore/orphanGrace`` at `now`. Answers how many it removed.
+    /// between upload and anchor — once their files are older than the store's
+    /// ``RecordStore/orphanGrace``. Answers how many it removed.
+    ///
+    /// Shredding cannot be undone, so "nobody anchored" must be what the network says, not a local
+    /// state that is behind (red-team finding: a node rebuilding its database from the log shredded
+    /// every record older than a week at start). Age is measured up to the ledger's own tip time
+    /// (a state restored from an old backup, or one being rebuilt, has an old tip), and a node of a
+    /// replicated network removes unanchored uploads only once it holds every height the other
+    /// nodes have published.
     @discardableResult
     public func sweepRecords(now: Date = Date()) -> Int {
         guard let records else { return 0 }
@@ -266,6 +279,9 @@ extension LedgerNode {
             guard let value = try? storage({ try store.value(forKey: key) }) else { return .some(nil) }
             return .some(value)
         }
+        let tip = self.tip
+        let reference = min(now, Date(timeIntervalSince1970: Double(tip.timestamp) / 1000))
+        let current = replication == nil || (!peerCheckpoints.isEmpty && peerCheckpoints.allSatisfy { $0.height <= tip.height })
         // A pending rotation's copy is kept while its record lives (an admin may sign it any time;
         // it is shredded with the record): removing it would make that rotation lose the record.
         let pending = Set(records.pendingRotations().map(\.put.id))
@@ -275,14 +291,28 @@ extension LedgerNode {
             let found: RecordAnchor?
             do { found = try anchor(RecordAnchor.recordID(holder: organization, blob: blob)) } catch { continue }
             if let anchor = found {
-                guard anchor.erasedAt != nil else { continue }
-            } else {
-                guard let modified = records.modified(blob), now.timeIntervalSince(modified) > records.orphanGrace else { continue }
-                logger.info("unanchored upload removed", metadata: ["blob": "\(blob.hex.prefix(16))"])
+                guard anchor.erasedAt != nil, (try? successorMissing(of: anchor.id)) == false else { continue }
+                if (try? records.shred(blob)) != nil { removed += 1 }
+            } else if current {
+                // Checked and removed under the store's lock: an upload of the same blob meanwhile
+                // refreshes its age and keeps it (red-team finding).
+                if records.removeIfOlder(blob, than: reference - records.orphanGrace) {
+                    logger.info("unanchored upload removed", metadata: ["blob": "\(blob.hex.prefix(16))"])
+                    removed += 1
+                }
             }
-            if (try? records.shred(blob)) != nil { removed += 1 }
         }
         return removed
+    }
+
+    /// Whether `record` was rotated (committed state) to a successor whose blob or vault key this
+    /// node does not hold — an admin signed a rotation its node never prepared — so that the
+    /// original must be kept.
+    func successorMissing(of record: Hash256) throws(LedgerError) -> Bool {
+        guard let records, let successor = try rotation(of: record) else { return false }
+        guard let anchored = try anchor(successor) else { return true }
+        if records.blobFile(anchored.put.id) == nil { return true }
+        return try records.vaultKey(anchored.put.id) == nil
     }
 
     // MARK: Reading committed state

@@ -35,6 +35,9 @@ public final class RecordStore: Sendable {
     /// Held while a rotation is prepared: one at a time per node (each holds a record's plaintext
     /// and two sealed copies in memory), and one pending rotation per record.
     let rotating = Mutex(())
+    /// Held by ``accept(_:id:)`` and ``removeIfOlder(_:than:)``: a blob answered to a client is
+    /// never removed between the sweep's check and its removal.
+    let files = Mutex(())
 
     public init(path: String, maxRecordBytes: Int = RecordStore.defaultMaxRecordBytes,
                 orphanGrace: TimeInterval = RecordStore.defaultOrphanGrace) throws(LedgerError) {
@@ -71,8 +74,14 @@ public final class RecordStore: Sendable {
     /// and returns the public half of the blob's vault key, which the client wraps the data key
     /// for. The blob and key are durable before this returns.
     public func accept(_ upload: RecordUpload, id: Hash256) throws(LedgerError) -> P256.KeyAgreement.PublicKey {
+        try files.withLock { _ throws(LedgerError) in try acceptLocked(upload, id: id) }
+    }
+
+    func acceptLocked(_ upload: RecordUpload, id: Hash256) throws(LedgerError) -> P256.KeyAgreement.PublicKey {
         if FileManager.default.fileExists(atPath: blobPath(id)) {
             upload.discard()
+            // Uploaded again (a client resending after a lost answer): its grace starts again.
+            for path in [blobPath(id), vaultPath(id)] { utimes(path, nil) }
         } else {
             guard rename(upload.temporary, blobPath(id)) == 0 else {
                 upload.discard()
@@ -91,6 +100,15 @@ public final class RecordStore: Sendable {
     /// When blob `id`'s files last changed (the newer of blob and vault key).
     public func modified(_ id: Hash256) -> Date? {
         [blobPath(id), vaultPath(id)].compactMap { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
+    }
+
+    /// Removes blob `id` and its vault key if both last changed before `cutoff` (an upload nobody
+    /// anchored); checked and removed under the lock uploads take.
+    func removeIfOlder(_ id: Hash256, than cutoff: Date) -> Bool {
+        files.withLock { _ in
+            guard let modified = modified(id), modified < cutoff else { return false }
+            return (try? shred(id)) != nil
+        }
     }
 
     /// Whether a sweep is due at `now` (none in the last hour); if so, records that one starts.

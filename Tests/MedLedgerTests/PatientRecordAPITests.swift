@@ -299,11 +299,15 @@ struct PatientRecordAPITests {
         let unsigned: Rotation = try await ward.client("st-mary/admin").node.postSigned("v1/records/\(kept.hex)/rotate", body: [])
         #expect(Set(store.held()) == [keptBlob, orphan.blob, unsigned.blob])
         // Young uploads stay (a client may be about to anchor them); past the grace period they go.
-        #expect(ward.harness.node.sweepRecords(now: Date()) == 0)
-        #expect(ward.harness.node.sweepRecords(now: Date() + store.orphanGrace - 60) == 0)
+        #expect(ward.harness.node.sweepRecords() == 0)
+        // (Age is measured up to the ledger's tip: the clock alone moving on removes nothing.)
+        #expect(ward.harness.node.sweepRecords(now: Date() + store.orphanGrace * 2) == 0)
+        for blob in [keptBlob, orphan.blob, unsigned.blob] { try UploadAttackTests.age(store, blob, by: store.orphanGrace - 60) }
+        #expect(ward.harness.node.sweepRecords() == 0)
         // The unanchored upload goes; the pending rotation's copy stays while its record lives (an
-        // admin may still sign it), and goes with the record.
-        #expect(ward.harness.node.sweepRecords(now: Date() + store.orphanGrace + 60) == 1)
+        // admin may still sign it), and goes with the record; the anchored record stays, however old.
+        for blob in [keptBlob, orphan.blob, unsigned.blob] { try UploadAttackTests.age(store, blob, by: store.orphanGrace + 60) }
+        #expect(ward.harness.node.sweepRecords() == 1)
         #expect(Set(store.held()) == [keptBlob, unsigned.blob])
         #expect(try store.vaultKey(orphan.blob) == nil && store.blobFile(orphan.blob) == nil)
         // The anchored record, however old, is untouched and still opens.

@@ -127,6 +127,30 @@ struct RotationAttackTests {
         try await ward.stop()
     }
 
+    /// Red team 2: an admin signs `records.rotate` with an anchor its node never prepared (a blob
+    /// it does not hold): the rotation commits (the ledger cannot know), but the holder keeps the
+    /// original's key and blob rather than shred the only copy; the record is not destroyed.
+    @Test func aRotationToACopyTheNodeDoesNotHoldKeepsTheOriginal() async throws {
+        let ward = try await API.Ward()
+        let store = try #require(ward.harness.node.records)
+        let (record, status) = try await ward.client("st-mary/collector").put(Array("EEG normal".utf8), patient: ward.pseudonym, category: "report")
+        try API.expectCommitted(status)
+        let original = try #require(try ward.harness.node.anchor(record)).put
+        let vault = P256.KeyAgreement.PrivateKey()
+        let invented = Hash256.of([0x0f, 0x0f])
+        let put = RecordPut(id: invented, size: original.size, category: original.category, device: nil, patient: original.patient,
+                            holderKey: Array(vault.publicKey.x963Representation),
+                            wrappedKey: try KeyWrap.wrap(SymmetricKey(size: .bits256), for: vault.publicKey, info: KeyWrap.holderInfo(record: invented)))
+        try API.expectCommitted(try await ward.client("st-mary/admin").submit(contract: "records", action: "rotate",
+                                                                              arguments: RecordAction.rotate(record: record, put: put).arguments))
+        #expect(try ward.harness.node.anchor(record)?.erasedAt != nil)
+        #expect(try store.vaultKey(original.id) != nil && store.blobFile(original.id) != nil, "the only copy was shredded")
+        // Nor does the start-up sweep shred it.
+        ward.harness.node.sweepRecords()
+        #expect(try store.vaultKey(original.id) != nil)
+        try await ward.stop()
+    }
+
     /// Attack (availability of a security control): St Mary's anchored readings from one of its
     /// devices; the device is later transferred to North General (devices.transfer +
     /// accept_transfer). St Mary's still holds the records, but can no longer rotate their keys:
