@@ -218,8 +218,12 @@ extension LedgerNode {
     /// start (``sweepRecords(now:)``).
     func shredErased(_ writes: WriteSet) {
         guard let records else { return }
-        defer { settlePendingRotations { key in writes.lookup(key) } }
+        // Only a block that writes an anchor can settle a pending rotation (an erasure, a rotation,
+        // a put of the copy): the others, most blocks, do not list the pending folder.
+        var anchors = false
+        defer { if anchors { settlePendingRotations() } }
         for (key, value) in writes.entries where key.hasPrefix("rec/") {
+            anchors = true
             guard let value, let anchor = try? RecordAnchor(decoding: value), anchor.erasedAt != nil, anchor.holder == organization else { continue }
             // Red-team finding: a rotation to a copy this node does not hold destroyed the record.
             if (try? successorMissing(of: anchor.id)) != false {
@@ -238,18 +242,18 @@ extension LedgerNode {
 
     /// Pending rotations whose fate is known: committed (the copy is the record now: the mark goes),
     /// or their record erased or rotated to another copy, or the copy anchored by an ordinary put
-    /// (it was made for a rotation only): the copy is shredded. `value` reads the state that
-    /// decides: a block's writes after a commit (nil: not written), committed state at start.
-    func settlePendingRotations(_ value: (String) -> [UInt8]??) {
+    /// (it was made for a rotation only): the copy is shredded. Reads committed state (after a
+    /// commit, or at start); a read that fails leaves the rotation pending.
+    func settlePendingRotations() {
         guard let records else { return }
         for (record, put) in records.pendingRotations() {
             let copy = RecordAnchor.recordID(holder: organization, blob: put.id)
-            if let successor = value(StateKey.rotation(record)) ?? nil, successor == copy.bytes {
+            let (successor, source, copyAnchored): (Hash256?, RecordAnchor?, Bool)
+            do { (successor, source, copyAnchored) = (try rotation(of: record), try anchor(record), try anchor(copy) != nil) } catch { continue }
+            if successor == copy {
                 records.clearPendingRotation(record)
                 continue
             }
-            let source = (value(StateKey.record(record)) ?? nil).flatMap { try? RecordAnchor(decoding: $0) }
-            let copyAnchored = (value(StateKey.record(copy)) ?? nil) != nil
             guard source?.erasedAt != nil || copyAnchored else { continue }
             do throws(LedgerError) {
                 try records.shred(put.id)
@@ -275,13 +279,11 @@ extension LedgerNode {
     @discardableResult
     public func sweepRecords(now: Date = Date()) -> Int {
         guard let records else { return 0 }
-        settlePendingRotations { key in
-            guard let value = try? storage({ try store.value(forKey: key) }) else { return .some(nil) }
-            return .some(value)
-        }
+        settlePendingRotations()
         let tip = self.tip
         let reference = min(now, Date(timeIntervalSince1970: Double(tip.timestamp) / 1000))
-        let current = replication == nil || (!peerCheckpoints.isEmpty && peerCheckpoints.allSatisfy { $0.height <= tip.height })
+        let peers = peerCheckpoints
+        let current = replication == nil || (!peers.isEmpty && peers.allSatisfy { $0.height <= tip.height })
         // A pending rotation's copy is kept while its record lives (an admin may sign it any time;
         // it is shredded with the record): removing it would make that rotation lose the record.
         let pending = Set(records.pendingRotations().map(\.put.id))
