@@ -262,14 +262,10 @@ public final class RecordUpload: @unchecked Sendable {
             }
         }
         hasher.update(bufferPointer: bytes)
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            guard written > 0 else {
-                discard()
-                throw LedgerError(.io, "cannot write an upload: \(String(cString: strerror(errno)))")
-            }
-            offset += written
+        guard SecureFile.writeAll(fd, bytes) else {
+            let reason = String(cString: strerror(errno))
+            discard()
+            throw LedgerError(.io, "cannot write an upload: \(reason)")
         }
         count += bytes.count
     }

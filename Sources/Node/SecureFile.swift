@@ -15,13 +15,21 @@ public enum SecureFile {
             throw LedgerError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
-        var offset = 0
-        while offset < contents.count {
-            let written = contents[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard written > 0 else { throw LedgerError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
-            offset += written
+        guard contents.withUnsafeBytes({ writeAll(fd, $0) }) else {
+            throw LedgerError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
         }
         guard fsync(fd) == 0 else { throw LedgerError(.io, "cannot sync \(path)") }
+    }
+
+    /// Writes all of `bytes` to `fd` (short writes continued); false on an error, `errno` set.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            guard written > 0 else { return false }
+            offset += written
+        }
+        return true
     }
 
     public static func create(_ path: String, text: String, mode: mode_t = 0o600) throws(LedgerError) {

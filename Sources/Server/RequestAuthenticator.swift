@@ -75,7 +75,6 @@ public final class RequestAuthenticator: Sendable {
     /// checked before the body is read (docs/formats.md §3.1).
     public static let bodyHashField = HTTPField.Name("MedLedger-Body-SHA256")!
 
-
     /// The principal's certificate is still registered, unrevoked, of an active organisation and
     /// valid at `now` (for responses that outlive their request, such as the event stream).
     public static func isCurrent(_ principal: Principal, node: LedgerNode, now: Int64) -> Bool {
