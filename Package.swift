@@ -104,6 +104,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Human accounts of the web app: password hashing and policy, TOTP (docs/architecture.md, "Web accounts").
+        .target(
+            name: "Accounts",
+            dependencies: [
+                "LedgerCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // glibc malloc settings for MiB-sized record buffers (Sources/medledger/MedLedger.swift).
         .target(name: "CAllocatorTuning"),
         .executableTarget(
@@ -157,7 +167,7 @@ let package = Package(
             name: "MedLedgerTests",
             dependencies: [
                 "LedgerCore", "Contracts", "Privacy", "Research", "LedgerStore", "Ordering", "Node", "Server", "Collector",
-                "LedgerTesting", "medledger", "Etcd", "Launcher",
+                "LedgerTesting", "medledger", "Etcd", "Launcher", "Accounts",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
