@@ -33,6 +33,8 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let proposalClosed = Code(rawValue: "proposal_closed")
         public static let alreadyApproved = Code(rawValue: "already_approved")
         public static let notFound = Code(rawValue: "not_found")
+        /// HTTP only (never a ledger status): the path exists under other methods.
+        public static let methodNotAllowed = Code(rawValue: "method_not_allowed")
         public static let overloaded = Code(rawValue: "overloaded")
         public static let verificationFailed = Code(rawValue: "verification_failed")
         public static let storage = Code(rawValue: "storage_error")

@@ -61,6 +61,7 @@ public enum APIServer {
         case .unknownMember, .unknownOrganization, .certificateExpired, .certificateRevoked, .forbidden: .forbidden
         case .notFound, .unknownDevice, .unknownProposal, .unknownRecord, .unknownPatient: .notFound
         case .duplicateTransaction, .deviceExists, .alreadyApproved, .proposalClosed, .deviceDecommissioned, .recordExists: .conflict
+        case .methodNotAllowed: .methodNotAllowed
         case .recordErased: .gone
         case .payloadTooLarge: .contentTooLarge
         case .budgetExhausted: .tooManyRequests
@@ -95,11 +96,14 @@ public enum APIServer {
         }
     }
 
-    /// Every route but `/health` is registered through ``GuardedRouter`` under its ``APIRoute``:
+    /// Every route but `/health` and `/openapi.json` is registered through ``GuardedRouter`` under its ``APIRoute``:
     /// authenticated (a signed request, or the envelope's own signature for submissions) and
     /// authorised by ``AccessPolicy`` before the handler runs.
     static func addRoutes(to router: Router<BasicRequestContext>, node: LedgerNode) {
+        // First: a middleware wraps only the routes added after it (and the router's not-found answer).
+        router.add(middleware: UnmatchedRouteMiddleware())
         let api = GuardedRouter(router: router, authenticator: RequestAuthenticator(node: node), node: node)
+        router.get("/openapi.json") { _, _ in OpenAPIDocument.response() }
         router.get("/health") { _, _ in
             if let divergence = node.divergence {
                 // The reason (hashes, fingerprints) is for the network's members: `GET /v1/node` and the log.

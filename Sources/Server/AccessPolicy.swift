@@ -4,6 +4,7 @@ public import LedgerCore
 /// decision is about is the one the router matched, never a re-parse of the path.
 public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     case health
+    case openAPI
     case submitTransaction
     case submitTransactions
     case submitQuery
@@ -37,6 +38,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     public var template: String {
         switch self {
         case .health: "GET /health"
+        case .openAPI: "GET /openapi.json"
         case .submitTransaction: "POST /v1/transactions"
         case .submitTransactions: "POST /v1/transactions/batch"
         case .submitQuery: "POST /v1/queries"
@@ -78,7 +80,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     public var answersWhenDiverged: Bool {
         switch self {
         // /v1/node says why the node diverged: `network status` reads it from a halted node.
-        case .health, .metrics, .node: true
+        case .health, .openAPI, .metrics, .node: true
         default: false
         }
     }
@@ -86,7 +88,7 @@ public enum APIRoute: String, Sendable, CaseIterable, Hashable {
     /// How callers of the route are authenticated.
     public var authentication: Authentication {
         switch self {
-        case .health: .none
+        case .health, .openAPI: .none
         case .submitTransaction, .submitTransactions, .submitQuery: .envelope
         default: .signedRequest
         }
@@ -178,7 +180,7 @@ public enum AccessPolicy {
         let isAdmin = principal.role == .admin
 
         switch route {
-        case .health, .submitTransaction, .submitTransactions, .submitQuery:
+        case .health, .openAPI, .submitTransaction, .submitTransactions, .submitQuery:
             return .allow(.everything)
 
         case .chain, .chainHeightAt:

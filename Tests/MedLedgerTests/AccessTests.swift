@@ -516,7 +516,7 @@ struct AccessPolicyTests {
                 #expect(decision == .allow(.everything))
             }
         }
-        #expect(APIRoute.allCases.filter { $0.authentication == .none } == [.health])
+        #expect(APIRoute.allCases.filter { $0.authentication == .none } == [.health, .openAPI])
     }
 }
 
