@@ -34,8 +34,11 @@ struct Demo: AsyncParsableCommand {
     @Option(name: .long, help: "Run this many seconds, then stop and exit 0 (default: until Ctrl-C).")
     var duration: Double?
 
-    @Option(name: .long, help: "Devices each hospital collector registers.")
-    var devices = 25
+    // 3 hospitals × 500 devices put ~300 under each of the 5 simulated manufacturers: above the
+    // open-domain release threshold at the default ε 0.1 (τ = 202), so a grouped count by
+    // manufacturer releases every group (with 25 each it released none).
+    @Option(name: .long, help: "Devices each hospital collector registers (500: enough that open-domain grouped counts release their groups at the default ε).")
+    var devices = 500
 
     @Option(name: .long, help: "Milliseconds between device events per collector.")
     var intervalMs = 250
