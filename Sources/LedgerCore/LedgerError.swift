@@ -65,6 +65,8 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unavailable = Code(rawValue: "unavailable")
         /// This node found that it disagrees with the network and serves no ledger data (never a ledger status).
         public static let diverged = Code(rawValue: "diverged")
+        /// A new web-account password that the password policy refuses (never a ledger status).
+        public static let weakPassword = Code(rawValue: "weak_password")
 
         /// The numeric status stored on the ledger for a transaction refused during execution.
         /// `0` means success. Numbers are part of the on-ledger format and never reused.
