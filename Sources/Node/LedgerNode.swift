@@ -166,6 +166,9 @@ public final class LedgerNode: Sendable {
         metrics.blockCommitted(height: tip.height, committed: 0, rejectedCodes: [], latencies: [], pending: 0)
         metrics.certificate(notAfter: Double(certificateNotAfter))
         loadNoiseSecret()
+        // The start-up sweep is this hour's: the first upload must not start another one at once
+        // (a fresh-clone CI run saw that late sweep race a test's re-upload of an aged blob).
+        _ = records?.claimSweep(now: Date())
         sweepRecords()
         // A submission the log could not take releases its claim, so that the client may resubmit it.
         replication?.submissions.onRelease { [weak self] ids in
