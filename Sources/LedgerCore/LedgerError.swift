@@ -67,6 +67,12 @@ public struct LedgerError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let diverged = Code(rawValue: "diverged")
         /// A new web-account password that the password policy refuses (never a ledger status).
         public static let weakPassword = Code(rawValue: "weak_password")
+        /// A web account locked after too many failed logins, until the time in the message (never a ledger status).
+        public static let accountLocked = Code(rawValue: "account_locked")
+        /// A web account that an administrator disabled (never a ledger status).
+        public static let accountDisabled = Code(rawValue: "account_disabled")
+        /// A new web account whose user name is taken, compared case-insensitively after NFKC (never a ledger status).
+        public static let accountExists = Code(rawValue: "account_exists")
 
         /// The numeric status stored on the ledger for a transaction refused during execution.
         /// `0` means success. Numbers are part of the on-ledger format and never reused.
