@@ -59,7 +59,9 @@ public struct Account: Sendable, Hashable, Identifiable, CustomStringConvertible
 extension Account {
     /// The key that makes user names unique and finds them at login: NFKC, then lowercase.
     static func usernameKey(_ username: String) -> String {
-        username.nfkc.lowercased()
+        // Upper then lower case: a closer case fold than lower case alone, under which `STRASSE`
+        // and `straße`, or `ΟΔΟΣ` and `οδος`, were two user names (red-team finding).
+        username.nfkc.uppercased().lowercased()
     }
 
     /// The longest user name, in Unicode scalars after NFKC (an e-mail address fits).

@@ -49,6 +49,11 @@ extension AccountService {
         let stored = try store.read { db in try Self.existing(db, id: account.id) }
         if let until = stored.account.lockedUntil, stored.account.isLocked(at: now) { throw Self.lockedError(until: until, now: now) }
         guard try verify(current, against: stored) else { throw try failedAttempt(stored, now: now) }
+        // What a login reads (red-team finding: a decomposed passphrase within the policy's 128
+        // code points was longer than a login takes, so it could never log in again).
+        guard new.utf8.count <= Self.maximumLoginInputBytes else {
+            throw LedgerError(.weakPassword, "the new password is longer than \(Self.maximumLoginInputBytes) bytes: choose a shorter one")
+        }
         guard new.nfkc != current.nfkc else { throw LedgerError(.weakPassword, "the new password is the current one: choose another") }
         try policy.check(new, accountName: account.username)
         let hash = try PasswordHash(hashing: new, parameters: passwordParameters).encoded

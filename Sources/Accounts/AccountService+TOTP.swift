@@ -7,8 +7,15 @@ extension AccountService {
     /// (to type in) and the `otpauth://` URI (for a QR code), issuer "MedLedger", account the user
     /// name: show them once, never log them. Refuses (`forbidden`) an account whose TOTP is already
     /// confirmed: replacing a second factor is an administrator's ``resetTOTP(accountID:by:now:)``.
-    public func beginTOTPEnrolment(token: String, now: Int64) throws(LedgerError) -> (secretBase32: String, otpauthURI: String) {
+    ///
+    /// Asks for the account's password again, like ``changePassword(token:current:new:now:)`` (a
+    /// wrong one counts towards the lockout): a stolen session token alone must not bind the
+    /// thief's authenticator and lock the owner out (red-team finding).
+    public func beginTOTPEnrolment(token: String, password: String, now: Int64) throws(LedgerError) -> (secretBase32: String, otpauthURI: String) {
         let (account, session) = try authenticate(token: token, now: now)
+        let stored = try store.read { db in try Self.existing(db, id: account.id) }
+        if let until = stored.account.lockedUntil, stored.account.isLocked(at: now) { throw Self.lockedError(until: until, now: now) }
+        guard try verify(password, against: stored) else { throw try failedAttempt(stored, now: now) }
         guard !account.totpConfirmed else {
             throw LedgerError(.forbidden, "a TOTP authenticator is already enrolled: an administrator can reset it")
         }
@@ -28,7 +35,9 @@ extension AccountService {
 
     /// Confirms an enrolment with a code from the authenticator: TOTP is required at every login
     /// from now on, the code's step is stored (it cannot be used again), and the session is marked
-    /// MFA-verified under a new token, which is returned (the old one is revoked). Refuses
+    /// MFA-verified under a new token, which is returned. The old token and every other session of
+    /// the account are revoked: a session opened before MFA must not count as an enrolled
+    /// administrator's (red-team finding). Refuses
     /// (`invalid_argument`) when no enrolment was begun or the code does not match.
     public func confirmTOTPEnrolment(token: String, code: String, now: Int64) throws(LedgerError) -> String {
         let (account, session) = try authenticate(token: token, now: now)
@@ -40,7 +49,7 @@ extension AccountService {
                                                                 lastUsedStep: stored.totpLastStep) else {
             throw LedgerError(.invalidArgument, "the code is not the authenticator's current one: check its clock and try the next code")
         }
-        return try rotate(session, of: stored, now: now, event: .totpEnrolled, revokingAll: false, mfaVerified: true) { db in
+        return try rotate(session, of: stored, now: now, event: .totpEnrolled, revokingAll: true, mfaVerified: true) { db in
             try db.execute(sql: "UPDATE account SET totp_confirmed = 1, totp_last_step = ? WHERE id = ?", arguments: [step, stored.id])
         }
     }

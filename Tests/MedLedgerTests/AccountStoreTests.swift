@@ -61,7 +61,7 @@ struct AccountStoreTests {
             let (account, oneTime) = try create(username, role: .admin, organization: organization, now: now)
             let first = try token(username, oneTime, now: now)
             let changed = try service.changePassword(token: first, current: oneTime, new: AccountStoreTests.strongPassword, now: now)
-            let (secret, _) = try service.beginTOTPEnrolment(token: changed, now: now)
+            let (secret, _) = try service.beginTOTPEnrolment(token: changed, password: AccountStoreTests.strongPassword, now: now)
             let bytes = try Base32.decode(secret)
             let token = try service.confirmTOTPEnrolment(token: changed, code: try AccountStoreTests.code(bytes, at: now), now: now)
             return (try #require(try store.account(id: account.id)), bytes, token)
@@ -221,7 +221,7 @@ struct AccountStoreTests {
             username: "ada@stmary.org", password: oneTime, totp: nil, now: Self.start) else { Issue.record("no session"); return }
         #expect(mustChange && enrol)
         #expect(try fixture.service.authenticate(token: token, now: Self.start).session.mfaVerified == false)
-        let (secret, uri) = try fixture.service.beginTOTPEnrolment(token: token, now: Self.start)
+        let (secret, uri) = try fixture.service.beginTOTPEnrolment(token: token, password: oneTime, now: Self.start)
         #expect(uri.hasPrefix("otpauth://totp/MedLedger:ada%40stmary.org?secret=\(secret)&issuer=MedLedger"))
         let bytes = try Base32.decode(secret)
         let wrong = Self.error { () throws(LedgerError) in try fixture.service.confirmTOTPEnrolment(token: token, code: "12345x", now: Self.start) }
@@ -231,7 +231,7 @@ struct AccountStoreTests {
         #expect(Self.error { () throws(LedgerError) in try fixture.service.authenticate(token: token, now: Self.start) }?.code == .unauthenticated)
         let (enrolled, session) = try fixture.service.authenticate(token: rotated, now: Self.start)
         #expect(session.mfaVerified && enrolled.totpConfirmed && !enrolled.needsTOTPEnrolment)
-        #expect(Self.error { () throws(LedgerError) in try fixture.service.beginTOTPEnrolment(token: rotated, now: Self.start) }?.code == .forbidden)
+        #expect(Self.error { () throws(LedgerError) in try fixture.service.beginTOTPEnrolment(token: rotated, password: oneTime, now: Self.start) }?.code == .forbidden)
         // The enrolment's code is used up; a login now needs a code.
         #expect(try fixture.service.login(username: "ada@stmary.org", password: oneTime, totp: nil, now: Self.start) == .totpRequired)
         #expect(Self.error { () throws(LedgerError) in
@@ -415,7 +415,7 @@ struct AccountStoreTests {
         var secrets: [[UInt8]] = [Array(oneTime.utf8), Array(Self.strongPassword.utf8)]
         let first = try fixture.token("ada@stmary.org", oneTime)
         let changed = try fixture.service.changePassword(token: first, current: oneTime, new: Self.strongPassword, now: Self.start)
-        let (base32, uri) = try fixture.service.beginTOTPEnrolment(token: changed, now: Self.start)
+        let (base32, uri) = try fixture.service.beginTOTPEnrolment(token: changed, password: Self.strongPassword, now: Self.start)
         let secret = try Base32.decode(base32)
         let enrolled = try fixture.service.confirmTOTPEnrolment(token: changed, code: try code(secret, at: Self.start), now: Self.start)
         let (alice, aliceOneTime) = try fixture.create("alice@stmary.org", by: account.id)
