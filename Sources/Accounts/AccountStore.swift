@@ -36,7 +36,7 @@ public final class AccountStore: Sendable {
         let isNew = access(path, F_OK) != 0
         // The key first: a database never exists without the key its secrets are sealed under.
         key = try StoreKey.load(at: keyPath, creating: isNew)
-        try Self.restrictPermissions(path)
+        try DatabaseFiles.restrictPermissions(path)
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -54,18 +54,6 @@ public final class AccountStore: Sendable {
     /// `DIR/accounts.key` for `DIR/accounts.sqlite`; otherwise the database path with `.key` appended.
     public static func defaultKeyPath(for path: String) -> String {
         path.hasSuffix(".sqlite") ? String(path.dropLast(".sqlite".count)) + ".key" : path + ".key"
-    }
-
-    /// Creates the database file 0600 before SQLite opens it (SQLite gives `-wal` and `-shm` the
-    /// mode of the database), and narrows existing files to 0600.
-    static func restrictPermissions(_ path: String) throws(LedgerError) {
-        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LedgerError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard fchmod(fd, 0o600) == 0 else { throw LedgerError(.io, "cannot restrict the permissions of \(path)") }
-        for suffix in ["-wal", "-shm"] where access(path + suffix, F_OK) == 0 {
-            guard chmod(path + suffix, 0o600) == 0 else { throw LedgerError(.io, "cannot restrict the permissions of \(path + suffix)") }
-        }
     }
 
     // MARK: Reads

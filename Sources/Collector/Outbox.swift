@@ -16,12 +16,7 @@ public final class Outbox: Sendable {
 
     public init(path: String) throws {
         // Signed transactions waiting to be sent: owner-only, like the node's ledger.
-        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0, fchmod(fd, 0o600) == 0 else {
-            if fd >= 0 { close(fd) }
-            throw LedgerError(.io, "cannot create the outbox at \(path) with mode 0600")
-        }
-        close(fd)
+        try DatabaseFiles.restrictPermissions(path)
         var configuration = Configuration()
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         queue = try DatabaseQueue(path: path, configuration: configuration)

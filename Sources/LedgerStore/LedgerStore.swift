@@ -18,7 +18,8 @@ public final class LedgerStore: Sendable {
     /// Opens (creating and migrating if needed) the database at `path`.
     public init(path: String) throws {
         self.path = path
-        try Self.restrictPermissions(path)
+        // Owner-only (0600), the WAL files included.
+        try DatabaseFiles.restrictPermissions(path)
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // FULL: a committed block survives power loss, not only a process crash.
@@ -31,19 +32,6 @@ public final class LedgerStore: Sendable {
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
         writer = pool
-    }
-
-    /// The database and its WAL files are readable by the owner only (0600), whatever existed
-    /// before: an existing file is narrowed, a new one is created 0600 before SQLite opens it
-    /// (SQLite gives `-wal` and `-shm` the mode of the database file).
-    static func restrictPermissions(_ path: String) throws {
-        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LedgerError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard fchmod(fd, 0o600) == 0 else { throw LedgerError(.io, "cannot restrict the permissions of \(path)") }
-        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
-            guard chmod(path + suffix, 0o600) == 0 else { throw LedgerError(.io, "cannot restrict the permissions of \(path + suffix)") }
-        }
     }
 
     /// Opens an existing database without writing to it (verify, export, proof).
